@@ -1,0 +1,2 @@
+//! Ids and names, image references, ContainerSpec, the container state machine; no I/O.
+#![forbid(unsafe_code)]
