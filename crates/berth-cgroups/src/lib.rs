@@ -1,2 +1,126 @@
 //! cgroup v1 and v2 managers behind one trait: create, limits, freeze, kill, stats.
+//!
+//! The contract other crates code against lives in this file; the v1 and v2
+//! managers implement it. Which one is used is detected at run time from
+//! `/proc/self/mountinfo` (cgroup2 at `/sys/fs/cgroup` = v2; v1 hierarchies, with
+//! or without a controller-less `unified` mount = v1, the "hybrid" case).
+//!
+//! Placement rule: a container's cgroup goes under the cgroup the *caller* runs
+//! in, per hierarchy (`/proc/self/cgroup`), never at a hierarchy's root, unless
+//! the caller gives an absolute path. No process is ever moved out of the cgroup
+//! it started in.
 #![forbid(unsafe_code)]
+
+use std::os::fd::OwnedFd;
+
+/// Which cgroup model a manager drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// Frozen or not, as the freezer reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FreezerState {
+    Thawed,
+    Freezing,
+    Frozen,
+}
+
+/// What `stats` reports; fields a hierarchy does not have stay zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// Total CPU time in nanoseconds.
+    pub cpu_usage_ns: u64,
+    pub cpu_user_ns: u64,
+    pub cpu_system_ns: u64,
+    pub cpu_throttled_periods: u64,
+    pub cpu_throttled_ns: u64,
+    pub memory_usage_bytes: u64,
+    pub memory_max_usage_bytes: u64,
+    /// `u64::MAX` when unlimited.
+    pub memory_limit_bytes: u64,
+    pub memory_cache_bytes: u64,
+    pub oom_kills: u64,
+    pub pids_current: u64,
+    /// 0 when unlimited.
+    pub pids_limit: u64,
+    pub io_read_bytes: u64,
+    pub io_write_bytes: u64,
+}
+
+/// Where a container's cgroup goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// `<caller's own cgroup>/<rel>` in every hierarchy (the default: `berth/<id>`).
+    UnderOwn(String),
+    /// An absolute path from each hierarchy's root (OCI `cgroupsPath` starting with `/`).
+    Absolute(String),
+}
+
+impl Placement {
+    /// OCI `linux.cgroupsPath` semantics: absolute paths are taken from each
+    /// hierarchy's root, relative ones go under the caller's own cgroup, and no
+    /// path at all means `berth/<id>` under the caller's own cgroup.
+    pub fn from_oci(cgroups_path: Option<&str>, id: &str) -> Placement {
+        match cgroups_path {
+            Some(p) if p.starts_with('/') => Placement::Absolute(p.to_string()),
+            Some(p) if !p.is_empty() => Placement::UnderOwn(p.to_string()),
+            _ => Placement::UnderOwn(format!("berth/{id}")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cgroup io error on {path:?}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cgroups are not mounted at /sys/fs/cgroup")]
+    NotMounted,
+    #[error("invalid cgroup path {0:?}: {1}")]
+    InvalidPath(String, &'static str),
+    #[error("{controller} controller is not available: cannot apply {what}")]
+    ControllerMissing {
+        controller: &'static str,
+        what: &'static str,
+    },
+    #[error("invalid resource value for {what}: {why}")]
+    InvalidResource { what: &'static str, why: String },
+    #[error("cgroup {0:?} still has processes")]
+    Busy(std::path::PathBuf),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One container's cgroup, in whichever model the host has.
+pub trait Cgroup: Send + Sync + std::fmt::Debug {
+    fn version(&self) -> CgroupVersion;
+    /// Create the cgroup (every hierarchy, for v1); idempotent.
+    fn create(&self) -> Result<()>;
+    /// Write `linux.resources` (memory, cpu, cpuset, pids, blkio/io, ...).
+    fn apply(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<()>;
+    /// Move `pid` into this cgroup (every hierarchy, for v1).
+    fn add_task(&self, pid: i32) -> Result<()>;
+    /// v2 only: an `O_DIRECTORY` fd of the cgroup for `clone3(CLONE_INTO_CGROUP)`;
+    /// `None` on v1, where the caller uses `add_task` instead.
+    fn dir_fd_for_clone(&self) -> Result<Option<OwnedFd>>;
+    /// Every pid in the cgroup (and, for v1, in its descendants).
+    fn pids(&self) -> Result<Vec<i32>>;
+    fn freeze(&self) -> Result<()>;
+    fn thaw(&self) -> Result<()>;
+    fn freezer_state(&self) -> Result<FreezerState>;
+    /// Send `signal` to every process (v2 with SIGKILL: `cgroup.kill`).
+    fn kill_all(&self, signal: i32) -> Result<()>;
+    fn stats(&self) -> Result<Stats>;
+    /// OOM kills so far (memory.events `oom_kill` on v2, memory.oom_control on v1).
+    fn oom_kills(&self) -> Result<u64>;
+    /// Remove the cgroup once empty; a cgroup already gone is success.
+    fn destroy(&self) -> Result<()>;
+    /// The path below each hierarchy's root, e.g. `/process_api/abc/berth/<id>`.
+    fn path(&self) -> &str;
+}
