@@ -12,6 +12,59 @@
 #![forbid(unsafe_code)]
 
 use std::os::fd::OwnedFd;
+use std::path::Path;
+
+mod detect;
+mod fsutil;
+mod v1;
+mod v2;
+
+pub use detect::{Hierarchy, Layout, parse_mountinfo, parse_proc_cgroup};
+pub use v1::V1Cgroup;
+pub use v2::{V2Cgroup, blkio_weight_to_io_weight, shares_to_weight, swap_to_v2};
+
+/// Where the cgroup file systems live on a normal host.
+pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
+
+/// Which cgroup model this host has, from `/proc/self/mountinfo`: cgroup2 mounted
+/// at `/sys/fs/cgroup` is v2; any v1 controller hierarchy (with or without a
+/// controller-less `unified` cgroup2 mount, the "hybrid" case) is v1.
+pub fn detect() -> Result<CgroupVersion> {
+    let mountinfo = fsutil::read(Path::new("/proc/self/mountinfo"))?;
+    detect::version_from_mountinfo(&mountinfo, Path::new(DEFAULT_ROOT))
+}
+
+/// Open the cgroup for `placement` on this host (nothing is created until
+/// [`Cgroup::create`]). The model is detected at run time; for
+/// [`Placement::UnderOwn`] the caller's own cgroup is read from
+/// `/proc/self/cgroup`, per hierarchy.
+pub fn open(placement: &Placement) -> Result<Box<dyn Cgroup>> {
+    let layout = Layout::from_host()?;
+    open_with(&layout, placement)
+}
+
+/// Open the cgroup for `placement` in an explicit layout (tests, or a host
+/// where the hierarchies are mounted somewhere unusual).
+pub fn open_with(layout: &Layout, placement: &Placement) -> Result<Box<dyn Cgroup>> {
+    Ok(match layout {
+        Layout::V1 { hierarchies } => Box::new(V1Cgroup::new(hierarchies, placement)?),
+        Layout::V2 { mount_point, own } => Box::new(V2Cgroup::new(mount_point, own, placement)?),
+    })
+}
+
+/// Open with the hierarchy root injected: for v1, each hierarchy is the
+/// directory `<root>/<controllers>` named by a `/proc/self/cgroup`-format
+/// `own_cgroups` text; for v2, `root` is the cgroup2 mount and the `0::` line of
+/// `own_cgroups` is the caller's cgroup. Nothing is read from the host.
+pub fn open_at(
+    root: &Path,
+    version: CgroupVersion,
+    own_cgroups: &str,
+    placement: &Placement,
+) -> Result<Box<dyn Cgroup>> {
+    let layout = Layout::at(root, version, own_cgroups)?;
+    open_with(&layout, placement)
+}
 
 /// Which cgroup model a manager drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -93,6 +146,19 @@ pub enum Error {
     InvalidResource { what: &'static str, why: String },
     #[error("cgroup {0:?} still has processes")]
     Busy(std::path::PathBuf),
+    #[error("cannot parse {path:?}: {why}")]
+    Parse {
+        path: std::path::PathBuf,
+        why: String,
+    },
+    #[error("timed out after {waited_ms} ms waiting for {what} in {path:?}")]
+    Timeout {
+        path: std::path::PathBuf,
+        what: &'static str,
+        waited_ms: u64,
+    },
+    #[error("no cgroup hierarchy for the caller in {0}")]
+    NoOwnCgroup(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
