@@ -5,8 +5,7 @@
 //! - [`TestDir`]: a temp dir removed on drop (even on panic).
 #![forbid(unsafe_code)]
 
-mod rootfs;
 mod tempdir;
 
-pub use rootfs::{BUSYBOX_BIN, busybox_rootfs, busybox_rootfs_from};
+pub use berth_mkimage::{BUSYBOX_BIN, busybox_rootfs, busybox_rootfs_from};
 pub use tempdir::TestDir;

@@ -114,6 +114,6 @@ fn set_mode(p: &Path, mode: u32) -> io::Result<()> {
         .map_err(|e| with_path(e, &format!("chmod {mode:o}"), p))
 }
 
-pub(crate) fn with_path(e: io::Error, what: &str, p: &Path) -> io::Error {
+fn with_path(e: io::Error, what: &str, p: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("failed to {what} {}: {e}", p.display()))
 }
