@@ -21,7 +21,7 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .truncate(false)
+        .truncate(true)
         .open(path)
         .map_err(|e| io_err(path, e))?;
     f.write_all(value.as_bytes()).map_err(|e| io_err(path, e))

@@ -63,3 +63,247 @@ fn create_under_own_cgroup_and_destroy() {
     );
     guard.cg.destroy().unwrap(); // already gone = success
 }
+
+fn v1_file(cg: &dyn berth_cgroups::Cgroup, ctrl: &str, file: &str) -> std::path::PathBuf {
+    // the test's own cgroup per hierarchy, like the manager resolves it
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own_path = own
+        .lines()
+        .find_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let _ = it.next();
+            let c = it.next()?;
+            let p = it.next()?;
+            c.split(',').any(|x| x == ctrl).then(|| p.to_string())
+        })
+        .unwrap();
+    let leaf = cg.path().rsplit('/').next().unwrap();
+    Path::new("/sys/fs/cgroup")
+        .join(ctrl)
+        .join(own_path.trim_start_matches('/'))
+        .join(leaf)
+        .join(file)
+}
+
+fn read_trim(p: &Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("read {p:?}: {e}"))
+        .trim()
+        .to_string()
+}
+
+fn v1_only() -> bool {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    if berth_cgroups::detect().unwrap() != CgroupVersion::V1 {
+        eprintln!("skipped: host is not cgroup v1");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn v1_limits_are_written_and_read_back() {
+    if !v1_only() {
+        return;
+    }
+    let g = Guard::under_own("limits");
+    let res: oci_spec::runtime::LinuxResources = serde_json::from_str(
+        r#"{
+            "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728, "kernel": 1, "kernelTCP": 1},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+            "pids": {"limit": 42},
+            "devices": [
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 136, "access": "rw"}
+            ]
+        }"#,
+    )
+    .unwrap();
+    g.cg.apply(&res).unwrap();
+    let cg = g.cg.as_ref();
+    assert_eq!(
+        read_trim(&v1_file(cg, "memory", "memory.limit_in_bytes")),
+        "67108864"
+    );
+    assert_eq!(
+        read_trim(&v1_file(cg, "memory", "memory.soft_limit_in_bytes")),
+        "33554432"
+    );
+    assert_eq!(
+        read_trim(&v1_file(cg, "memory", "memory.memsw.limit_in_bytes")),
+        "134217728"
+    );
+    assert_eq!(read_trim(&v1_file(cg, "cpu", "cpu.shares")), "512");
+    assert_eq!(read_trim(&v1_file(cg, "cpu", "cpu.cfs_quota_us")), "50000");
+    assert_eq!(
+        read_trim(&v1_file(cg, "cpu", "cpu.cfs_period_us")),
+        "100000"
+    );
+    assert_eq!(read_trim(&v1_file(cg, "cpuset", "cpuset.cpus")), "0");
+    assert_eq!(read_trim(&v1_file(cg, "pids", "pids.max")), "42");
+    let list = read_trim(&v1_file(cg, "devices", "devices.list"));
+    let mut lines: Vec<&str> = list.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["c 136:* rw", "c 1:3 rwm"]);
+
+    // lowering memory below the current memsw needs limit-then-memsw order
+    let lower: oci_spec::runtime::LinuxResources =
+        serde_json::from_str(r#"{"memory": {"limit": 16777216, "swap": 33554432}}"#).unwrap();
+    g.cg.apply(&lower).unwrap();
+    assert_eq!(
+        read_trim(&v1_file(cg, "memory", "memory.limit_in_bytes")),
+        "16777216"
+    );
+    assert_eq!(
+        read_trim(&v1_file(cg, "memory", "memory.memsw.limit_in_bytes")),
+        "33554432"
+    );
+    // and raising both again needs memsw first
+    let raise: oci_spec::runtime::LinuxResources = serde_json::from_str(
+        r#"{"memory": {"limit": 268435456, "swap": 536870912}, "pids": {"limit": 0}}"#,
+    )
+    .unwrap();
+    g.cg.apply(&raise).unwrap();
+    assert_eq!(
+        read_trim(&v1_file(cg, "memory", "memory.limit_in_bytes")),
+        "268435456"
+    );
+    assert_eq!(read_trim(&v1_file(cg, "pids", "pids.max")), "max");
+    let st = g.cg.stats().unwrap();
+    assert_eq!(st.memory_limit_bytes, 268435456);
+    assert_eq!(st.pids_limit, 0);
+}
+
+#[test]
+fn v1_bad_values_name_what_was_wrong() {
+    if !v1_only() {
+        return;
+    }
+    let g = Guard::under_own("bad");
+    let res: oci_spec::runtime::LinuxResources =
+        serde_json::from_str(r#"{"cpu": {"cpus": "999999"}}"#).unwrap();
+    let err = g.cg.apply(&res).unwrap_err().to_string();
+    assert!(err.contains("cpuset.cpus"), "{err}");
+    let res: oci_spec::runtime::LinuxResources =
+        serde_json::from_str(r#"{"unified": {"memory.max": "1"}}"#).unwrap();
+    let err = g.cg.apply(&res).unwrap_err().to_string();
+    assert!(err.contains("unified"), "{err}");
+}
+
+#[test]
+fn v1_task_freeze_thaw_kill_and_stats() {
+    if !v1_only() {
+        return;
+    }
+    let mut g = Guard::under_own("freeze");
+    let pid = g.spawn_busy_sleeper();
+    assert_eq!(g.cg.pids().unwrap(), vec![pid]);
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(own.contains(g.cg.path()), "{own}");
+    g.cg.freeze().unwrap();
+    assert_eq!(
+        g.cg.freezer_state().unwrap(),
+        berth_cgroups::FreezerState::Frozen
+    );
+    let frozen_state = common::proc_state(pid);
+    assert!(
+        frozen_state.starts_with('D'),
+        "a frozen task shows D, got {frozen_state:?}"
+    );
+    g.cg.thaw().unwrap();
+    assert_eq!(
+        g.cg.freezer_state().unwrap(),
+        berth_cgroups::FreezerState::Thawed
+    );
+    let thawed = common::proc_state(pid);
+    assert!(
+        thawed.starts_with('S'),
+        "a thawed sleep shows S, got {thawed:?}"
+    );
+
+    let st = g.cg.stats().unwrap();
+    assert!(st.cpu_usage_ns > 0, "{st:?}");
+    assert!(st.memory_usage_bytes > 0, "{st:?}");
+    assert_eq!(st.pids_current, 1, "{st:?}");
+
+    g.cg.kill_all(9).unwrap();
+    let status = g.children[0].wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9));
+    assert!(g.cg.pids().unwrap().is_empty());
+    assert_eq!(
+        g.cg.freezer_state().unwrap(),
+        berth_cgroups::FreezerState::Thawed
+    );
+    g.cg.destroy().unwrap();
+}
+
+#[test]
+fn v1_oom_kill_is_counted() {
+    if !v1_only() {
+        return;
+    }
+    let mut g = Guard::under_own("oom");
+    let res: oci_spec::runtime::LinuxResources =
+        serde_json::from_str(r#"{"memory": {"limit": 16777216, "swap": 16777216}}"#).unwrap();
+    g.cg.apply(&res).unwrap();
+    assert_eq!(g.cg.oom_kills().unwrap(), 0);
+    // a child that waits on stdin until it is in the cgroup, then grows past the limit
+    let mut child = std::process::Command::new("busybox")
+        .args([
+            "sh",
+            "-c",
+            "read x; exec busybox dd if=/dev/zero of=/dev/null bs=64M count=1",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let stdin = child.stdin.take();
+    g.children.push(child);
+    g.cg.add_task(pid).unwrap();
+    drop(stdin); // `read` returns at EOF: go
+    let status = g.children[0].wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the oom killer should have killed dd: {status:?}"
+    );
+    let kills = g.cg.oom_kills().unwrap();
+    assert!(kills >= 1, "oom_kill count {kills}");
+    let st = g.cg.stats().unwrap();
+    assert_eq!(st.oom_kills, kills);
+    assert!(st.memory_max_usage_bytes > 8 << 20, "{st:?}");
+}
+
+#[test]
+fn destroy_refuses_own_cgroup_and_placement_rejects_escapes() {
+    for bad in ["", "/", "..", "a/../b", "a//b"] {
+        let err = berth_cgroups::open(&Placement::UnderOwn(bad.into())).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid cgroup path"),
+            "{bad:?}: {err}"
+        );
+    }
+    if !is_root() {
+        return;
+    }
+    // an absolute placement naming the caller's own cgroup: destroy keeps it
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mem_own = own
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string()));
+    if let Some(mem_own) = mem_own {
+        let cg = berth_cgroups::open(&Placement::Absolute(mem_own.clone())).unwrap();
+        cg.destroy().unwrap();
+        let dir = Path::new("/sys/fs/cgroup/memory").join(mem_own.trim_start_matches('/'));
+        assert!(dir.is_dir(), "own cgroup {dir:?} was removed");
+    }
+}

@@ -44,6 +44,40 @@ impl Guard {
         Guard::new(cg)
     }
 
+    /// Spawn a shell that waits until it is in the cgroup, burns a little CPU
+    /// and memory there (so stats are non-zero), then becomes `sleep 100`.
+    pub fn spawn_busy_sleeper(&mut self) -> i32 {
+        let mut child = Command::new("busybox")
+            .args([
+                "sh",
+                "-c",
+                "read x; i=0; s=; while [ $i -lt 3000 ]; do i=$((i+1)); s=\"$s.\"; done; exec sleep 100",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn busybox sh");
+        let pid = child.id() as i32;
+        let stdin = child.stdin.take();
+        self.children.push(child);
+        self.cg.add_task(pid).expect("add task");
+        drop(stdin);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap_or_default()
+            .trim()
+            != "sleep"
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "child {pid} never became sleep"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        pid
+    }
+
     /// Spawn `argv` and move it into the cgroup; returns its pid.
     pub fn spawn(&mut self, argv: &[&str]) -> i32 {
         let child = Command::new(argv[0])
