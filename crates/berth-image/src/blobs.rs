@@ -1,0 +1,251 @@
+//! `blobs/sha256/<hex>`: content-addressed blobs, verified while written and published
+//! atomically (temp file in the same directory, fsync, rename). Readers never see a
+//! partial blob; a crash leaves only `.tmp-*` files that [`BlobStore::clean_temp`] removes.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use berth_types::reference::Digest;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::StoreError;
+
+/// Prefix of in-progress files; never a valid hex digest.
+pub(crate) const TMP_PREFIX: &str = ".tmp-";
+
+/// A random suffix for temp names.
+pub(crate) fn random_suffix() -> String {
+    let mut b = [0u8; 8];
+    // getrandom only fails when the kernel has no entropy source at all; fall back to
+    // the pid and time, which is unique enough for a temp name in a private directory.
+    if getrandom::fill(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        return format!("{}-{t}", std::process::id());
+    }
+    hex::encode(b)
+}
+
+/// The blob directory of a store.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens (creating) `<root>/blobs/sha256`.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        let dir = root.join("blobs").join("sha256");
+        fs::create_dir_all(&dir).map_err(StoreError::io("create directory", &dir))?;
+        Ok(BlobStore { dir })
+    }
+
+    /// Removes temp files left by a crashed or killed writer.
+    pub fn clean_temp(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for e in fs::read_dir(&self.dir).map_err(StoreError::io("read directory", &self.dir))? {
+            let e = e.map_err(StoreError::io("read directory", &self.dir))?;
+            if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                fs::remove_file(e.path()).map_err(StoreError::io("remove temp blob", e.path()))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Where the blob lives (whether or not it exists).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(digest.hex())
+    }
+
+    /// Whether the blob is present.
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Size of a present blob.
+    pub fn size(&self, digest: &Digest) -> Result<u64, StoreError> {
+        let p = self.path(digest);
+        match fs::metadata(&p) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::BlobMissing(digest.clone()))
+            }
+            Err(e) => Err(StoreError::Io {
+                op: "stat blob",
+                path: p,
+                source: e,
+            }),
+        }
+    }
+
+    /// Opens a present blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File, StoreError> {
+        let p = self.path(digest);
+        File::open(&p).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::BlobMissing(digest.clone()),
+            _ => StoreError::Io {
+                op: "open blob",
+                path: p,
+                source: e,
+            },
+        })
+    }
+
+    /// Reads a present blob whole (manifests, configs).
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let mut v = Vec::new();
+        self.open_blob(digest)?
+            .read_to_end(&mut v)
+            .map_err(StoreError::io("read blob", self.path(digest)))?;
+        Ok(v)
+    }
+
+    /// Starts writing a new blob.
+    pub fn writer(&self) -> Result<BlobWriter, StoreError> {
+        let tmp = self.dir.join(format!("{TMP_PREFIX}{}", random_suffix()));
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(StoreError::io("create temp blob", &tmp))?;
+        Ok(BlobWriter {
+            file: Some(file),
+            tmp,
+            dir: self.dir.clone(),
+            hasher: Sha256::new(),
+            size: 0,
+            published: false,
+        })
+    }
+
+    /// Stores bytes, returning their digest.
+    pub fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let d = Digest::sha256(bytes);
+        if self.contains(&d) {
+            return Ok(d);
+        }
+        let mut w = self.writer()?;
+        w.write_all(bytes)
+            .map_err(StoreError::io("write temp blob", &w.tmp))?;
+        w.commit(Some(&d))?;
+        Ok(d)
+    }
+
+    /// Copies a reader into the store, verifying it against `expected`.
+    pub fn ingest(&self, expected: &Digest, mut reader: impl Read) -> Result<u64, StoreError> {
+        let mut w = self.writer()?;
+        io::copy(&mut reader, &mut w).map_err(|e| StoreError::BlobStream {
+            digest: expected.clone(),
+            source: e,
+        })?;
+        let (_, size) = w.commit(Some(expected))?;
+        Ok(size)
+    }
+
+    /// Deletes a blob; an absent blob is not an error.
+    pub fn remove(&self, digest: &Digest) -> Result<(), StoreError> {
+        let p = self.path(digest);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Io {
+                op: "remove blob",
+                path: p,
+                source: e,
+            }),
+        }
+    }
+
+    /// Every stored blob.
+    pub fn list(&self) -> Result<Vec<Digest>, StoreError> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir).map_err(StoreError::io("read directory", &self.dir))? {
+            let e = e.map_err(StoreError::io("read directory", &self.dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Ok(d) = Digest::parse(&format!("sha256:{name}")) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A blob being written: hashed as it goes, published by [`BlobWriter::commit`],
+/// discarded when dropped uncommitted.
+#[derive(Debug)]
+pub struct BlobWriter {
+    file: Option<File>,
+    tmp: PathBuf,
+    dir: PathBuf,
+    hasher: Sha256,
+    size: u64,
+    published: bool,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob writer already finished"))?;
+        let n = file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.size
+    }
+
+    /// Verifies the content against `expected` (when given), fsyncs and renames it into
+    /// place. On a mismatch the temp file is removed and nothing is published.
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| StoreError::Task("blob writer committed twice".into()))?;
+        let actual = Digest::from_sha256_bytes(&self.hasher.clone().finalize().into());
+        if let Some(exp) = expected
+            && *exp != actual
+        {
+            drop(file);
+            return Err(StoreError::DigestMismatch {
+                expected: exp.clone(),
+                actual,
+            });
+        }
+        file.sync_all()
+            .map_err(StoreError::io("fsync temp blob", &self.tmp))?;
+        drop(file);
+        let dest = self.dir.join(actual.hex());
+        fs::rename(&self.tmp, &dest).map_err(StoreError::io("publish blob", &dest))?;
+        self.published = true;
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok((actual, self.size))
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}

@@ -1,0 +1,896 @@
+//! Path-safe layer unpack: tar (plain, gzip, zstd) into a layer directory in the
+//! form overlayfs expects for a lowerdir.
+//!
+//! Every entry is placed relative to an fd of the layer root; parents are resolved
+//! with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`, so an entry whose path
+//! would leave the layer (`..`, an absolute path, a symlink such as `a -> /`) is
+//! refused with an error naming it. Whiteouts become 0:0 character devices and
+//! opaque markers become `trusted.overlay.opaque=y`; the `.wh.` files themselves
+//! are never created.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{
+    AtFlags, Dev, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
+};
+use sha2::{Digest as _, Sha256};
+
+/// Default cap on the uncompressed bytes of one layer (64 GiB).
+pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 64 << 30;
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar stream.
+    None,
+    /// gzip, possibly multi-member (pigz).
+    Gzip,
+    /// zstd.
+    Zstd,
+}
+
+impl Compression {
+    /// The compression a layer media type names. `None` for a media type that does not
+    /// say (the caller then sniffs the magic bytes); an error for a media type that is
+    /// not a layer at all.
+    pub fn from_media_type(media_type: &str) -> Result<Option<Compression>, UnpackError> {
+        let mt = media_type.trim();
+        let known_tar = [
+            "application/vnd.docker.image.rootfs.diff.tar",
+            "application/vnd.oci.image.layer.v1.tar",
+            "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        ];
+        let gzip = [
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        ];
+        let zstd = [
+            "application/vnd.docker.image.rootfs.diff.tar.zstd",
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+        ];
+        if gzip.contains(&mt) {
+            Ok(Some(Compression::Gzip))
+        } else if zstd.contains(&mt) {
+            Ok(Some(Compression::Zstd))
+        } else if known_tar.contains(&mt) {
+            Ok(Some(Compression::None))
+        } else if mt.is_empty() || mt == "application/octet-stream" || mt == "application/x-tar" {
+            Ok(None)
+        } else {
+            Err(UnpackError::UnsupportedMediaType(mt.to_owned()))
+        }
+    }
+
+    /// Sniffs the compression from the first bytes of a blob.
+    pub fn sniff(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// The Docker schema2 layer media type for this compression.
+    pub fn docker_media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
+            Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            Compression::Zstd => "application/vnd.docker.image.rootfs.diff.tar.zstd",
+        }
+    }
+
+    /// The OCI layer media type for this compression.
+    pub fn oci_media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+}
+
+/// Errors from unpacking one layer.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    /// The media type is not a layer type we know.
+    #[error("unsupported layer media type {0:?}")]
+    UnsupportedMediaType(String),
+    /// The entry would land outside the layer directory.
+    #[error("layer entry {entry:?} would land outside the layer: {reason}")]
+    Escape {
+        /// The entry's path as written in the tar.
+        entry: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A hard link whose target is missing or outside the layer.
+    #[error(
+        "layer entry {entry:?} is a hard link to {target:?}, which is not an extracted file of this layer: {source}"
+    )]
+    HardLinkTarget {
+        /// The link's path.
+        entry: String,
+        /// The link's target.
+        target: String,
+        /// What the kernel said.
+        source: io::Error,
+    },
+    /// An entry type we do not extract.
+    #[error("layer entry {entry:?} has unsupported type {kind}")]
+    UnsupportedEntry {
+        /// The entry's path.
+        entry: String,
+        /// The tar type byte.
+        kind: String,
+    },
+    /// An entry's header is malformed.
+    #[error("layer entry {entry:?} has a malformed header: {reason}")]
+    BadHeader {
+        /// The entry's path.
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The decompression bomb guard tripped.
+    #[error("layer unpacks to more than {limit} bytes (the configured cap)")]
+    TooLarge {
+        /// The configured cap.
+        limit: u64,
+    },
+    /// Reading or decompressing the layer stream failed (truncated, corrupt).
+    #[error("reading the layer stream failed: {0}")]
+    Stream(#[source] io::Error),
+    /// A file system operation on an entry failed.
+    #[error("{op} for layer entry {entry:?} failed: {source}")]
+    Io {
+        /// The operation.
+        op: &'static str,
+        /// The entry's path.
+        entry: String,
+        /// What the kernel said.
+        source: io::Error,
+    },
+    /// Opening the destination directory failed.
+    #[error("opening layer directory {path:?} failed: {source}")]
+    Dest {
+        /// The directory.
+        path: PathBuf,
+        /// What the kernel said.
+        source: io::Error,
+    },
+}
+
+/// Unpack settings.
+#[derive(Debug, Clone)]
+pub struct UnpackOptions {
+    /// Cap on the uncompressed tar bytes of one layer (decompression bomb guard).
+    pub max_unpacked_bytes: u64,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        UnpackOptions {
+            max_unpacked_bytes: DEFAULT_MAX_UNPACKED_BYTES,
+        }
+    }
+}
+
+/// What an unpack produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackSummary {
+    /// `sha256:<hex>` of the uncompressed tar stream (the layer's DiffID).
+    pub diff_id: String,
+    /// Bytes of the uncompressed tar stream.
+    pub tar_bytes: u64,
+    /// Bytes of regular-file content written (the layer's size as `docker images` counts it).
+    pub content_bytes: u64,
+    /// The compression that was found.
+    pub compression: Compression,
+}
+
+/// A reader that hashes what passes through and enforces the unpacked-bytes cap.
+struct Meter<R> {
+    inner: R,
+    hasher: Sha256,
+    count: Arc<AtomicU64>,
+    limit: u64,
+}
+
+impl<R: Read> Read for Meter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        let total = self.count.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if total > self.limit {
+            return Err(io::Error::other("unpacked size cap exceeded"));
+        }
+        Ok(n)
+    }
+}
+
+/// Unpacks a layer stream into `dest` (an existing, empty directory).
+///
+/// `media_type` drives the decompression; `None` or an unspecific type falls back to
+/// the magic bytes. The whole stream is read to its end so the DiffID covers it.
+pub fn unpack_layer<R: Read>(
+    reader: R,
+    media_type: Option<&str>,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackSummary, UnpackError> {
+    let declared = match media_type {
+        Some(mt) => Compression::from_media_type(mt)?,
+        None => None,
+    };
+    let mut buffered = BufReader::with_capacity(256 * 1024, reader);
+    let compression = match declared {
+        Some(c) => c,
+        None => Compression::sniff(buffered.fill_buf().map_err(UnpackError::Stream)?),
+    };
+    let decompressed: Box<dyn Read> = match compression {
+        Compression::None => Box::new(buffered),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(buffered).map_err(UnpackError::Stream)?,
+        ),
+    };
+    let count = Arc::new(AtomicU64::new(0));
+    let limit = opts.max_unpacked_bytes;
+    let meter = Meter {
+        inner: decompressed,
+        hasher: Sha256::new(),
+        count: count.clone(),
+        limit,
+    };
+    let too_large = |e: UnpackError| {
+        if count.load(Ordering::Relaxed) > limit {
+            UnpackError::TooLarge { limit }
+        } else {
+            e
+        }
+    };
+
+    let root = rustix::fs::open(
+        dest,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| UnpackError::Dest {
+        path: dest.to_owned(),
+        source: e.into(),
+    })?;
+
+    let mut archive = tar::Archive::new(meter);
+    let mut state = Extractor {
+        root: root.as_fd(),
+        content_bytes: 0,
+        dir_times: Vec::new(),
+    };
+    state.run(&mut archive).map_err(too_large)?;
+    let mut meter = archive.into_inner();
+    io::copy(&mut meter, &mut io::sink()).map_err(|e| too_large(UnpackError::Stream(e)))?;
+    state.finish()?;
+    let diff_id = format!("sha256:{}", hex::encode(meter.hasher.finalize()));
+    Ok(UnpackSummary {
+        diff_id,
+        tar_bytes: count.load(Ordering::Relaxed),
+        content_bytes: state.content_bytes,
+        compression,
+    })
+}
+
+/// The metadata of one entry, with PAX overrides applied.
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: Timespec,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+struct Extractor<'a> {
+    root: BorrowedFd<'a>,
+    content_bytes: u64,
+    dir_times: Vec<(PathBuf, Timespec)>,
+}
+
+fn display(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Splits a tar path into safe, normal components; refuses `..` and absolute paths.
+fn normalize(raw: &Path) -> Result<Vec<String>, UnpackError> {
+    let entry = display(raw);
+    let mut parts = Vec::new();
+    for c in raw.components() {
+        match c {
+            Component::Normal(s) => {
+                let s = s.to_str().ok_or_else(|| UnpackError::BadHeader {
+                    entry: entry.clone(),
+                    reason: "path is not valid UTF-8".into(),
+                })?;
+                parts.push(s.to_owned());
+            }
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(UnpackError::Escape {
+                    entry,
+                    reason: "path contains \"..\"",
+                });
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(UnpackError::Escape {
+                    entry,
+                    reason: "path is absolute",
+                });
+            }
+        }
+    }
+    Ok(parts)
+}
+
+fn parse_pax_time(v: &str) -> Option<Timespec> {
+    let (secs, frac) = match v.split_once('.') {
+        Some((s, f)) => (s, f),
+        None => (v, ""),
+    };
+    let tv_sec: i64 = secs.parse().ok()?;
+    let mut digits: String = frac.chars().take(9).collect();
+    while digits.len() < 9 {
+        digits.push('0');
+    }
+    let tv_nsec: i64 = if frac.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
+    Some(Timespec { tv_sec, tv_nsec })
+}
+
+fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta, UnpackError> {
+    let bad = |reason: String| UnpackError::BadHeader {
+        entry: name.to_owned(),
+        reason,
+    };
+    let h = entry.header();
+    let mode = h.mode().map_err(|e| bad(format!("mode: {e}")))? & 0o7777;
+    let mut uid = u32::try_from(h.uid().map_err(|e| bad(format!("uid: {e}")))?)
+        .map_err(|_| bad("uid out of range".into()))?;
+    let mut gid = u32::try_from(h.gid().map_err(|e| bad(format!("gid: {e}")))?)
+        .map_err(|_| bad("gid out of range".into()))?;
+    let secs = h.mtime().map_err(|e| bad(format!("mtime: {e}")))?;
+    let mut mtime = Timespec {
+        tv_sec: i64::try_from(secs).map_err(|_| bad("mtime out of range".into()))?,
+        tv_nsec: 0,
+    };
+    let mut xattrs = Vec::new();
+    if let Some(exts) = entry
+        .pax_extensions()
+        .map_err(|e| bad(format!("pax header: {e}")))?
+    {
+        for ext in exts {
+            let ext = ext.map_err(|e| bad(format!("pax record: {e}")))?;
+            let Ok(key) = ext.key() else { continue };
+            let value = ext.value_bytes();
+            if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
+                xattrs.push((attr.to_owned(), value.to_vec()));
+            } else if key == "uid" || key == "gid" {
+                let v: u32 = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| bad(format!("pax {key} is not a number")))?;
+                if key == "uid" {
+                    uid = v;
+                } else {
+                    gid = v;
+                }
+            } else if key == "mtime" {
+                mtime = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(parse_pax_time)
+                    .ok_or_else(|| bad("pax mtime is not a time".into()))?;
+            }
+        }
+    }
+    Ok(Meta {
+        mode,
+        uid,
+        gid,
+        mtime,
+        xattrs,
+    })
+}
+
+fn io_err<'a>(
+    op: &'static str,
+    entry: &'a str,
+) -> impl FnOnce(rustix::io::Errno) -> UnpackError + 'a {
+    move |e| UnpackError::Io {
+        op,
+        entry: entry.to_owned(),
+        source: e.into(),
+    }
+}
+
+fn proc_path(dir: BorrowedFd<'_>, name: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}/{}", dir.as_raw_fd(), name))
+}
+
+impl Extractor<'_> {
+    fn run<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> Result<(), UnpackError> {
+        let entries = archive.entries().map_err(UnpackError::Stream)?;
+        for entry in entries {
+            let mut entry = entry.map_err(UnpackError::Stream)?;
+            self.extract(&mut entry)?;
+        }
+        Ok(())
+    }
+
+    /// Opens (creating missing directories) the parent directory of an entry,
+    /// never leaving the layer root.
+    fn open_parent(&self, parts: &[String], entry: &str) -> Result<OwnedFd, UnpackError> {
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+        let escape = |reason| UnpackError::Escape {
+            entry: entry.to_owned(),
+            reason,
+        };
+        let map = |e: rustix::io::Errno| match e {
+            rustix::io::Errno::XDEV => escape("a parent is a symlink that leaves the layer"),
+            rustix::io::Errno::LOOP => escape("too many symlinks in a parent"),
+            rustix::io::Errno::NOTDIR => escape("a parent is not a directory"),
+            other => UnpackError::Io {
+                op: "open parent",
+                entry: entry.to_owned(),
+                source: other.into(),
+            },
+        };
+        let joined = if parts.is_empty() {
+            ".".to_owned()
+        } else {
+            parts.join("/")
+        };
+        match rustix::fs::openat2(self.root, joined.as_str(), flags, Mode::empty(), resolve) {
+            Ok(fd) => return Ok(fd),
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(map(e)),
+        }
+        // Walk component by component, creating what is missing.
+        let mut cur =
+            rustix::fs::openat2(self.root, ".", flags, Mode::empty(), resolve).map_err(map)?;
+        for part in parts {
+            match rustix::fs::openat2(&cur, part.as_str(), flags, Mode::empty(), resolve) {
+                Ok(fd) => cur = fd,
+                Err(rustix::io::Errno::NOENT) => {
+                    match rustix::fs::mkdirat(&cur, part.as_str(), Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(io_err("mkdir parent", entry)(e)),
+                    }
+                    cur = rustix::fs::openat2(&cur, part.as_str(), flags, Mode::empty(), resolve)
+                        .map_err(map)?;
+                }
+                Err(e) => return Err(map(e)),
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Removes whatever sits at `name` in `dir` unless both it and the new entry are
+    /// directories. Returns true when a directory is kept.
+    fn clear(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        new_is_dir: bool,
+        entry: &str,
+    ) -> Result<bool, UnpackError> {
+        match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(io_err("stat existing", entry)(e)),
+            Ok(st) => {
+                let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                if is_dir && new_is_dir {
+                    return Ok(true);
+                }
+                if is_dir {
+                    std::fs::remove_dir_all(proc_path(dir, name)).map_err(|source| {
+                        UnpackError::Io {
+                            op: "remove existing directory",
+                            entry: entry.to_owned(),
+                            source,
+                        }
+                    })?;
+                } else {
+                    rustix::fs::unlinkat(dir, name, AtFlags::empty())
+                        .map_err(io_err("remove existing entry", entry))?;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn extract<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
+        let raw_path = entry.path().map_err(UnpackError::Stream)?.into_owned();
+        let name_str = display(&raw_path);
+        let kind = entry.header().entry_type();
+        if matches!(kind, tar::EntryType::XGlobalHeader) {
+            return Ok(());
+        }
+        let mut parts = normalize(&raw_path)?;
+        let meta = read_meta(entry, &name_str)?;
+        let Some(base) = parts.pop() else {
+            // The layer root itself ("./"): take its metadata.
+            if kind.is_dir() {
+                self.apply_meta(self.root, ".", &meta, &name_str, true)?;
+                self.dir_times.push((PathBuf::new(), meta.mtime));
+            }
+            return Ok(());
+        };
+        let parent = self.open_parent(&parts, &name_str)?;
+        let parent = parent.as_fd();
+
+        if base == OPAQUE_MARKER {
+            rustix::fs::fsetxattr(parent, "trusted.overlay.opaque", b"y", XattrFlags::empty())
+                .map_err(io_err("set trusted.overlay.opaque", &name_str))?;
+            return Ok(());
+        }
+        if let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.is_empty()
+                || hidden == "."
+                || hidden == ".."
+                || hidden.starts_with(WHITEOUT_PREFIX)
+            {
+                return Err(UnpackError::BadHeader {
+                    entry: name_str,
+                    reason: "invalid whiteout name".into(),
+                });
+            }
+            self.clear(parent, hidden, false, &name_str)?;
+            rustix::fs::mknodat(
+                parent,
+                hidden,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                rustix::fs::makedev(0, 0),
+            )
+            .map_err(io_err("create whiteout", &name_str))?;
+            return Ok(());
+        }
+
+        match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                self.clear(parent, &base, false, &name_str)?;
+                let fd = rustix::fs::openat(
+                    parent,
+                    base.as_str(),
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(io_err("create file", &name_str))?;
+                let mut file = std::fs::File::from(fd);
+                let mut buf = vec![0u8; 128 * 1024];
+                loop {
+                    let n = match entry.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(UnpackError::Stream(e)),
+                    };
+                    file.write_all(&buf[..n])
+                        .map_err(|source| UnpackError::Io {
+                            op: "write file",
+                            entry: name_str.clone(),
+                            source,
+                        })?;
+                    self.content_bytes += n as u64;
+                }
+                self.apply_meta(file.as_fd(), ".", &meta, &name_str, true)?;
+                rustix::fs::futimens(
+                    &file,
+                    &Timestamps {
+                        last_access: meta.mtime,
+                        last_modification: meta.mtime,
+                    },
+                )
+                .map_err(io_err("set mtime", &name_str))?;
+            }
+            tar::EntryType::Directory => {
+                let kept = self.clear(parent, &base, true, &name_str)?;
+                if !kept {
+                    rustix::fs::mkdirat(parent, base.as_str(), Mode::from_raw_mode(0o700))
+                        .map_err(io_err("create directory", &name_str))?;
+                }
+                let dir = rustix::fs::openat2(
+                    parent,
+                    base.as_str(),
+                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                    Mode::empty(),
+                    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+                )
+                .map_err(io_err("open directory", &name_str))?;
+                self.apply_meta(dir.as_fd(), ".", &meta, &name_str, true)?;
+                let mut rel: PathBuf = parts.iter().collect();
+                rel.push(&base);
+                self.dir_times.push((rel, meta.mtime));
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(UnpackError::Stream)?
+                    .ok_or_else(|| UnpackError::BadHeader {
+                        entry: name_str.clone(),
+                        reason: "symlink without a target".into(),
+                    })?
+                    .into_owned();
+                self.clear(parent, &base, false, &name_str)?;
+                rustix::fs::symlinkat(target.as_path(), parent, base.as_str())
+                    .map_err(io_err("create symlink", &name_str))?;
+                self.apply_meta(parent, &base, &meta, &name_str, false)?;
+                rustix::fs::utimensat(
+                    parent,
+                    base.as_str(),
+                    &Timestamps {
+                        last_access: meta.mtime,
+                        last_modification: meta.mtime,
+                    },
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(io_err("set symlink mtime", &name_str))?;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(UnpackError::Stream)?
+                    .ok_or_else(|| UnpackError::BadHeader {
+                        entry: name_str.clone(),
+                        reason: "hard link without a target".into(),
+                    })?
+                    .into_owned();
+                let target_str = display(&target);
+                let link_err = |source: io::Error| UnpackError::HardLinkTarget {
+                    entry: name_str.clone(),
+                    target: target_str.clone(),
+                    source,
+                };
+                let mut tparts = normalize(&target).map_err(|_| {
+                    link_err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "target leaves the layer",
+                    ))
+                })?;
+                let Some(tbase) = tparts.pop() else {
+                    return Err(link_err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "target is the layer root",
+                    )));
+                };
+                let tparent = self.open_parent_existing(&tparts).map_err(link_err)?;
+                if tparts == parts && tbase == base {
+                    return Ok(());
+                }
+                self.clear(parent, &base, false, &name_str)?;
+                rustix::fs::linkat(
+                    &tparent,
+                    tbase.as_str(),
+                    parent,
+                    base.as_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| link_err(e.into()))?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                let h = entry.header();
+                let bad = |what: &str, e: io::Error| UnpackError::BadHeader {
+                    entry: name_str.clone(),
+                    reason: format!("{what}: {e}"),
+                };
+                let major = h
+                    .device_major()
+                    .map_err(|e| bad("device major", e))?
+                    .unwrap_or(0);
+                let minor = h
+                    .device_minor()
+                    .map_err(|e| bad("device minor", e))?
+                    .unwrap_or(0);
+                let ft = match kind {
+                    tar::EntryType::Char => FileType::CharacterDevice,
+                    tar::EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                self.clear(parent, &base, false, &name_str)?;
+                let dev: Dev = rustix::fs::makedev(major, minor);
+                rustix::fs::mknodat(parent, base.as_str(), ft, Mode::from_raw_mode(0o600), dev)
+                    .map_err(io_err("create device node", &name_str))?;
+                self.apply_meta(parent, &base, &meta, &name_str, false)?;
+                rustix::fs::utimensat(
+                    parent,
+                    base.as_str(),
+                    &Timestamps {
+                        last_access: meta.mtime,
+                        last_modification: meta.mtime,
+                    },
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(io_err("set mtime", &name_str))?;
+            }
+            other => {
+                return Err(UnpackError::UnsupportedEntry {
+                    entry: name_str,
+                    kind: format!("{other:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens an existing directory of the layer (no creation) for hard-link targets.
+    fn open_parent_existing(&self, parts: &[String]) -> Result<OwnedFd, io::Error> {
+        let joined = if parts.is_empty() {
+            ".".to_owned()
+        } else {
+            parts.join("/")
+        };
+        rustix::fs::openat2(
+            self.root,
+            joined.as_str(),
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(io::Error::from)
+    }
+
+    /// Sets owner, mode and xattrs. With `is_fd` the object is `dir` itself (name "."),
+    /// otherwise it is `name` inside `dir` and is not followed.
+    fn apply_meta(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        meta: &Meta,
+        entry: &str,
+        is_fd: bool,
+    ) -> Result<(), UnpackError> {
+        let uid = Some(Uid::from_raw(meta.uid));
+        let gid = Some(Gid::from_raw(meta.gid));
+        // chown first: it clears setuid/setgid and security.capability.
+        if is_fd {
+            rustix::fs::fchown(dir, uid, gid).map_err(io_err("chown", entry))?;
+            rustix::fs::fchmod(dir, Mode::from_raw_mode(meta.mode))
+                .map_err(io_err("chmod", entry))?;
+            for (k, v) in &meta.xattrs {
+                rustix::fs::fsetxattr(dir, k.as_str(), v, XattrFlags::empty())
+                    .map_err(io_err("set xattr", entry))?;
+            }
+        } else {
+            rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(io_err("chown", entry))?;
+            let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(io_err("stat", entry))?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+                rustix::fs::chmodat(dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
+                    .map_err(io_err("chmod", entry))?;
+            }
+            for (k, v) in &meta.xattrs {
+                rustix::fs::lsetxattr(proc_path(dir, name), k.as_str(), v, XattrFlags::empty())
+                    .map_err(io_err("set xattr", entry))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets directory mtimes last (children change them while being created).
+    fn finish(&mut self) -> Result<(), UnpackError> {
+        for (rel, mtime) in self.dir_times.iter().rev() {
+            let path = if rel.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                rel.clone()
+            };
+            let entry = display(&path);
+            let fd = match rustix::fs::openat2(
+                self.root,
+                &path,
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+            ) {
+                Ok(fd) => fd,
+                // Replaced by a later entry of another type: nothing to stamp.
+                Err(
+                    rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP,
+                ) => continue,
+                Err(e) => return Err(io_err("open directory for mtime", &entry)(e)),
+            };
+            rustix::fs::futimens(
+                &fd,
+                &Timestamps {
+                    last_access: *mtime,
+                    last_modification: *mtime,
+                },
+            )
+            .map_err(io_err("set directory mtime", &entry))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_map_to_compression() {
+        let gz = Compression::from_media_type(
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        );
+        assert_eq!(gz.unwrap(), Some(Compression::Gzip));
+        let z = Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd");
+        assert_eq!(z.unwrap(), Some(Compression::Zstd));
+        let docker =
+            Compression::from_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip");
+        assert_eq!(docker.unwrap(), Some(Compression::Gzip));
+        assert_eq!(
+            Compression::from_media_type("application/octet-stream").unwrap(),
+            None
+        );
+        let err = Compression::from_media_type("text/html").unwrap_err();
+        assert!(err.to_string().contains("text/html"), "{err}");
+    }
+
+    #[test]
+    fn magic_bytes_are_sniffed() {
+        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Compression::Gzip);
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 1]),
+            Compression::Zstd
+        );
+        assert_eq!(Compression::sniff(b"etc/passwd"), Compression::None);
+    }
+
+    #[test]
+    fn normalize_refuses_parent_and_absolute() {
+        assert_eq!(normalize(Path::new("./a/b/")).unwrap(), vec!["a", "b"]);
+        let e = normalize(Path::new("a/../../x")).unwrap_err();
+        assert!(e.to_string().contains("a/../../x"), "{e}");
+        let e = normalize(Path::new("/etc/x")).unwrap_err();
+        assert!(
+            e.to_string().contains("/etc/x") && e.to_string().contains("absolute"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pax_times_parse() {
+        assert_eq!(
+            parse_pax_time("12.5"),
+            Some(Timespec {
+                tv_sec: 12,
+                tv_nsec: 500_000_000
+            })
+        );
+        assert_eq!(
+            parse_pax_time("7"),
+            Some(Timespec {
+                tv_sec: 7,
+                tv_nsec: 0
+            })
+        );
+        assert_eq!(parse_pax_time("x"), None);
+    }
+}
