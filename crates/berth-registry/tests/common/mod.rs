@@ -1,0 +1,430 @@
+//! Test support: a real `docker-registry` on loopback, a tiny scripted HTTP server, and
+//! small real images (gzip tar layers, a config with matching diff ids).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use berth_registry::{Client, Credentials, Descriptor, RegistryConfig, media_types};
+use berth_types::reference::Digest;
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How the registry authenticates.
+pub enum Flavour {
+    Plain,
+    /// htpasswd with one user.
+    Basic {
+        user: String,
+        pass: String,
+    },
+    /// HTTPS with a certificate for 127.0.0.1 signed by a throwaway CA (written to `ca.crt`).
+    Tls,
+}
+
+/// A `docker-registry serve` child on 127.0.0.1; killed (by pid) and cleaned up on drop.
+pub struct Registry {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl Registry {
+    pub fn start(flavour: Flavour) -> Self {
+        for _ in 0..5 {
+            if let Some(r) = Self::try_start(&flavour) {
+                return r;
+            }
+        }
+        panic!("docker-registry did not come up");
+    }
+
+    fn try_start(flavour: &Flavour) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let root = dir.path().join("data");
+        let mut extra = String::new();
+        let mut scheme = "http";
+        match flavour {
+            Flavour::Plain => {}
+            Flavour::Basic { user, pass } => {
+                let htpasswd = dir.path().join("htpasswd");
+                let st = Command::new("htpasswd")
+                    .args(["-Bbc", htpasswd.to_str().unwrap(), user, pass])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .expect("htpasswd (apache2-utils) installed");
+                assert!(st.success());
+                extra.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                    htpasswd.display()
+                ));
+            }
+            Flavour::Tls => {
+                make_tls(dir.path());
+                scheme = "https";
+            }
+        }
+        let tls = if matches!(flavour, Flavour::Tls) {
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("server.crt").display(),
+                dir.path().join("server.key").display()
+            )
+        } else {
+            String::new()
+        };
+        let cfg = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test-secret\n{tls}{extra}",
+            root.display()
+        );
+        let cfg_path = dir.path().join("config.yml");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry installed");
+        let mut reg = Self { dir, port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = reg.child.try_wait() {
+                return None; // port taken in the meantime; try another
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                let _ = scheme;
+                return Some(reg);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = reg.child.kill();
+        None
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA and a server certificate for IP 127.0.0.1 and localhost, with openssl.
+pub fn make_tls(dir: &Path) {
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    run(Command::new("openssl").args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth test ca",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.crt"),
+    ]));
+    run(Command::new("openssl").args([
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &p("server.key"),
+        "-out",
+        &p("server.csr"),
+    ]));
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(Command::new("openssl").args([
+        "x509",
+        "-req",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.crt"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("server.crt"),
+    ]));
+}
+
+/// A config with the given insecure hosts and mirrors, and certs.d in `certs`.
+pub fn config(insecure: &[&str], mirrors: &[(&str, Vec<String>)], certs: &Path) -> RegistryConfig {
+    RegistryConfig {
+        insecure: insecure.iter().map(|s| s.to_string()).collect(),
+        mirrors: mirrors
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        certs_dir: certs.to_owned(),
+    }
+}
+
+pub fn anon_client(cfg: RegistryConfig) -> Client {
+    Client::new(cfg, Credentials::anonymous())
+        .unwrap()
+        .with_retry(2, Duration::from_millis(20))
+}
+
+/// A small real image: gzip tar layers and a config whose diff ids match.
+pub struct TestImage {
+    pub config: Bytes,
+    pub config_desc: Descriptor,
+    pub layers: Vec<(Bytes, Descriptor)>,
+    pub manifest: Bytes,
+    pub manifest_desc: Descriptor,
+}
+
+pub fn layer(files: &[(&str, &[u8])]) -> (Bytes, Descriptor, Digest) {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        tar.append_data(&mut h, name, *data).unwrap();
+    }
+    let raw = tar.into_inner().unwrap();
+    let diff_id = Digest::sha256(&raw);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&raw).unwrap();
+    let gz = Bytes::from(gz.finish().unwrap());
+    let desc = Descriptor::of(media_types::OCI_LAYER_GZIP, &gz);
+    (gz, desc, diff_id)
+}
+
+impl TestImage {
+    /// An OCI image for `arch` with `n` layers whose content depends on `seed`.
+    pub fn new(seed: &str, arch: &str, n: usize) -> Self {
+        let mut layers = Vec::new();
+        let mut diff_ids = Vec::new();
+        for i in 0..n {
+            let body = format!("{seed} layer {i}\n").repeat(100 + i * 50);
+            let name = format!("file{i}.txt");
+            let (b, d, diff) = layer(&[(name.as_str(), body.as_bytes())]);
+            layers.push((b, d));
+            diff_ids.push(diff.to_string());
+        }
+        let config = serde_json::json!({
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Cmd": ["/bin/sh"], "Labels": {"seed": seed}},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [],
+        });
+        let config = Bytes::from(serde_json::to_vec(&config).unwrap());
+        let config_desc = Descriptor::of(media_types::OCI_CONFIG, &config);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_types::OCI_MANIFEST,
+            "config": config_desc,
+            "layers": layers.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+        });
+        let manifest = Bytes::from(serde_json::to_vec(&manifest).unwrap());
+        let manifest_desc = Descriptor::of(media_types::OCI_MANIFEST, &manifest);
+        Self {
+            config,
+            config_desc,
+            layers,
+            manifest,
+            manifest_desc,
+        }
+    }
+}
+
+// ---- a tiny scripted HTTP/1.1 server -------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// Send only this many body bytes (with the full Content-Length), then close.
+    pub cut_at: Option<usize>,
+}
+
+impl Response {
+    pub fn new(status: u16, body: impl Into<Bytes>) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+            cut_at: None,
+        }
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+}
+
+type Handler = dyn Fn(&Request) -> Response + Send + Sync;
+
+/// Serves `handler` on 127.0.0.1 until dropped; records every request.
+pub struct TestServer {
+    pub port: u16,
+    pub log: Arc<Mutex<Vec<Request>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let log2 = log.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let handler = handler.clone();
+                let log = log2.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut tmp = [0u8; 4096];
+                    loop {
+                        let Ok(n) = sock.read(&mut tmp).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&tmp[..n]);
+                        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let mut lines = head.split("\r\n");
+                    let mut first = lines.next().unwrap_or_default().split(' ');
+                    let method = first.next().unwrap_or_default().to_owned();
+                    let path = first.next().unwrap_or_default().to_owned();
+                    let headers = lines
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                        .collect::<BTreeMap<_, _>>();
+                    // Drain a small request body if any (token POSTs).
+                    let want: usize = headers
+                        .get("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let mut have = buf.len() - end - 4;
+                    while have < want {
+                        let Ok(n) = sock.read(&mut tmp).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            break;
+                        }
+                        have += n;
+                    }
+                    let req = Request {
+                        method,
+                        path,
+                        headers,
+                    };
+                    log.lock().unwrap().push(req.clone());
+                    let resp = handler(&req);
+                    let mut out = format!(
+                        "HTTP/1.1 {} X\r\nConnection: close\r\nContent-Length: {}\r\n",
+                        resp.status,
+                        resp.body.len()
+                    );
+                    for (k, v) in &resp.headers {
+                        out.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    out.push_str("\r\n");
+                    let _ = sock.write_all(out.as_bytes()).await;
+                    if req.method != "HEAD" {
+                        let n = resp.cut_at.unwrap_or(resp.body.len()).min(resp.body.len());
+                        let _ = sock.write_all(&resp.body[..n]).await;
+                    }
+                    let _ = sock.flush().await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        Self { port, log, task }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
