@@ -70,7 +70,14 @@ impl LayerTemp {
 
     /// Writes the metadata and renames the layer into place. When another writer got
     /// there first, this copy is discarded and the existing one kept.
-    pub fn commit(mut self, meta: &LayerMeta) -> Result<(), StoreError> {
+    pub fn commit(self, meta: &LayerMeta) -> Result<(), StoreError> {
+        let dest = self.dest.clone();
+        self.commit_as(&dest, meta)
+    }
+
+    /// Like [`LayerTemp::commit`], to a destination decided after unpacking.
+    pub fn commit_as(mut self, dest: &Path, meta: &LayerMeta) -> Result<(), StoreError> {
+        self.dest = dest.to_owned();
         let json = serde_json::to_vec_pretty(meta)
             .map_err(|e| StoreError::Task(format!("serialize layer metadata: {e}")))?;
         let mpath = self.tmp.join("layer.json");

@@ -1,15 +1,22 @@
 //! Content-addressed blob store, manifests and configs, path-safe layer unpack, overlay snapshots, GC.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod blobs;
 pub mod docs;
 pub mod error;
+pub mod import;
 pub mod layers;
 pub mod manage;
+pub mod pull;
+pub mod query;
 pub mod store;
 pub mod unpack;
 
+pub use archive::{ArchiveFormat, LoadedImage};
 pub use error::StoreError;
+pub use import::ImportOptions;
 pub use manage::{GcReport, PruneReport, RemoveItem};
+pub use query::{HistoryItem, ImageInspect, ImageSummary, ListFilters};
 pub use store::{ImageRecord, ImageStore, LayerRecord, LayerSpec, Lease, StoreOptions};
 pub use unpack::{Compression, UnpackError, UnpackOptions, UnpackSummary, unpack_layer};

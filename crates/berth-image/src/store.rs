@@ -246,8 +246,14 @@ impl ImageStore {
         layers.clean_temp()?;
         for e in fs::read_dir(&root).map_err(StoreError::io("read directory", &root))? {
             let e = e.map_err(StoreError::io("read directory", &root))?;
-            if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) && e.path().is_file() {
-                fs::remove_file(e.path()).map_err(StoreError::io("remove temp file", e.path()))?;
+            if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                let p = e.path();
+                let r = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+                r.map_err(StoreError::io("remove temp file", p))?;
             }
         }
         let spath = root.join(STATE_FILE);
@@ -517,6 +523,45 @@ impl ImageStore {
         }
         tmp.commit(&meta)?;
         Ok(meta)
+    }
+
+    /// Unpacks a stored blob whose DiffID is not known in advance (load, import): the
+    /// chain id is computed from what it unpacks to. Returns the layer and its compression.
+    pub fn unpack_blob(
+        &self,
+        blob: &Digest,
+        parent: Option<&Digest>,
+        lease: &Lease,
+    ) -> Result<(LayerMeta, crate::unpack::Compression), StoreError> {
+        lease.add_blob(blob);
+        let f = self.inner.blobs.open_blob(blob)?;
+        let tmp = self.inner.layers.begin(blob)?;
+        let summary = unpack_layer(
+            io::BufReader::new(f),
+            None,
+            &tmp.diff(),
+            &self.inner.opts.unpack,
+        )
+        .map_err(|e| StoreError::Unpack {
+            digest: blob.clone(),
+            source: e,
+        })?;
+        let diff_id = Digest::parse(&summary.diff_id)?;
+        let chain = crate::layers::chain_id(parent, &diff_id);
+        lease.add_layer(&chain);
+        if self.inner.layers.contains(&chain) {
+            return Ok((self.inner.layers.meta(&chain)?, summary.compression));
+        }
+        let meta = LayerMeta {
+            version: 1,
+            chain_id: chain.clone(),
+            diff_id,
+            parent: parent.cloned(),
+            size: summary.content_bytes,
+            tar_size: summary.tar_bytes,
+        };
+        tmp.commit_as(&self.inner.layers.layer_dir(&chain), &meta)?;
+        Ok((meta, summary.compression))
     }
 
     /// Unpacks a layer from a blob already in the store.

@@ -365,12 +365,20 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta,
         reason,
     };
     let h = entry.header();
-    let mode = h.mode().map_err(|e| bad(format!("mode: {e}")))? & 0o7777;
-    let mut uid = u32::try_from(h.uid().map_err(|e| bad(format!("uid: {e}")))?)
+    // Go's archive/tar reads an empty numeric field (all NULs or spaces) as 0; so do we.
+    let blank = |f: &[u8]| f.iter().all(|&b| b == 0 || b == b' ');
+    let old = h.as_old();
+    let num = |r: io::Result<u64>, field: &[u8], what: &str| match r {
+        Ok(v) => Ok(v),
+        Err(_) if blank(field) => Ok(0),
+        Err(e) => Err(bad(format!("{what}: {e}"))),
+    };
+    let mode = num(h.mode().map(u64::from), &old.mode, "mode")? as u32 & 0o7777;
+    let mut uid = u32::try_from(num(h.uid(), &old.uid, "uid")?)
         .map_err(|_| bad("uid out of range".into()))?;
-    let mut gid = u32::try_from(h.gid().map_err(|e| bad(format!("gid: {e}")))?)
+    let mut gid = u32::try_from(num(h.gid(), &old.gid, "gid")?)
         .map_err(|_| bad("gid out of range".into()))?;
-    let secs = h.mtime().map_err(|e| bad(format!("mtime: {e}")))?;
+    let secs = num(h.mtime(), &old.mtime, "mtime")?;
     let mut mtime = Timespec {
         tv_sec: i64::try_from(secs).map_err(|_| bad("mtime out of range".into()))?,
         tv_nsec: 0,
