@@ -307,3 +307,48 @@ fn destroy_refuses_own_cgroup_and_placement_rejects_escapes() {
         assert!(dir.is_dir(), "own cgroup {dir:?} was removed");
     }
 }
+
+#[test]
+fn v1_device_rules_gate_mknod() {
+    if !v1_only() {
+        return;
+    }
+    let g = Guard::under_own("devices");
+    // Docker's default rules: deny all, mknod of any char/block node, rwm on a few
+    let res: oci_spec::runtime::LinuxResources = serde_json::from_str(
+        r#"{"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "access": "m"},
+            {"allow": true, "type": "b", "access": "m"},
+            {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+        ]}"#,
+    )
+    .unwrap();
+    g.cg.apply(&res).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "read x; busybox mknod {d}/full c 1 7 && echo mknod-ok; \
+         busybox head -c 1 {d}/full > /dev/null && echo read-full-ok; \
+         busybox mknod {d}/mem c 1 1 && echo mknod-mem-ok; \
+         cat {d}/mem > /dev/null 2>&1 || echo read-mem-denied",
+        d = dir.path().display()
+    );
+    let mut child = std::process::Command::new("busybox")
+        .args(["sh", "-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let stdin = child.stdin.take();
+    g.cg.add_task(pid).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out,
+        "mknod-ok\nread-full-ok\nmknod-mem-ok\nread-mem-denied\n"
+    );
+}
