@@ -357,22 +357,20 @@ impl Container {
             return Err(Error::BadStatus { id: self.state.id.clone(), status: status.to_string(), op: "start" });
         }
         let fifo = self.fifo_path();
-        let fd = open_path(&fifo, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK)?;
-        let mut buf = [0u8; 1];
-        loop {
-            match rustix::io::read(&fd, &mut buf) {
-                Ok(1) => break,
-                Ok(_) | Err(rustix::io::Errno::AGAIN) => {
-                    if !self.alive() {
-                        return Err(Error::InitVanished("exited before start".into()));
-                    }
-                    let mut pfd = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
-                    let _ = rustix::event::poll(&mut pfd, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 50_000_000 }));
+        // the init holds the fifo open for reading: without a reader this is ENXIO
+        let fd = match open_path(&fifo, rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK) {
+            Ok(fd) => fd,
+            Err(e) => {
+                if let Some(sock) = self.sync.take()
+                    && let Ok(Some(Msg::Error(ie))) = sync::recv(&sock)
+                {
+                    return Err(Error::Init(ie));
                 }
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(Error::io("failed to read exec fifo", &fifo, e.into())),
+                return Err(e);
             }
-        }
+        };
+        berth_sys::write_all_fd(&fd, b"0").map_err(|e| Error::io("failed to write exec fifo", &fifo, e))?;
+        drop(fd);
         let _ = std::fs::remove_file(&fifo);
         if let Some(sock) = self.sync.take() {
             // EOF = exec happened; otherwise the init tells us what failed.

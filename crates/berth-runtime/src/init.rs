@@ -168,6 +168,18 @@ fn run_inner(ctx: &mut ChildCtx<'_>) -> R<()> {
         // without no_new_privs the filter needs CAP_SYS_ADMIN: load it while we have it
         process::load_seccomp(s)?;
     }
+    // Open the exec fifo read-write while still root: after the uid switch we could not
+    // open /proc/self/fd (we are non-dumpable), and O_RDWR on a fifo never blocks.
+    let fifo_rw = match fifo_fd {
+        Some(fd) => {
+            let path = format!("/proc/self/fd/{fd}");
+            Some(
+                rustix::fs::open(&path, rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+                    .map_err(|e| InitError::new(Stage::ExecFifo, &e.into(), Some(&path), "open exec fifo"))?,
+            )
+        }
+        None => None,
+    };
     process::drop_bounding(p)?;
     let setgroups_allowed = !ctx.in_userns || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "allow").unwrap_or(true);
     process::set_user(p, setgroups_allowed)?;
@@ -187,12 +199,16 @@ fn run_inner(ctx: &mut ChildCtx<'_>) -> R<()> {
     let exe = process::lookup_exec(args.first().map(String::as_str).unwrap_or(""), &env)?;
     process::refuse_runtime_binary(&exe)?;
     sync::send(&ctx.sock, &Msg::Ready).map_err(|e| InitError::new(Stage::ExecFifo, &e, None, "report ready"))?;
-    if let Some(fd) = fifo_fd {
-        // Blocks until `start` opens the fifo for reading.
-        let path = format!("/proc/self/fd/{fd}");
-        let f = rustix::fs::open(&path, rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .map_err(|e| InitError::new(Stage::ExecFifo, &e.into(), Some(&path), "open exec fifo"))?;
-        berth_sys::write_all_fd(&f, b"0").map_err(|e| InitError::new(Stage::ExecFifo, &e, None, "write exec fifo"))?;
+    if let Some(f) = fifo_rw {
+        // Blocks until `start` writes a byte. We hold both ends, so there is no EOF.
+        let mut b = [0u8; 1];
+        loop {
+            match rustix::io::read(&f, &mut b) {
+                Ok(_) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(InitError::new(Stage::ExecFifo, &e.into(), None, "read exec fifo")),
+            }
+        }
         drop(f);
         if let Some(h) = spec.hooks() {
             let state = serde_json::to_vec(&serde_json::json!({"ociVersion": "1.1.0", "status": "created"})).unwrap_or_default();
