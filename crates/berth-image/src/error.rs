@@ -130,8 +130,8 @@ pub enum StoreError {
     #[error(transparent)]
     Digest(#[from] DigestError),
     /// A registry operation failed.
-    #[error("registry: {0}")]
-    Registry(String),
+    #[error(transparent)]
+    Registry(#[from] berth_registry::Error),
     /// A background task died.
     #[error("background task failed: {0}")]
     Task(String),

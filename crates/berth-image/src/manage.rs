@@ -238,7 +238,11 @@ impl ImageStore {
             }
         }
         drop(leases);
-        if !report.blobs.is_empty() {
+        if report
+            .blobs
+            .iter()
+            .any(|b| !self.blob_sources(b).is_empty())
+        {
             let live: BTreeSet<Digest> = self.blobs().list()?.into_iter().collect();
             self.update(|s| {
                 s.forget_blob_sources(&live);

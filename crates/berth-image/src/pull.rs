@@ -1,20 +1,336 @@
-//! `pull` (and `pull -a`) from a registry: streaming download → hash → decompress →
-//! untar in one pass per layer, layers in parallel.
+//! `pull` (and `pull -a`) from a registry.
+//!
+//! Per layer, one pass: the async download stream feeds a bounded channel; a blocking
+//! thread reads it, tees every byte into the blob's temp file (hashing it) and through
+//! the decompressor into the tar extractor. Layers run in parallel, each on its own
+//! blocking thread. Concurrent pulls of the same layer serialise on an in-flight lock
+//! and the later ones find it present, so each layer is downloaded once. On any failure
+//! the pull's lease is dropped and what it published is collected: the store is as
+//! before.
 
-use crate::docs::Platform;
+use std::io::{self, Read};
+use std::sync::Arc;
 
-/// The platform of this machine in OCI spelling (`linux/amd64`, `linux/arm64/v8`).
+use berth_registry::{Client, Descriptor as RegDescriptor, Platform as RegPlatform, Progress};
+use berth_types::reference::{Digest, Reference};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::docs::{self, Platform};
+use crate::error::StoreError;
+use crate::layers::chain_ids;
+use crate::store::{ImageStore, LayerRecord, LayerSpec, Lease};
+
+/// The platform of this machine in OCI spelling (`linux/amd64`, `linux/arm64`).
 pub fn host_platform() -> Platform {
-    let architecture = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    };
+    let p = RegPlatform::host();
     Platform {
-        architecture: architecture.to_owned(),
-        os: "linux".to_owned(),
-        variant: None,
+        architecture: p.architecture,
+        os: p.os,
+        variant: p.variant,
+    }
+}
+
+/// What a pull stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    /// The reference pulled (normalized).
+    pub reference: Reference,
+    /// The image id.
+    pub id: Digest,
+    /// The digest it was pulled by (the index's when the tag named a list).
+    pub digest: Digest,
+}
+
+/// Chunks of a download, read synchronously by the unpack thread.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+fn reg_desc(media_type: &str, digest: &Digest, size: u64) -> RegDescriptor {
+    RegDescriptor {
+        media_type: media_type.to_owned(),
+        digest: digest.clone(),
+        size,
+        urls: Vec::new(),
+        annotations: Default::default(),
+        platform: None,
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+impl ImageStore {
+    /// `docker pull`: resolves `reference` for `platform`, fetches config and layers (each
+    /// once, verified, unpacked while downloading) and tags the image.
+    pub async fn pull(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        platform: &RegPlatform,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Pulled, StoreError> {
+        let lease = Arc::new(self.lease());
+        let res = self
+            .pull_inner(client, reference, platform, progress, &lease)
+            .await;
+        if res.is_err() {
+            drop(lease);
+            // Collect whatever this pull published but no image references.
+            let s = self.clone();
+            let _ = blocking(move || s.gc().map(|_| ())).await;
+        }
+        res
+    }
+
+    /// `docker pull -a`: every tag of the repository.
+    pub async fn pull_all_tags(
+        &self,
+        client: &Client,
+        repository: &Reference,
+        platform: &RegPlatform,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Vec<Pulled>, StoreError> {
+        let tags = client.tags(&repository.repository()).await?;
+        let mut out = Vec::new();
+        for t in tags {
+            let r = repository.repository().with_tag(&t)?;
+            out.push(self.pull(client, &r, platform, progress.clone()).await?);
+        }
+        Ok(out)
+    }
+
+    async fn fetch_small_blob(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        desc: &RegDescriptor,
+        lease: &Lease,
+    ) -> Result<(), StoreError> {
+        lease.add_blob(&desc.digest);
+        let lock = self.inflight_lock(&format!("blob {}", desc.digest));
+        let _g = lock.lock().await;
+        if self.blobs().contains(&desc.digest) {
+            return Ok(());
+        }
+        let mut stream = client.get_blob(reference, desc, 0).await?;
+        let mut buf = Vec::with_capacity(desc.size as usize);
+        while let Some(chunk) = stream.next().await {
+            buf.extend_from_slice(&chunk?);
+        }
+        let d = self.blobs().put(&buf)?;
+        if d != desc.digest {
+            self.blobs().remove(&d)?;
+            return Err(StoreError::DigestMismatch {
+                expected: desc.digest.clone(),
+                actual: d,
+            });
+        }
+        Ok(())
+    }
+
+    async fn pull_inner(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        platform: &RegPlatform,
+        progress: Arc<dyn Progress>,
+        lease: &Arc<Lease>,
+    ) -> Result<Pulled, StoreError> {
+        let resolved = client.resolve(reference, platform).await?;
+        self.fetch_small_blob(client, reference, &resolved.config, lease)
+            .await?;
+        let id = resolved.config.digest.clone();
+        lease.add_image(&id);
+        let config = self.config(&id)?;
+        let diff_ids = docs::diff_ids(&config, &id)?;
+        if diff_ids.len() != resolved.layers.len() {
+            return Err(StoreError::BadDocument {
+                what: format!("image config {id}"),
+                reason: format!(
+                    "{} diff ids for {} manifest layers",
+                    diff_ids.len(),
+                    resolved.layers.len()
+                ),
+            });
+        }
+        lease.add_blob(&resolved.manifest_digest);
+        let md = self.blobs().put(&resolved.manifest_bytes)?;
+        if md != resolved.manifest_digest {
+            return Err(StoreError::DigestMismatch {
+                expected: resolved.manifest_digest.clone(),
+                actual: md,
+            });
+        }
+        let chains = chain_ids(&diff_ids);
+        let jobs = resolved.layers.iter().enumerate().map(|(i, desc)| {
+            let spec = LayerSpec {
+                blob: desc.digest.clone(),
+                media_type: desc.media_type.clone(),
+                diff_id: diff_ids[i].clone(),
+                chain_id: chains[i].clone(),
+                parent: if i == 0 {
+                    None
+                } else {
+                    Some(chains[i - 1].clone())
+                },
+            };
+            self.pull_layer(
+                client,
+                reference,
+                desc.clone(),
+                spec,
+                progress.clone(),
+                lease.clone(),
+            )
+        });
+        let layers = futures_util::future::try_join_all(jobs).await?;
+        let pinned = resolved
+            .index_digest
+            .clone()
+            .unwrap_or(resolved.manifest_digest.clone());
+        let tags: Vec<Reference> = if reference.tag().is_some() {
+            vec![
+                reference
+                    .repository()
+                    .with_tag(reference.tag().unwrap_or("latest"))?,
+            ]
+        } else {
+            vec![]
+        };
+        let repo_digest = format!("{}@{}", reference.name(), pinned);
+        let s = self.clone();
+        let lease2 = lease.clone();
+        let id2 = id.clone();
+        let manifest = resolved.manifest_digest.clone();
+        blocking(move || {
+            s.commit_image(
+                &id2,
+                Some(manifest),
+                layers,
+                &tags,
+                Some(repo_digest),
+                &lease2,
+            )
+        })
+        .await?;
+        let repo = reference.name();
+        self.add_blob_source(&id, &repo)?;
+        for l in &resolved.layers {
+            self.add_blob_source(&l.digest, &repo)?;
+        }
+        Ok(Pulled {
+            reference: reference.clone(),
+            id,
+            digest: pinned,
+        })
+    }
+
+    async fn pull_layer(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        desc: RegDescriptor,
+        spec: LayerSpec,
+        progress: Arc<dyn Progress>,
+        lease: Arc<Lease>,
+    ) -> Result<LayerRecord, StoreError> {
+        lease.add_blob(&spec.blob);
+        lease.add_layer(&spec.chain_id);
+        let record = LayerRecord {
+            blob: spec.blob.clone(),
+            media_type: spec.media_type.clone(),
+            size: desc.size,
+            diff_id: spec.diff_id.clone(),
+            chain_id: spec.chain_id.clone(),
+        };
+        let lock = self.inflight_lock(&format!("layer {}", spec.chain_id));
+        let _g = lock.lock().await;
+        if self.layers().contains(&spec.chain_id) && self.blobs().contains(&spec.blob) {
+            progress.done(&spec.blob, true);
+            return Ok(record);
+        }
+        if self.blobs().contains(&spec.blob) {
+            let s = self.clone();
+            let l = lease.clone();
+            let sp = spec.clone();
+            blocking(move || s.unpack_stored_layer(&sp, &l)).await?;
+            progress.done(&spec.blob, true);
+            return Ok(record);
+        }
+        let mut stream = client
+            .get_blob(
+                reference,
+                &reg_desc(&desc.media_type, &desc.digest, desc.size),
+                0,
+            )
+            .await?;
+        progress.start(&spec.blob, desc.size, 0);
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
+        let s = self.clone();
+        let l = lease.clone();
+        let sp = spec.clone();
+        let worker = tokio::task::spawn_blocking(move || {
+            s.ingest_layer(
+                ChannelReader {
+                    rx,
+                    cur: Bytes::new(),
+                },
+                &sp,
+                &l,
+            )
+        });
+        let mut fetch_err = None;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(b) => {
+                    progress.bytes(&spec.blob, b.len() as u64);
+                    if tx.send(Ok(b)).await.is_err() {
+                        break; // the unpacker failed; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    fetch_err = Some(e);
+                    let _ = tx.send(Err(io::Error::other(msg))).await;
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let unpacked = worker.await.map_err(|e| StoreError::Task(e.to_string()))?;
+        if let Some(e) = fetch_err {
+            return Err(StoreError::BlobStream {
+                digest: spec.blob.clone(),
+                source: io::Error::other(e.to_string()),
+            });
+        }
+        unpacked?;
+        progress.done(&spec.blob, false);
+        Ok(record)
     }
 }

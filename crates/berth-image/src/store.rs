@@ -289,7 +289,7 @@ impl ImageStore {
                 });
             }
         };
-        Ok(ImageStore {
+        let store = ImageStore {
             inner: Arc::new(Inner {
                 root,
                 blobs,
@@ -301,7 +301,11 @@ impl ImageStore {
                 next_lease: AtomicU64::new(1),
                 inflight: Mutex::new(HashMap::new()),
             }),
-        })
+        };
+        // Reconcile: complete blobs and layers that a killed pull or load published but
+        // no image references are garbage now (no lease survives a restart).
+        store.gc()?;
+        Ok(store)
     }
 
     /// The data root.
