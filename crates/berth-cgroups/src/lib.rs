@@ -46,6 +46,12 @@ pub fn open(placement: &Placement) -> Result<Box<dyn Cgroup>> {
 /// Open the cgroup for `placement` in an explicit layout (tests, or a host
 /// where the hierarchies are mounted somewhere unusual).
 pub fn open_with(layout: &Layout, placement: &Placement) -> Result<Box<dyn Cgroup>> {
+    if let Placement::Absolute(p) = placement
+        && !p.starts_with('/')
+        && p.contains('=')
+    {
+        return reopen_with(layout, p); // a saved per-hierarchy form
+    }
     Ok(match layout {
         Layout::V1 { hierarchies } => Box::new(V1Cgroup::new(hierarchies, placement)?),
         Layout::V2 { mount_point, own } => Box::new(V2Cgroup::new(mount_point, own, placement)?),
@@ -187,6 +193,41 @@ pub trait Cgroup: Send + Sync + std::fmt::Debug {
     fn oom_kills(&self) -> Result<u64>;
     /// Remove the cgroup once empty; a cgroup already gone is success.
     fn destroy(&self) -> Result<()>;
-    /// The path below each hierarchy's root, e.g. `/process_api/abc/berth/<id>`.
+    /// The path below each hierarchy's root, e.g. `/process_api/abc/berth/<id>`
+    /// (on v1, the memory hierarchy's; see [`Cgroup::saved_path`]).
     fn path(&self) -> &str;
+    /// What to record in a container's state to find this cgroup again from
+    /// another process with [`reopen`]: the plain path when it is the same in
+    /// every hierarchy, else `controllers=path` per v1 hierarchy joined by `;`
+    /// (the caller's own cgroup differs per hierarchy on hybrid hosts).
+    fn saved_path(&self) -> String {
+        self.path().to_string()
+    }
+    /// This cgroup's directory in the hierarchy of `controller` (v2: any
+    /// controller name, or `unified`), e.g. for a cgroup mount in the container.
+    fn dir_of(&self, controller: &str) -> Option<std::path::PathBuf> {
+        let _ = controller;
+        None
+    }
+}
+
+/// Open a cgroup from what [`Cgroup::saved_path`] returned (a plain path is
+/// taken from each hierarchy's root, like [`Placement::Absolute`]).
+pub fn reopen(saved: &str) -> Result<Box<dyn Cgroup>> {
+    let layout = Layout::from_host()?;
+    reopen_with(&layout, saved)
+}
+
+/// [`reopen`] in an explicit layout.
+pub fn reopen_with(layout: &Layout, saved: &str) -> Result<Box<dyn Cgroup>> {
+    match (layout, v1::parse_saved(saved)?) {
+        (Layout::V1 { hierarchies }, Some(entries)) => {
+            Ok(Box::new(V1Cgroup::exact(hierarchies, &entries)?))
+        }
+        (Layout::V2 { .. }, Some(_)) => Err(Error::InvalidPath(
+            saved.to_string(),
+            "per-hierarchy paths are a cgroup v1 form but this host is v2",
+        )),
+        (_, None) => open_with(layout, &Placement::Absolute(saved.to_string())),
+    }
 }

@@ -88,6 +88,37 @@ impl V1Cgroup {
         })
     }
 
+    /// The cgroup at exactly `entries` (controllers key → path), as
+    /// [`Cgroup::saved_path`] wrote them; hierarchies without an entry are not used.
+    pub fn exact(hierarchies: &[Hierarchy], entries: &[(String, String)]) -> Result<V1Cgroup> {
+        let mut parts = Vec::new();
+        for (key, cg) in entries {
+            check_abs(cg)?;
+            let ctrls: Vec<&str> = key.split(',').collect();
+            let h = hierarchies
+                .iter()
+                .find(|h| ctrls.iter().any(|c| h.has(c)))
+                .ok_or_else(|| Error::NoOwnCgroup(format!("no mounted hierarchy for {key}")))?;
+            let cg = format!("/{}", cg.trim_matches('/'));
+            parts.push(Part {
+                hierarchy: h.clone(),
+                dir: h.dir_of(&cg),
+                cg,
+            });
+        }
+        let path = parts
+            .iter()
+            .find(|p| p.hierarchy.has("memory"))
+            .or(parts.first())
+            .map(|p| p.cg.clone())
+            .ok_or_else(|| Error::InvalidPath(String::new(), "no hierarchy in saved path"))?;
+        Ok(V1Cgroup {
+            parts,
+            path,
+            created: Mutex::new(Vec::new()),
+        })
+    }
+
     fn part(&self, controller: &'static str, what: &'static str) -> Result<&Part> {
         self.parts
             .iter()
@@ -666,4 +697,45 @@ impl Cgroup for V1Cgroup {
     fn path(&self) -> &str {
         &self.path
     }
+
+    fn saved_path(&self) -> String {
+        if self.parts.iter().all(|p| p.cg == self.path) {
+            return self.path.clone();
+        }
+        self.parts
+            .iter()
+            .map(|p| format!("{}={}", p.hierarchy.controllers.join(","), p.cg))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    fn dir_of(&self, controller: &str) -> Option<PathBuf> {
+        self.dir(controller).map(Path::to_path_buf)
+    }
+}
+
+/// The per-hierarchy form of a saved path (`cpu,cpuacct=/a;memory=/b/a`), or
+/// `None` for a plain path.
+pub(crate) fn parse_saved(saved: &str) -> Result<Option<Vec<(String, String)>>> {
+    if saved.starts_with('/') || !saved.contains('=') {
+        return Ok(None);
+    }
+    saved
+        .split(';')
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let (k, v) = e.split_once('=').ok_or(Error::InvalidPath(
+                saved.to_string(),
+                "expected controllers=path entries",
+            ))?;
+            if k.is_empty() || !v.starts_with('/') {
+                return Err(Error::InvalidPath(
+                    saved.to_string(),
+                    "expected controllers=/path entries",
+                ));
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }

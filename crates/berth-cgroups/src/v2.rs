@@ -575,6 +575,10 @@ impl Cgroup for V2Cgroup {
     fn path(&self) -> &str {
         &self.cg
     }
+
+    fn dir_of(&self, _controller: &str) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
 }
 
 /// Sum `rbytes=` and `wbytes=` over the devices of an `io.stat` text.

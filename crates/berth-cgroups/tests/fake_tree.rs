@@ -317,3 +317,39 @@ fn conversions_match_runc() {
     assert_eq!(swap_to_v2(300, 100).unwrap(), 200);
     assert!(swap_to_v2(300, 0).is_err());
 }
+
+#[test]
+fn v1_saved_path_reopens_every_hierarchy_exactly() {
+    let t = tempfile::tempdir().unwrap();
+    v1_tree(t.path(), true);
+    let layout = berth_cgroups::Layout::at(t.path(), CgroupVersion::V1, OWN_V1).unwrap();
+    let cg = berth_cgroups::open_with(&layout, &Placement::UnderOwn("x".into())).unwrap();
+    let saved = cg.saved_path();
+    assert!(
+        saved.contains("memory=/svc/own/x") && saved.contains("pids=/x"),
+        "{saved}"
+    );
+    for again in [
+        berth_cgroups::reopen_with(&layout, &saved).unwrap(),
+        berth_cgroups::open_with(&layout, &Placement::Absolute(saved.clone())).unwrap(),
+    ] {
+        assert_eq!(again.path(), "/svc/own/x");
+        assert_eq!(again.saved_path(), saved);
+        assert_eq!(
+            again.dir_of("memory").unwrap(),
+            t.path().join("memory/svc/own/x")
+        );
+        assert_eq!(again.dir_of("freezer").unwrap(), t.path().join("freezer/x"));
+        assert_eq!(
+            again.freezer_state().unwrap(),
+            berth_cgroups::FreezerState::Thawed
+        );
+        assert_eq!(again.oom_kills().unwrap(), 3);
+    }
+    // the same path everywhere stays a plain path
+    let abs = berth_cgroups::open_with(&layout, &Placement::Absolute("/x".into())).unwrap();
+    assert_eq!(abs.saved_path(), "/x");
+    assert_eq!(abs.dir_of("memory").unwrap(), t.path().join("memory/x"));
+    let err = berth_cgroups::reopen_with(&layout, "memory=relative").unwrap_err();
+    assert!(err.to_string().contains("invalid cgroup path"), "{err}");
+}

@@ -352,3 +352,32 @@ fn v1_device_rules_gate_mknod() {
         "mknod-ok\nread-full-ok\nmknod-mem-ok\nread-mem-denied\n"
     );
 }
+
+#[test]
+fn reopen_from_saved_path_finds_the_same_cgroup() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mut g = Guard::under_own("reopen");
+    let saved = g.cg.saved_path();
+    let again = berth_cgroups::reopen(&saved).unwrap();
+    assert_eq!(again.path(), g.cg.path());
+    let pid = g.spawn(&["sleep", "100"]);
+    assert_eq!(again.pids().unwrap(), vec![pid]);
+    again.freeze().unwrap();
+    assert_eq!(
+        g.cg.freezer_state().unwrap(),
+        berth_cgroups::FreezerState::Frozen
+    );
+    again.kill_all(9).unwrap();
+    g.children[0].wait().unwrap();
+    let dirs: Vec<_> = ["memory", "pids", "freezer", "cpu"]
+        .iter()
+        .filter_map(|c| again.dir_of(c))
+        .collect();
+    assert!(!dirs.is_empty());
+    assert!(dirs.iter().all(|d| d.is_dir()), "{dirs:?}");
+    again.destroy().unwrap();
+    assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
+}
