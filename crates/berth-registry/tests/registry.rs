@@ -71,7 +71,7 @@ impl Progress for Counting {
 
 #[tokio::test]
 async fn anonymous_push_and_pull_round_trip() {
-    let reg = Registry::start(Flavour::Plain);
+    let reg = Registry::start(Flavor::Plain).unwrap();
     let certs = tempfile::tempdir().unwrap();
     let client = anon_client(config(&[&reg.host()], &[], certs.path()));
     assert_eq!(client.ping(&reg.host()).await.unwrap(), None);
@@ -226,7 +226,7 @@ async fn anonymous_push_and_pull_round_trip() {
 
 #[tokio::test]
 async fn range_download_from_an_offset() {
-    let reg = Registry::start(Flavour::Plain);
+    let reg = Registry::start(Flavor::Plain).unwrap();
     let certs = tempfile::tempdir().unwrap();
     let client = anon_client(config(&[&reg.host()], &[], certs.path()));
     let r = Reference::parse(&format!("{}/berth/range:1", reg.host())).unwrap();
@@ -242,7 +242,7 @@ async fn range_download_from_an_offset() {
 
 #[tokio::test]
 async fn manifest_list_resolves_to_the_platform() {
-    let reg = Registry::start(Flavour::Plain);
+    let reg = Registry::start(Flavor::Plain).unwrap();
     let certs = tempfile::tempdir().unwrap();
     let client = anon_client(config(&[&reg.host()], &[], certs.path()));
     let repo = format!("{}/berth/multi", reg.host());
@@ -298,10 +298,7 @@ async fn manifest_list_resolves_to_the_platform() {
 
 #[tokio::test]
 async fn basic_auth_refuses_without_and_works_with_credentials() {
-    let reg = Registry::start(Flavour::Basic {
-        user: "alice".into(),
-        pass: "s3cret".into(),
-    });
+    let reg = Registry::start(Flavor::basic("alice", "s3cret")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&[&reg.host()], &[], dir.path());
     let r = Reference::parse(&format!("{}/berth/private:1", reg.host())).unwrap();
@@ -359,7 +356,7 @@ async fn basic_auth_refuses_without_and_works_with_credentials() {
 
 #[tokio::test]
 async fn tls_with_a_certs_d_ca() {
-    let reg = Registry::start(Flavour::Tls);
+    let reg = Registry::start(Flavor::Tls).unwrap();
     let certs = tempfile::tempdir().unwrap();
     let cfg = config(&[], &[], certs.path());
     // Without the CA: refused.
@@ -371,7 +368,7 @@ async fn tls_with_a_certs_d_ca() {
     // With <certs.d>/<host:port>/ca.crt: works, over https.
     let d = certs.path().join(reg.host());
     std::fs::create_dir_all(&d).unwrap();
-    std::fs::copy(reg.ca(), d.join("ca.crt")).unwrap();
+    std::fs::copy(reg.ca_pem().unwrap(), d.join("ca.crt")).unwrap();
     let client = anon_client(cfg.clone());
     assert_eq!(client.ping(&reg.host()).await.unwrap(), None);
     let r = Reference::parse(&format!("{}/berth/tls:1", reg.host())).unwrap();
@@ -387,7 +384,7 @@ async fn tls_with_a_certs_d_ca() {
 
 #[tokio::test]
 async fn mirror_fallback_resolves_docker_io_names_through_mirrors_only() {
-    let mirror = Registry::start(Flavour::Plain);
+    let mirror = Registry::start(Flavor::Plain).unwrap();
     let certs = tempfile::tempdir().unwrap();
     // Seed the mirror with library/alpine, as a pull-through cache would hold it.
     let seed = anon_client(config(&[&mirror.host()], &[], certs.path()));
@@ -417,7 +414,7 @@ async fn mirror_fallback_resolves_docker_io_names_through_mirrors_only() {
 
 #[tokio::test]
 async fn skopeo_reads_what_we_push_and_we_pull_what_skopeo_pushes() {
-    let reg = Registry::start(Flavour::Plain);
+    let reg = Registry::start(Flavor::Plain).unwrap();
     let work = tempfile::tempdir().unwrap();
     let client = anon_client(config(&[&reg.host()], &[], work.path()));
     let img = TestImage::new("interop", "amd64", 2);
@@ -425,6 +422,8 @@ async fn skopeo_reads_what_we_push_and_we_pull_what_skopeo_pushes() {
     push_image(&client, &r, &img).await;
 
     let inspect = std::process::Command::new("skopeo")
+        .arg("--policy")
+        .arg(reg.skopeo_policy())
         .args(["inspect", "--tls-verify=false", &format!("docker://{r}")])
         .output()
         .unwrap();
@@ -456,6 +455,8 @@ async fn skopeo_reads_what_we_push_and_we_pull_what_skopeo_pushes() {
     );
     let theirs = Reference::parse(&format!("{}/berth/theirs:copied", reg.host())).unwrap();
     let st = std::process::Command::new("skopeo")
+        .arg("--policy")
+        .arg(reg.skopeo_policy())
         .args([
             "copy",
             "--dest-tls-verify=false",
@@ -475,5 +476,27 @@ async fn skopeo_reads_what_we_push_and_we_pull_what_skopeo_pushes() {
     for d in res.layers.iter().chain([&res.config]) {
         let data = collect(&client, &theirs, d, 0).await.unwrap();
         assert_eq!(Digest::sha256(&data), d.digest, "verified blob");
+    }
+}
+
+#[tokio::test]
+async fn resolves_and_verifies_a_busybox_image_skopeo_pushed() {
+    let reg = Registry::start(Flavor::Plain).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let pushed = reg.push_busybox("berth/busybox:1").unwrap();
+    let client = anon_client(config(&[&reg.host()], &[], work.path()));
+    let r = Reference::parse(&pushed).unwrap();
+    let res = client.resolve(&r, &Platform::host()).await.unwrap();
+    assert!(!res.layers.is_empty());
+    let config = collect(&client, &r, &res.config, 0).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    assert_eq!(
+        v["rootfs"]["diff_ids"].as_array().unwrap().len(),
+        res.layers.len()
+    );
+    for d in &res.layers {
+        let data = collect(&client, &r, d, 0).await.unwrap();
+        assert_eq!(Digest::sha256(&data), d.digest);
+        assert_eq!(data.len() as u64, d.size);
     }
 }

@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_registry::{Client, Credentials, Descriptor, RegistryConfig, media_types};
 use berth_types::reference::Digest;
@@ -23,179 +22,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// How the registry authenticates.
-pub enum Flavour {
-    Plain,
-    /// htpasswd with one user.
-    Basic {
-        user: String,
-        pass: String,
-    },
-    /// HTTPS with a certificate for 127.0.0.1 signed by a throwaway CA (written to `ca.crt`).
-    Tls,
-}
-
-/// A `docker-registry serve` child on 127.0.0.1; killed (by pid) and cleaned up on drop.
-pub struct Registry {
-    pub dir: tempfile::TempDir,
-    pub port: u16,
-    child: Child,
-}
-
-impl Registry {
-    pub fn start(flavour: Flavour) -> Self {
-        for _ in 0..5 {
-            if let Some(r) = Self::try_start(&flavour) {
-                return r;
-            }
-        }
-        panic!("docker-registry did not come up");
-    }
-
-    fn try_start(flavour: &Flavour) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let root = dir.path().join("data");
-        let mut extra = String::new();
-        let mut scheme = "http";
-        match flavour {
-            Flavour::Plain => {}
-            Flavour::Basic { user, pass } => {
-                let htpasswd = dir.path().join("htpasswd");
-                let st = Command::new("htpasswd")
-                    .args(["-Bbc", htpasswd.to_str().unwrap(), user, pass])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .expect("htpasswd (apache2-utils) installed");
-                assert!(st.success());
-                extra.push_str(&format!(
-                    "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
-                    htpasswd.display()
-                ));
-            }
-            Flavour::Tls => {
-                make_tls(dir.path());
-                scheme = "https";
-            }
-        }
-        let tls = if matches!(flavour, Flavour::Tls) {
-            format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                dir.path().join("server.crt").display(),
-                dir.path().join("server.key").display()
-            )
-        } else {
-            String::new()
-        };
-        let cfg = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test-secret\n{tls}{extra}",
-            root.display()
-        );
-        let cfg_path = dir.path().join("config.yml");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry installed");
-        let mut reg = Self { dir, port, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = reg.child.try_wait() {
-                return None; // port taken in the meantime; try another
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                let _ = scheme;
-                return Some(reg);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = reg.child.kill();
-        None
-    }
-
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca.crt")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("command runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA and a server certificate for IP 127.0.0.1 and localhost, with openssl.
-pub fn make_tls(dir: &Path) {
-    let p = |n: &str| dir.join(n).to_str().unwrap().to_owned();
-    run(Command::new("openssl").args([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=berth test ca",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.crt"),
-    ]));
-    run(Command::new("openssl").args([
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        &p("server.key"),
-        "-out",
-        &p("server.csr"),
-    ]));
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(Command::new("openssl").args([
-        "x509",
-        "-req",
-        "-in",
-        &p("server.csr"),
-        "-CA",
-        &p("ca.crt"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &p("ext.cnf"),
-        "-out",
-        &p("server.crt"),
-    ]));
-}
+#[allow(unused_imports)]
+pub use berth_testkit::{Flavor, Registry};
 
 /// A config with the given insecure hosts and mirrors, and certs.d in `certs`.
 pub fn config(insecure: &[&str], mirrors: &[(&str, Vec<String>)], certs: &Path) -> RegistryConfig {
@@ -289,6 +117,7 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -375,20 +204,21 @@ impl TestServer {
                         .get("content-length")
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
-                    let mut have = buf.len() - end - 4;
-                    while have < want {
+                    let mut body = buf[end + 4..].to_vec();
+                    while body.len() < want {
                         let Ok(n) = sock.read(&mut tmp).await else {
                             return;
                         };
                         if n == 0 {
                             break;
                         }
-                        have += n;
+                        body.extend_from_slice(&tmp[..n]);
                     }
                     let req = Request {
                         method,
                         path,
                         headers,
+                        body,
                     };
                     log.lock().unwrap().push(req.clone());
                     let resp = handler(&req);
