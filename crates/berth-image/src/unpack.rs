@@ -794,9 +794,27 @@ impl Extractor<'_> {
                 rustix::fs::chmodat(dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
                     .map_err(io_err("chmod", entry))?;
             }
+            let is_link = FileType::from_raw_mode(st.st_mode) == FileType::Symlink;
             for (k, v) in &meta.xattrs {
-                rustix::fs::lsetxattr(proc_path(dir, name), k.as_str(), v, XattrFlags::empty())
-                    .map_err(io_err("set xattr", entry))?;
+                // The kernel refuses user.* on symlinks and devices (EPERM); Docker skips them too.
+                if k.starts_with("user.")
+                    && FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
+                {
+                    tracing::debug!(entry, xattr = %k, "skipping user xattr on a non-regular file");
+                    continue;
+                }
+                match rustix::fs::lsetxattr(
+                    proc_path(dir, name),
+                    k.as_str(),
+                    v,
+                    XattrFlags::empty(),
+                ) {
+                    Ok(()) => {}
+                    Err(rustix::io::Errno::NOTSUP) if is_link => {
+                        tracing::debug!(entry, xattr = %k, "file system has no xattrs on symlinks");
+                    }
+                    Err(e) => return Err(io_err("set xattr", entry)(e)),
+                }
             }
         }
         Ok(())

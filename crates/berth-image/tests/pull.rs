@@ -409,3 +409,126 @@ async fn kill_9_during_pull_then_clean_repull() {
     );
     assert!(tmp_files(&root).is_empty());
 }
+
+struct Unmount(PathBuf);
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+fn layer_tar(dir: &Path, name: &str, entries: &[(&str, &[u8])]) -> PathBuf {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        if path.ends_with('/') {
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_size(0);
+        } else {
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+        }
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, path, *data).unwrap();
+    }
+    let p = dir.join(name);
+    fs::write(&p, b.into_inner().unwrap()).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_layer_pull_gives_the_overlay_view_and_pull_all_tags() {
+    let t = tempdir();
+    let reg = Registry::start(Flavor::Plain).unwrap();
+    let l1 = layer_tar(
+        t.path(),
+        "l1.tar",
+        &[
+            ("etc/", b""),
+            ("etc/keep", b"1"),
+            ("etc/gone", b"2"),
+            ("data/", b""),
+            ("data/old", b"3"),
+        ],
+    );
+    let l2 = layer_tar(
+        t.path(),
+        "l2.tar",
+        &[
+            ("etc/", b""),
+            ("etc/.wh.gone", b""),
+            ("data/", b""),
+            ("data/.wh..wh..opq", b""),
+            ("data/new", b"4"),
+        ],
+    );
+    let l3 = layer_tar(t.path(), "l3.tar", &[("etc/", b""), ("etc/keep", b"top")]);
+    let opts = berth_mkimage::ImageOptions {
+        source_date_epoch: Some(1_700_000_000),
+        ..Default::default()
+    };
+    let img = berth_mkimage::Image::from_rootfs_layers(&[&l1, &l2, &l3], "multi:1", &opts).unwrap();
+    let archive = t.path().join("multi.tar");
+    img.write_docker_archive(&archive, false).unwrap();
+    let one = reg.push_docker_archive(&archive, "multi/img:1").unwrap();
+    reg.push_busybox("multi/img:2").unwrap();
+
+    let s = ImageStore::open(t.path().join("root"), StoreOptions::default()).unwrap();
+    let c = client(&reg, t.path());
+    let rec = Arc::new(Recorder::default());
+    let p = s
+        .pull(
+            &c,
+            &Reference::parse(&one).unwrap(),
+            &Platform::host(),
+            rec.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rec.starts.lock().unwrap().len(), 3, "three layers fetched");
+    let lower = s.lowerdirs(p.id.as_str()).unwrap();
+    assert_eq!(lower.len(), 3);
+    let mnt = t.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let opts = std::ffi::CString::new(format!(
+        "lowerdir={}",
+        lower
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    ))
+    .unwrap();
+    rustix::mount::mount(
+        "overlay",
+        &mnt,
+        "overlay",
+        rustix::mount::MountFlags::RDONLY,
+        opts.as_c_str(),
+    )
+    .unwrap();
+    let guard = Unmount(mnt.clone());
+    assert_eq!(fs::read(mnt.join("etc/keep")).unwrap(), b"top");
+    assert!(!mnt.join("etc/gone").exists());
+    assert!(!mnt.join("data/old").exists());
+    assert_eq!(fs::read(mnt.join("data/new")).unwrap(), b"4");
+    drop(guard);
+
+    // pull -a: both tags of the repository.
+    let repo = Reference::parse_named(&format!("{}/multi/img", reg.host())).unwrap();
+    let all = s
+        .pull_all_tags(&c, &repo, &Platform::host(), Arc::new(Recorder::default()))
+        .await
+        .unwrap();
+    let mut tags: Vec<String> = all
+        .iter()
+        .map(|p| p.reference.tag().unwrap().to_owned())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, vec!["1", "2"]);
+    assert_eq!(s.images().len(), 2);
+}
