@@ -21,7 +21,7 @@ pub enum Error {
     },
     #[error("invalid registry endpoint {endpoint:?}: {message}")]
     Endpoint { endpoint: String, message: String },
-    #[error("request to {url} failed: {source}")]
+    #[error("request to {url} failed: {}", chain(source))]
     Http {
         url: String,
         #[source]
@@ -86,6 +86,22 @@ impl Error {
                 | Error::NoMatchingPlatform { .. }
         )
     }
+}
+
+/// An error and its causes, `a: b: c` (reqwest's own message hides the interesting part,
+/// e.g. which certificate check failed).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 pub(crate) type Result<T> = std::result::Result<T, Error>;
