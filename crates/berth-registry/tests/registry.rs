@@ -45,7 +45,7 @@ async fn push_image(client: &Client, r: &Reference, img: &TestImage) {
         }
     }
     client
-        .put_manifest(r, media_types::OCI_MANIFEST, img.manifest.clone())
+        .put_manifest(r, &img.manifest_desc.media_type, img.manifest.clone())
         .await
         .unwrap();
 }
@@ -487,6 +487,8 @@ async fn resolves_and_verifies_a_busybox_image_skopeo_pushed() {
     let client = anon_client(config(&[&reg.host()], &[], work.path()));
     let r = Reference::parse(&pushed).unwrap();
     let res = client.resolve(&r, &Platform::host()).await.unwrap();
+    // skopeo pushes a docker-archive as Docker schema 2.
+    assert_eq!(res.manifest_media_type, media_types::DOCKER_MANIFEST);
     assert!(!res.layers.is_empty());
     let config = collect(&client, &r, &res.config, 0).await.unwrap();
     let v: serde_json::Value = serde_json::from_slice(&config).unwrap();
@@ -499,4 +501,47 @@ async fn resolves_and_verifies_a_busybox_image_skopeo_pushed() {
         assert_eq!(Digest::sha256(&data), d.digest);
         assert_eq!(data.len() as u64, d.size);
     }
+}
+
+#[tokio::test]
+async fn docker_schema2_manifest_list_resolves_to_the_platform() {
+    let reg = Registry::start(Flavor::Plain).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let client = anon_client(config(&[&reg.host()], &[], certs.path()));
+    let repo = format!("{}/berth/dockerlist", reg.host());
+    let amd = TestImage::docker("damd", "amd64", 1);
+    let arm = TestImage::docker("darm", "arm", 1);
+    for img in [&amd, &arm] {
+        let by_digest = Reference::parse(&format!("{repo}@{}", img.manifest_desc.digest)).unwrap();
+        push_image(&client, &by_digest, img).await;
+    }
+    let entry = |img: &TestImage, plat: serde_json::Value| serde_json::json!({"mediaType": media_types::DOCKER_MANIFEST, "digest": img.manifest_desc.digest, "size": img.manifest_desc.size, "platform": plat});
+    let list = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_types::DOCKER_MANIFEST_LIST,
+        "manifests": [
+            entry(&amd, serde_json::json!({"os": "linux", "architecture": "amd64"})),
+            entry(&arm, serde_json::json!({"os": "linux", "architecture": "arm", "variant": "v7"})),
+        ],
+    });
+    let list = Bytes::from(serde_json::to_vec(&list).unwrap());
+    let r = Reference::parse(&format!("{repo}:latest")).unwrap();
+    let list_digest = client
+        .put_manifest(&r, media_types::DOCKER_MANIFEST_LIST, list)
+        .await
+        .unwrap();
+    let res = client
+        .resolve(&r, &"linux/arm".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.manifest_media_type, media_types::DOCKER_MANIFEST);
+    assert_eq!(res.manifest_digest, arm.manifest_desc.digest);
+    assert_eq!(res.index_digest, Some(list_digest));
+    assert_eq!(res.config.media_type, media_types::DOCKER_CONFIG);
+    assert_eq!(res.layers[0].media_type, media_types::DOCKER_LAYER_GZIP);
+    let e = client
+        .resolve(&r, &"linux/arm/v6".parse().unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NoMatchingPlatform { .. }), "{e}");
 }

@@ -74,12 +74,35 @@ pub fn layer(files: &[(&str, &[u8])]) -> (Bytes, Descriptor, Digest) {
 impl TestImage {
     /// An OCI image for `arch` with `n` layers whose content depends on `seed`.
     pub fn new(seed: &str, arch: &str, n: usize) -> Self {
+        Self::build(seed, arch, n, false)
+    }
+
+    /// The same with Docker schema 2 media types.
+    pub fn docker(seed: &str, arch: &str, n: usize) -> Self {
+        Self::build(seed, arch, n, true)
+    }
+
+    fn build(seed: &str, arch: &str, n: usize, docker: bool) -> Self {
+        let (mt_manifest, mt_config, mt_layer) = if docker {
+            (
+                media_types::DOCKER_MANIFEST,
+                media_types::DOCKER_CONFIG,
+                media_types::DOCKER_LAYER_GZIP,
+            )
+        } else {
+            (
+                media_types::OCI_MANIFEST,
+                media_types::OCI_CONFIG,
+                media_types::OCI_LAYER_GZIP,
+            )
+        };
         let mut layers = Vec::new();
         let mut diff_ids = Vec::new();
         for i in 0..n {
             let body = format!("{seed} layer {i}\n").repeat(100 + i * 50);
             let name = format!("file{i}.txt");
-            let (b, d, diff) = layer(&[(name.as_str(), body.as_bytes())]);
+            let (b, mut d, diff) = layer(&[(name.as_str(), body.as_bytes())]);
+            d.media_type = mt_layer.to_owned();
             layers.push((b, d));
             diff_ids.push(diff.to_string());
         }
@@ -91,15 +114,15 @@ impl TestImage {
             "history": [],
         });
         let config = Bytes::from(serde_json::to_vec(&config).unwrap());
-        let config_desc = Descriptor::of(media_types::OCI_CONFIG, &config);
+        let config_desc = Descriptor::of(mt_config, &config);
         let manifest = serde_json::json!({
             "schemaVersion": 2,
-            "mediaType": media_types::OCI_MANIFEST,
+            "mediaType": mt_manifest,
             "config": config_desc,
             "layers": layers.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
         });
         let manifest = Bytes::from(serde_json::to_vec(&manifest).unwrap());
-        let manifest_desc = Descriptor::of(media_types::OCI_MANIFEST, &manifest);
+        let manifest_desc = Descriptor::of(mt_manifest, &manifest);
         Self {
             config,
             config_desc,
