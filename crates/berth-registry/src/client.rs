@@ -963,3 +963,73 @@ impl Client {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_pick_scheme_and_host_as_configured() {
+        let cfg = RegistryConfig {
+            insecure: vec!["10.0.0.1:5000".into()],
+            ..RegistryConfig::default()
+        };
+        let hub = Endpoint::origin("docker.io", &cfg);
+        assert_eq!(
+            (hub.base.as_str(), hub.host.as_str()),
+            ("https://registry-1.docker.io", "registry-1.docker.io")
+        );
+        assert_eq!(
+            Endpoint::origin("10.0.0.1:5000", &cfg).base,
+            "http://10.0.0.1:5000"
+        );
+        assert_eq!(
+            Endpoint::origin("10.0.0.1:5001", &cfg).base,
+            "https://10.0.0.1:5001"
+        );
+        let m = Endpoint::mirror("10.0.0.1:5000", &cfg).unwrap();
+        assert_eq!(
+            (m.base.as_str(), m.host.as_str()),
+            ("http://10.0.0.1:5000", "10.0.0.1:5000")
+        );
+        assert_eq!(
+            Endpoint::mirror("mirror.example", &cfg).unwrap().base,
+            "https://mirror.example"
+        );
+        assert_eq!(
+            Endpoint::mirror("http://m.example:8080/", &cfg)
+                .unwrap()
+                .host,
+            "m.example:8080"
+        );
+        let e = Endpoint::mirror("ftp://x", &cfg).unwrap_err().to_string();
+        assert!(e.contains("ftp://x"), "{e}");
+    }
+
+    #[test]
+    fn pull_endpoints_are_mirrors_then_origin() {
+        let mut cfg = RegistryConfig::default();
+        cfg.mirrors.insert(
+            "docker.io".into(),
+            vec!["http://a:1".into(), "https://b".into()],
+        );
+        let c = Client::new(cfg, Credentials::anonymous()).unwrap();
+        let eps: Vec<String> = c
+            .pull_endpoints("docker.io")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.base)
+            .collect();
+        assert_eq!(
+            eps,
+            ["http://a:1", "https://b", "https://registry-1.docker.io"]
+        );
+        let eps: Vec<String> = c
+            .pull_endpoints("quay.io")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.base)
+            .collect();
+        assert_eq!(eps, ["https://quay.io"]);
+    }
+}
