@@ -9,11 +9,6 @@ pub fn for_spec(cgroups_path: Option<&str>, id: &str) -> Result<Box<dyn Cgroup>>
     Ok(berth_cgroups::open(&Placement::from_oci(cgroups_path, id))?)
 }
 
-/// Re-open an existing container's cgroup from the path recorded in its state.
-pub fn at(path: &str) -> Result<Box<dyn Cgroup>> {
-    Ok(berth_cgroups::open(&Placement::Absolute(path.to_string()))?)
-}
-
 /// runc's default device allow-list, appended after the spec's own rules so the default
 /// /dev set (and a pty) works even when the spec starts with "deny all".
 pub fn with_default_devices(res: &oci_spec::runtime::LinuxResources) -> oci_spec::runtime::LinuxResources {
@@ -44,4 +39,32 @@ pub fn with_default_devices(res: &oci_spec::runtime::LinuxResources) -> oci_spec
     out.extend(rest);
     res.set_devices(Some(out));
     res
+}
+
+/// cgroup v1: the container's path in each hierarchy (keyed by the hierarchy's directory
+/// name under /sys/fs/cgroup), derived like the cgroup manager does: relative paths go
+/// under the caller's own cgroup of that hierarchy, absolute ones are taken as given.
+pub fn v1_paths(cgroups_path: Option<&str>, id: &str) -> Vec<(String, String)> {
+    let rel = match Placement::from_oci(cgroups_path, id) {
+        Placement::Absolute(p) => return own_hierarchies().into_iter().map(|(h, _)| (h, p.clone())).collect(),
+        Placement::UnderOwn(r) => r,
+    };
+    own_hierarchies()
+        .into_iter()
+        .map(|(h, own)| (h, format!("{}/{}", own.trim_end_matches('/'), rel)))
+        .collect()
+}
+
+fn own_hierarchies() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
+            if ctrl.is_empty() {
+                return None;
+            }
+            Some((ctrl.trim_start_matches("name=").to_string(), path.to_string()))
+        })
+        .collect()
 }

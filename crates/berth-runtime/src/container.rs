@@ -145,6 +145,13 @@ impl Container {
         self.state.pid
     }
 
+    /// The container's cgroup, re-resolved from its spec (on v1 each hierarchy has its
+    /// own parent, so one recorded path is not enough).
+    fn cgroup(&self) -> Result<Box<dyn Cgroup>> {
+        let path = self.state.config.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+        cgroup::for_spec(path.as_ref().and_then(|p| p.to_str()), &self.state.id)
+    }
+
     fn fifo_path(&self) -> PathBuf {
         self.dir.join("exec.fifo")
     }
@@ -194,13 +201,22 @@ impl Container {
 
         let cg = cgroup::for_spec(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), id)?;
         cg.create()?;
-        guard.1 = Some(cgroup::at(cg.path())?);
+        guard.1 = Some(cgroup::for_spec(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), id)?);
         if let Some(res) = linux.resources() {
             cg.apply(&cgroup::with_default_devices(res))?;
         }
         let fifo = dir.join("exec.fifo");
         rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_bits_truncate(0o622), 0)
             .map_err(|e| Error::io("failed to create exec fifo", &fifo, e.into()))?;
+        if new_user {
+            // the init opens the fifo as the container's root: make it that user's
+            let host = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+                maps.as_deref().unwrap_or(&[]).iter().find(|m| m.container_id() == 0).map(|m| m.host_id())
+            };
+            let (u, g) = (host(linux.uid_mappings()), host(linux.gid_mappings()));
+            rustix::fs::chown(&fifo, u.map(rustix::fs::Uid::from_raw), g.map(rustix::fs::Gid::from_raw))
+                .map_err(|e| Error::io("failed to chown exec fifo", &fifo, e.into()))?;
+        }
         let fifo_fd = open_path(&fifo, rustix::fs::OFlags::PATH)?;
         let (parent_sock, child_sock) = sync::pair()?;
         let cg_fd = cg.dir_fd_for_clone()?;
@@ -210,6 +226,7 @@ impl Container {
                 fifo: fifo_fd,
                 no_pivot: opts.no_pivot,
                 cgroup_path: cg.path().to_string(),
+                v1_paths: cgroup::v1_paths(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), id),
                 new_mnt: flags & ns_flag(LinuxNamespaceType::Mount) != 0 || join.iter().any(|(_, t)| *t == LinuxNamespaceType::Mount),
                 new_uts: flags & ns_flag(LinuxNamespaceType::Uts) != 0,
                 new_cgroupns: flags & ns_flag(LinuxNamespaceType::Cgroup) != 0,
@@ -322,7 +339,7 @@ impl Container {
         if self.fifo_path().exists() {
             return Status::Created;
         }
-        if let Ok(cg) = cgroup::at(&self.state.cgroup_path)
+        if let Ok(cg) = self.cgroup()
             && matches!(cg.freezer_state(), Ok(berth_cgroups::FreezerState::Frozen | berth_cgroups::FreezerState::Freezing))
         {
             return Status::Paused;
@@ -404,7 +421,7 @@ impl Container {
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let status = self.status();
         if all {
-            let cg = cgroup::at(&self.state.cgroup_path)?;
+            let cg = self.cgroup()?;
             if status == Status::Paused && signal != libc::SIGKILL {
                 cg.kill_all(signal)?;
                 return Ok(());
@@ -436,7 +453,7 @@ impl Container {
             return Err(Error::BadStatus { id: self.state.id.clone(), status: status.to_string(), op: "delete (use --force)" });
         }
         let mut errors = Vec::new();
-        let cg = cgroup::at(&self.state.cgroup_path);
+        let cg = self.cgroup();
         if status != Status::Stopped {
             if let Ok(cg) = &cg {
                 if status == Status::Paused {
@@ -499,7 +516,7 @@ impl Container {
         if !status.can_pause() {
             return Err(Error::BadStatus { id: self.state.id.clone(), status: status.to_string(), op: "pause" });
         }
-        cgroup::at(&self.state.cgroup_path)?.freeze()?;
+        self.cgroup()?.freeze()?;
         self.state.status = Status::Paused;
         self.state.save(&self.dir)
     }
@@ -509,24 +526,24 @@ impl Container {
         if !status.can_resume() {
             return Err(Error::BadStatus { id: self.state.id.clone(), status: status.to_string(), op: "resume" });
         }
-        cgroup::at(&self.state.cgroup_path)?.thaw()?;
+        self.cgroup()?.thaw()?;
         self.state.status = Status::Running;
         self.state.save(&self.dir)
     }
 
     /// Apply new resource limits to the container's cgroup.
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
-        cgroup::at(&self.state.cgroup_path)?.apply(resources)?;
+        self.cgroup()?.apply(resources)?;
         Ok(())
     }
 
     /// Host pids of every process in the container.
     pub fn ps(&self) -> Result<Vec<i32>> {
-        Ok(cgroup::at(&self.state.cgroup_path)?.pids()?)
+        Ok(self.cgroup()?.pids()?)
     }
 
     pub fn stats(&self) -> Result<berth_cgroups::Stats> {
-        Ok(cgroup::at(&self.state.cgroup_path)?.stats()?)
+        Ok(self.cgroup()?.stats()?)
     }
 
     /// Start `process` inside the running container (its namespaces and cgroup). Returns
@@ -564,7 +581,7 @@ impl Container {
             return Err(Error::Spec("process.terminal is true but no console socket was given".into()));
         }
         let console = opts.console_socket.as_deref().map(connect_console).transpose()?;
-        let cg = cgroup::at(&self.state.cgroup_path)?;
+        let cg = self.cgroup()?;
         let cg_fd = cg.dir_fd_for_clone()?;
         let (parent_sock, child_sock) = sync::pair()?;
         let spec = &self.state.config;

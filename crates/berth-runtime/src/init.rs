@@ -13,7 +13,7 @@ use crate::{process, rootfs};
 type R<T> = Result<T, InitError>;
 
 pub(crate) enum Mode {
-    Create { rootfs: PathBuf, fifo: OwnedFd, no_pivot: bool, cgroup_path: String, new_mnt: bool, new_uts: bool, new_cgroupns: bool },
+    Create { rootfs: PathBuf, fifo: OwnedFd, no_pivot: bool, cgroup_path: String, v1_paths: Vec<(String, String)>, new_mnt: bool, new_uts: bool, new_cgroupns: bool },
     Exec,
 }
 
@@ -101,7 +101,7 @@ fn run(ctx: &mut ChildCtx<'_>) -> R<Option<i32>> {
 fn run_inner(ctx: &mut ChildCtx<'_>) -> R<()> {
     let spec = ctx.spec;
     let mut fifo_fd: Option<i32> = None;
-    if let Mode::Create { rootfs, fifo, no_pivot, cgroup_path, new_mnt, new_uts, new_cgroupns } = &ctx.mode {
+    if let Mode::Create { rootfs, fifo, no_pivot, cgroup_path, v1_paths, new_mnt, new_uts, new_cgroupns } = &ctx.mode {
         if *new_uts {
             if let Some(h) = spec.hostname() {
                 rustix::system::sethostname(h.as_bytes()).map_err(|e| InitError::new(Stage::Hostname, &e.into(), None, &format!("sethostname {h:?}")))?;
@@ -116,7 +116,7 @@ fn run_inner(ctx: &mut ChildCtx<'_>) -> R<()> {
         rootfs::prepare_root(spec, rootfs)?;
         let mut dev_is_tmpfs = false;
         for m in spec.mounts().as_deref().unwrap_or(&[]) {
-            rootfs::mount_one(rootfs, m, cgroup_path, *new_cgroupns)?;
+            rootfs::mount_one(rootfs, m, cgroup_path, v1_paths, *new_cgroupns)?;
             if m.destination() == Path::new("/dev") {
                 dev_is_tmpfs = m.typ().as_deref() == Some("tmpfs");
             }

@@ -222,7 +222,7 @@ fn locked_flags(path: &Path) -> u64 {
 }
 
 /// Mount one spec entry below `rootfs`.
-pub fn mount_one(rootfs: &Path, m: &Mount, cgroup_path: &str, new_cgroupns: bool) -> R<()> {
+pub fn mount_one(rootfs: &Path, m: &Mount, cgroup_path: &str, v1_paths: &[(String, String)], new_cgroupns: bool) -> R<()> {
     let dest = secure_join(rootfs, m.destination());
     let typ = m.typ().clone().unwrap_or_default();
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
@@ -251,7 +251,7 @@ pub fn mount_one(rootfs: &Path, m: &Mount, cgroup_path: &str, new_cgroupns: bool
             }
         }
     } else if typ == "cgroup" || typ == "cgroup2" {
-        mount_cgroup(&dest, &opts, cgroup_path, new_cgroupns)?;
+        mount_cgroup(&dest, &opts, cgroup_path, v1_paths, new_cgroupns)?;
     } else {
         ensure_target(&dest, false)?;
         let data = opts.data.join(",");
@@ -278,7 +278,7 @@ pub fn mount_one(rootfs: &Path, m: &Mount, cgroup_path: &str, new_cgroupns: bool
 
 /// A cgroup mount: cgroup2 when the host is v2; on v1, a tmpfs holding each hierarchy's
 /// container cgroup bound at `<dest>/<controllers>` (what runc does without cgroupns).
-fn mount_cgroup(dest: &Path, opts: &MountOpts, cgroup_path: &str, new_cgroupns: bool) -> R<()> {
+fn mount_cgroup(dest: &Path, opts: &MountOpts, cgroup_path: &str, v1_paths: &[(String, String)], new_cgroupns: bool) -> R<()> {
     ensure_target(dest, false)?;
     let ro = opts.flags & MS_RDONLY;
     let base = opts.flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
@@ -309,7 +309,8 @@ fn mount_cgroup(dest: &Path, opts: &MountOpts, cgroup_path: &str, new_cgroupns: 
             }
             continue;
         }
-        let host = host_root.join(cgroup_path.trim_start_matches('/'));
+        let own = v1_paths.iter().find(|(h, _)| *h == name).map_or(cgroup_path, |(_, p)| p.as_str());
+        let host = host_root.join(own.trim_start_matches('/'));
         let src = if host.is_dir() { host } else { host_root.clone() };
         ensure_target(&target, false)?;
         mount(Some(p(&src)), p(&target), Some("bind"), MS_BIND, None).map_err(err(Stage::Mount, &target, "bind cgroup hierarchy"))?;

@@ -86,6 +86,22 @@ impl Env {
         c.output().unwrap()
     }
 
+    /// For verbs that leave a container running (`create`, `run -d`): its init keeps
+    /// whatever stdio we give, so give it none and only collect the status + stderr file.
+    pub fn berth_detached(&self, args: &[&str]) -> Output {
+        let errf = self.dir.path().join(unique("stderr"));
+        let status = Command::new(BERTH)
+            .arg("--root")
+            .arg(self.root_for(BERTH))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&errf).unwrap())
+            .status()
+            .unwrap();
+        Output { status, stdout: Vec::new(), stderr: std::fs::read(&errf).unwrap_or_default() }
+    }
+
     pub fn berth(&self, args: &[&str]) -> Output {
         self.rt(BERTH, args)
     }
