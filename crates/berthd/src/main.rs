@@ -1,0 +1,92 @@
+//! berthd: the Berth daemon. Serves the Docker Engine API on unix sockets.
+#![forbid(unsafe_code)]
+
+mod args;
+mod listen;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use tokio::sync::watch;
+
+use crate::args::{Args, Settings};
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let settings = match Settings::resolve(args, |k| std::env::var_os(k)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("berthd: {e:#}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if settings.debug { "debug" } else { "info" }));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berthd: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(settings)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("berthd: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let mut config = berth_engine::EngineConfig::new(&settings.data_root, &settings.exec_root);
+    config = config.with_config_file(&settings.config_file)?;
+    let engine = berth_engine::Engine::open(config)
+        .with_context(|| format!("cannot open the state under {}", settings.data_root.display()))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut sockets = Vec::new();
+    let mut tasks = Vec::new();
+    for host in &settings.hosts {
+        let listener = listen::bind_unix(host).with_context(|| format!("cannot listen on unix://{}", host.display()))?;
+        sockets.push(host.clone());
+        let router = berth_api::router(engine.clone(), stop_rx.clone());
+        let mut rx = stop_rx.clone();
+        tracing::info!(socket = %host.display(), "API listen on unix://{}", host.display());
+        tasks.push(tokio::spawn(berth_api::serve_unix(listener, router, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        })));
+    }
+    let pid_file = settings.exec_root.join("berthd.pid");
+    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+        .with_context(|| format!("cannot write {}", pid_file.display()))?;
+    tracing::info!(data_root = %settings.data_root.display(), exec_root = %settings.exec_root.display(), "daemon ready");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+    let _ = stop_tx.send(true);
+    let drain = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+        tracing::warn!("connections still open after 10s; closing them");
+    }
+    for s in sockets {
+        let _ = std::fs::remove_file(&s);
+    }
+    let _ = std::fs::remove_file(&pid_file);
+    tracing::info!("daemon stopped");
+    Ok(())
+}
