@@ -294,6 +294,55 @@ fn cases(d: &Dockerd, rt: &str, rep: &mut Report) -> Vec<(String, i32, String)> 
         ex.code == 0 && ex.stdout.trim_end() == "tty",
         || format!("{ex:?}"),
     );
+    // pause / unpause (the runtime's freezer), top (runtime ps), update (runtime update)
+    let pa = d.docker(&["pause", &name]).unwrap();
+    let st = d
+        .docker(&["inspect", "-f", "{{.State.Status}}", &name])
+        .unwrap();
+    let ex_paused = d.docker(&["exec", &name, "true"]).unwrap();
+    let up = d.docker(&["unpause", &name]).unwrap();
+    let st2 = d
+        .docker(&["inspect", "-f", "{{.State.Status}}", &name])
+        .unwrap();
+    rep.check(
+        &format!("[{rt}] pause/unpause"),
+        pa.code == 0 && st.stdout.trim() == "paused" && ex_paused.code != 0 && up.code == 0 && st2.stdout.trim() == "running",
+        || format!("pause {pa:?} state {st:?} exec-while-paused {ex_paused:?} unpause {up:?} state {st2:?}"),
+    );
+    note("pause", &st, &mut seen);
+    let top = d.docker(&["top", &name, "-o", "pid,comm"]).unwrap();
+    rep.check(
+        &format!("[{rt}] top lists sleep"),
+        top.code == 0 && top.stdout.lines().any(|l| l.trim_end().ends_with("sleep")),
+        || format!("{top:?}"),
+    );
+    let upd = d
+        .docker(&[
+            "update",
+            "--memory",
+            "48m",
+            "--memory-swap",
+            "96m",
+            "--pids-limit",
+            "20",
+            &name,
+        ])
+        .unwrap();
+    let seen_limits = d
+        .docker(&[
+            "exec",
+            &name,
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/pids/pids.max",
+        ])
+        .unwrap();
+    rep.check(
+        &format!("[{rt}] update --memory --pids-limit"),
+        upd.code == 0 && seen_limits.stdout == "50331648\n20\n",
+        || format!("update {upd:?} limits {seen_limits:?}"),
+    );
+    note("update", &seen_limits, &mut seen);
     let t0 = Instant::now();
     let st = d.docker(&["stop", "-t", "1", &name]).unwrap();
     let code = d
