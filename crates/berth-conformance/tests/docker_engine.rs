@@ -363,6 +363,23 @@ fn cases(d: &Dockerd, rt: &str, rep: &mut Report) -> Vec<(String, i32, String)> 
     rep.check(&format!("[{rt}] rm after stop"), rm.code == 0, || {
         format!("{rm:?}")
     });
+    // the runtime's delete removed the container's cgroup in every hierarchy
+    let id = r.stdout.trim();
+    let left: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|h| {
+            h.path()
+                .join(d.cgroup_parent().trim_start_matches('/'))
+                .join(id)
+        })
+        .filter(|p| !id.is_empty() && p.exists())
+        .collect();
+    rep.check(
+        &format!("[{rt}] rm removes the container's cgroups"),
+        left.is_empty(),
+        || format!("left: {left:?}"),
+    );
 
     // a process that handles TERM stops with its own code
     let name = format!("trap-{rt}");
