@@ -381,3 +381,42 @@ fn reopen_from_saved_path_finds_the_same_cgroup() {
     again.destroy().unwrap();
     assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
 }
+
+#[test]
+fn v1_blkio_throttle_and_missing_weight() {
+    if !v1_only() {
+        return;
+    }
+    let g = Guard::under_own("blkio");
+    let Some(blk) = g.cg.dir_of("blkio") else {
+        eprintln!("skipped: no blkio hierarchy");
+        return;
+    };
+    // the block device behind /
+    let dev = rustix::fs::stat("/").unwrap().st_dev;
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let res: oci_spec::runtime::LinuxResources = serde_json::from_str(&format!(
+        r#"{{"blockIO": {{"throttleReadBpsDevice": [{{"major": {major}, "minor": {minor}, "rate": 1048576}}],
+                          "throttleWriteIOPSDevice": [{{"major": {major}, "minor": {minor}, "rate": 100}}]}}}}"#
+    ))
+    .unwrap();
+    g.cg.apply(&res).unwrap();
+    assert_eq!(
+        read_trim(&blk.join("blkio.throttle.read_bps_device")),
+        format!("{major}:{minor} 1048576")
+    );
+    assert_eq!(
+        read_trim(&blk.join("blkio.throttle.write_iops_device")),
+        format!("{major}:{minor} 100")
+    );
+    let weight: oci_spec::runtime::LinuxResources =
+        serde_json::from_str(r#"{"blockIO": {"weight": 500}}"#).unwrap();
+    let has_weight = blk.join("blkio.weight").exists() || blk.join("blkio.bfq.weight").exists();
+    match g.cg.apply(&weight) {
+        Ok(()) => assert!(has_weight, "a weight was accepted without a weight file"),
+        Err(e) => {
+            assert!(!has_weight, "{e}");
+            assert!(e.to_string().contains("blkio.weight"), "{e}");
+        }
+    }
+}
