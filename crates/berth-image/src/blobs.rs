@@ -207,6 +207,11 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
+    /// The temp file being written.
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.size

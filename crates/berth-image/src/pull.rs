@@ -8,7 +8,7 @@
 //! the pull's lease is dropped and what it published is collected: the store is as
 //! before.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use berth_registry::{Client, Descriptor as RegDescriptor, Platform as RegPlatform, Progress};
@@ -290,27 +290,41 @@ impl ImageStore {
             )
             .await?;
         progress.start(&spec.blob, desc.size, 0);
-        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
+        // Fan out: the blob file (hash + write) and the unpacker (inflate + untar) each
+        // get every chunk on their own thread, so they run on both cores.
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(32);
+        let (btx, mut brx) = mpsc::channel::<Bytes>(32);
         let s = self.clone();
-        let l = lease.clone();
         let sp = spec.clone();
         let worker = tokio::task::spawn_blocking(move || {
-            s.ingest_layer(
+            s.unpack_temp(
                 ChannelReader {
                     rx,
                     cur: Bytes::new(),
                 },
                 &sp,
-                &l,
             )
         });
+        let blobs = self.blobs().clone();
+        let blob_worker =
+            tokio::task::spawn_blocking(move || -> Result<crate::blobs::BlobWriter, StoreError> {
+                let mut w = blobs.writer()?;
+                while let Some(b) = brx.blocking_recv() {
+                    w.write_all(&b).map_err(|e| StoreError::Io {
+                        op: "write temp blob",
+                        path: w.temp_path().to_owned(),
+                        source: e,
+                    })?;
+                }
+                Ok(w)
+            });
         let mut fetch_err = None;
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(b) => {
                     progress.bytes(&spec.blob, b.len() as u64);
-                    if tx.send(Ok(b)).await.is_err() {
-                        break; // the unpacker failed; its error is reported below
+                    if btx.send(b.clone()).await.is_err() || tx.send(Ok(b)).await.is_err() {
+                        break; // a worker failed; its error is reported below
                     }
                 }
                 Err(e) => {
@@ -322,14 +336,22 @@ impl ImageStore {
             }
         }
         drop(tx);
+        drop(btx);
         let unpacked = worker.await.map_err(|e| StoreError::Task(e.to_string()))?;
+        let blob = blob_worker
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
         if let Some(e) = fetch_err {
             return Err(StoreError::BlobStream {
                 digest: spec.blob.clone(),
                 source: io::Error::other(e.to_string()),
             });
         }
-        unpacked?;
+        let (tmp, summary) = unpacked?;
+        blob?.commit(Some(&spec.blob))?;
+        let s = self.clone();
+        let sp = spec.clone();
+        blocking(move || s.publish_layer(tmp, &summary, &sp)).await?;
         progress.done(&spec.blob, false);
         Ok(record)
     }

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::blobs::{BlobStore, BlobWriter, TMP_PREFIX, random_suffix};
 use crate::docs;
 use crate::error::StoreError;
-use crate::layers::{LayerMeta, LayerStore};
-use crate::unpack::{UnpackOptions, unpack_layer};
+use crate::layers::{LayerMeta, LayerStore, LayerTemp};
+use crate::unpack::{UnpackOptions, UnpackSummary, unpack_layer};
 
 /// Version of `images.json` this build writes and reads.
 pub const STATE_VERSION: u32 = 1;
@@ -477,35 +477,49 @@ impl ImageStore {
             inner: reader,
             out: writer,
         };
-        let tmp = layers.begin(&spec.chain_id)?;
+        let (tmp, summary) = self.unpack_temp(&mut tee, spec)?;
+        if let Some(w) = tee.out.take() {
+            w.commit(Some(&spec.blob))?;
+        }
+        self.publish_layer(tmp, &summary, spec)
+    }
+
+    /// Unpacks a layer stream into a temp layer directory and reads the stream to its
+    /// end (so a tee'd digest covers all of it). Nothing is published.
+    pub(crate) fn unpack_temp(
+        &self,
+        mut reader: impl Read,
+        spec: &LayerSpec,
+    ) -> Result<(LayerTemp, UnpackSummary), StoreError> {
+        let tmp = self.inner.layers.begin(&spec.chain_id)?;
         let unpacked = unpack_layer(
-            &mut tee,
+            &mut reader,
             Some(&spec.media_type),
             &tmp.diff(),
             &self.inner.opts.unpack,
         );
-        // Read to the end so the blob digest covers the whole stream.
-        let drained = io::copy(&mut tee, &mut io::sink());
-        let summary = match (unpacked, drained) {
-            (Ok(s), Ok(_)) => s,
-            (Err(e), _) => {
-                // A short or corrupt stream is reported as a digest problem when the
-                // hash already tells so; else the unpack error.
-                return Err(StoreError::Unpack {
-                    digest: spec.blob.clone(),
-                    source: e,
-                });
-            }
-            (Ok(_), Err(e)) => {
-                return Err(StoreError::BlobStream {
-                    digest: spec.blob.clone(),
-                    source: e,
-                });
-            }
-        };
-        if let Some(w) = tee.out.take() {
-            w.commit(Some(&spec.blob))?;
+        let drained = io::copy(&mut reader, &mut io::sink());
+        match (unpacked, drained) {
+            (Ok(s), Ok(_)) => Ok((tmp, s)),
+            (Err(e), _) => Err(StoreError::Unpack {
+                digest: spec.blob.clone(),
+                source: e,
+            }),
+            (Ok(_), Err(e)) => Err(StoreError::BlobStream {
+                digest: spec.blob.clone(),
+                source: e,
+            }),
         }
+    }
+
+    /// Verifies the DiffID of an unpacked temp layer and renames it into place.
+    pub(crate) fn publish_layer(
+        &self,
+        tmp: LayerTemp,
+        summary: &UnpackSummary,
+        spec: &LayerSpec,
+    ) -> Result<LayerMeta, StoreError> {
+        let layers = &self.inner.layers;
         let actual = Digest::parse(&summary.diff_id)?;
         if actual != spec.diff_id {
             return Err(StoreError::DiffIdMismatch {
