@@ -322,6 +322,36 @@ impl Dockerd {
         Ok(out.into())
     }
 
+    /// Run the docker CLI with `input` on its stdin.
+    pub fn docker_with_stdin(&self, args: &[&str], input: &[u8]) -> Result<Run, Error> {
+        use std::io::Write;
+        let what = || format!("docker {}", args.join(" "));
+        let mut child = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            .env("DOCKER_CONFIG", self.base.join("cli"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                what: what(),
+                source,
+            })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input).map_err(|source| Error::Spawn {
+                what: what(),
+                source,
+            })?;
+        }
+        let out = child.wait_with_output().map_err(|source| Error::Spawn {
+            what: what(),
+            source,
+        })?;
+        Ok(out.into())
+    }
+
     /// Run the docker CLI and require success.
     pub fn docker_ok(&self, args: &[&str]) -> Result<Run, Error> {
         let r = self.docker(args)?;

@@ -234,6 +234,32 @@ fn cases(d: &Dockerd, rt: &str, rep: &mut Report) -> Vec<(String, i32, String)> 
     );
     note("read-only", &r, &mut seen);
 
+    // -i: stdin reaches the container and EOF ends it
+    let r = d
+        .docker_with_stdin(
+            &[
+                "run",
+                "--runtime",
+                rt,
+                "--network",
+                "none",
+                "--rm",
+                "-i",
+                IMAGE,
+                "sh",
+                "-c",
+                "wc -l; cat",
+            ],
+            b"one\ntwo\n",
+        )
+        .unwrap();
+    rep.check(
+        &format!("[{rt}] -i passes stdin"),
+        r.code == 0 && r.stdout.trim_start() == "2\n",
+        || format!("{r:?}"),
+    );
+    note("stdin", &r, &mut seen);
+
     // -t: stdout is a terminal
     let r = run_rm(d, rt, &["-t"], &["sh", "-c", "test -t 1 && echo tty"]);
     rep.check(
