@@ -196,10 +196,12 @@ impl ImageStore {
 
     /// Deletes every blob and layer that no image, lease or held image references.
     pub fn gc(&self) -> Result<GcReport, StoreError> {
-        let state_images = self.images();
         // Holding the lease lock for the whole sweep: a pull that registers a blob in its
         // lease before writing it either ran before (and is seen) or waits until after.
+        // The image list is read after taking it: an operation commits its image before
+        // dropping its lease, so whatever it wrote is either leased or referenced here.
         let leases = lock(&self.inner.leases);
+        let state_images = self.images();
         let mut keep_blobs: BTreeSet<Digest> = BTreeSet::new();
         let mut keep_layers: BTreeSet<Digest> = BTreeSet::new();
         for l in leases.values() {

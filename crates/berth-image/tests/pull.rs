@@ -532,3 +532,41 @@ async fn multi_layer_pull_gives_the_overlay_view_and_pull_all_tags() {
     assert_eq!(tags, vec!["1", "2"]);
     assert_eq!(s.images().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_and_prune_during_a_pull_keep_what_it_leases() {
+    let t = tempdir();
+    let reg = Registry::start(Flavor::Plain).unwrap();
+    let pushed = reg.push_busybox("gc/bb:1").unwrap();
+    let s = ImageStore::open(t.path().join("root"), StoreOptions::default()).unwrap();
+    let c = client(&reg, t.path());
+    let slow = Arc::new(Recorder {
+        delay: Some(Duration::from_millis(2)),
+        ..Default::default()
+    });
+    let (s2, r) = (s.clone(), Reference::parse(&pushed).unwrap());
+    let pull = tokio::spawn(async move { s2.pull(&c, &r, &Platform::host(), slow).await });
+    let mut sweeps = 0;
+    while !pull.is_finished() {
+        let s3 = s.clone();
+        tokio::task::spawn_blocking(move || {
+            s3.gc().unwrap();
+            s3.prune(false).unwrap();
+        })
+        .await
+        .unwrap();
+        sweeps += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let p = pull.await.unwrap().unwrap();
+    assert!(sweeps > 3, "GC ran during the pull ({sweeps} sweeps)");
+    assert!(
+        s.lowerdirs(p.id.as_str()).unwrap()[0]
+            .join("bin/busybox")
+            .is_file()
+    );
+    assert!(s.blobs().contains(&p.id));
+    // Once the pull is over, its image is an ordinary tagged image: GC keeps it.
+    s.gc().unwrap();
+    assert!(s.inspect(&pushed).is_ok());
+}
