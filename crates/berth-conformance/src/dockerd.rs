@@ -194,11 +194,17 @@ impl Dockerd {
         let own = own_memory_cgroup()?;
         let cgroup_parent = format!("{}/docker-{tag}", own.trim_end_matches('/'));
         let new_cgroup_dirs = missing_cgroup_dirs(&cgroup_parent);
-        let new_host_dirs: Vec<PathBuf> = ["/run/docker", "/run/docker/plugins"]
-            .iter()
-            .map(PathBuf::from)
-            .filter(|p| !p.exists())
-            .collect();
+        // dockerd makes /run/docker/plugins, containerd's shims /run/containerd/s
+        let new_host_dirs: Vec<PathBuf> = [
+            "/run/docker",
+            "/run/docker/plugins",
+            "/run/containerd",
+            "/run/containerd/s",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| !p.exists())
+        .collect();
         let socket = base.join("docker.sock");
         let mut runtimes = serde_json::Map::new();
         for (name, path) in &opts.runtimes {
@@ -412,8 +418,12 @@ impl Dockerd {
         // 5. mounts below our directory, deepest first, then the directory
         unmount_under(&self.base);
         let _ = std::fs::remove_dir_all(&self.base);
-        for d in self.new_host_dirs.iter().rev() {
-            let _ = std::fs::remove_dir(d);
+        // shared host directories only when no other daemon of this harness
+        // runs (its shims would still put sockets there)
+        if !other_harness_daemons_running() {
+            for d in self.new_host_dirs.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
         }
     }
 }
@@ -449,6 +459,21 @@ fn kill_processes_naming(dir: &Path) {
             let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
         }
     }
+}
+
+/// Whether a dockerd/containerd of another `Dockerd` (a `/tmp/bcd-` root) is alive.
+fn other_harness_daemons_running() -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    rd.flatten().any(|ent| {
+        ent.file_name()
+            .to_str()
+            .is_some_and(|s| s.parse::<u32>().is_ok())
+            && std::fs::read(ent.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains("/tmp/bcd-"))
+                .unwrap_or(false)
+    })
 }
 
 fn unescape_mountinfo(s: &str) -> String {
