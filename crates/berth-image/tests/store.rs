@@ -536,3 +536,37 @@ fn hostile_layers_leave_the_store_unchanged() {
     }
     assert!(!Path::new("/abs").exists() && !Path::new("/etc/x").exists());
 }
+
+#[test]
+fn load_of_a_docker_archive_written_by_skopeo() {
+    let t = tempdir();
+    let img =
+        berth_mkimage::busybox_image(t.path(), "busybox:latest", Some(1_700_000_000)).unwrap();
+    let layout = t.path().join("layout");
+    img.write_oci_layout(&layout).unwrap();
+    let out = t.path().join("skopeo.tar");
+    let st = Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg(format!(
+            "docker-archive:{}:example.com/sk/bb:1",
+            out.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let s = store(t.path());
+    let loaded = s.load(fs::File::open(&out).unwrap()).unwrap();
+    assert_eq!(loaded[0].id.to_string(), img.config_digest);
+    let i = s.inspect("example.com/sk/bb:1").unwrap();
+    assert_eq!(i.id, img.config_digest);
+    assert!(
+        s.lowerdirs("example.com/sk/bb:1").unwrap()[0]
+            .join("bin/busybox")
+            .is_file()
+    );
+}
