@@ -96,3 +96,14 @@ fn seccomp_errno_and_caps_agree_with_runc() {
     let runc = report(&env.run_with("runc"));
     assert_eq!(ours, runc);
 }
+
+#[test]
+fn berth_agrees_with_crun() {
+    let env = probe_env();
+    let ours = report(&env.run_with(BERTH));
+    let crun = env.crun();
+    // Known, deliberate difference: crun always creates the /dev/core -> /proc/kcore
+    // symlink; runc (and berth-runc) only when /proc/kcore exists, which it does not here.
+    let theirs: Vec<String> = report(&env.run_with(&crun)).into_iter().map(|l| l.replace("devices=core ", "devices=")).collect();
+    assert_eq!(ours, theirs, "berth-runc and crun see different containers");
+}

@@ -57,6 +57,28 @@ impl Env {
         env
     }
 
+    /// A `crun` wrapper for this host (PEERS.md): crun 1.8 refuses hybrid cgroups, so it
+    /// runs in a private mount namespace where the unified hierarchy's
+    /// cgroup.controllers is hidden behind an empty file. Touches no hierarchy.
+    pub fn crun(&self) -> String {
+        let empty = self.dir.path().join("empty");
+        let wrapper = self.dir.path().join("crun-wrapper");
+        if !wrapper.exists() {
+            std::fs::write(&empty, "").unwrap();
+            std::fs::write(
+                &wrapper,
+                format!(
+                    "#!/bin/sh\nexec unshare --mount --propagation slave sh -c 'mount --bind {} /sys/fs/cgroup/unified/cgroup.controllers && exec crun \"$@\"' sh \"$@\"\n",
+                    empty.display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        wrapper.to_string_lossy().into_owned()
+    }
+
     pub fn spec(&self) -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(self.bundle.join("config.json")).unwrap()).unwrap()
     }
