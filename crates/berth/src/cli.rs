@@ -1,0 +1,370 @@
+//! What was typed (parse first): clap structs mirroring the docker CLI's commands and
+//! flags. Resolution against the environment and the daemon happens in `connect` and
+//! the command modules.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// `berth`: a Docker-compatible container engine client.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about = "A Docker-compatible container engine", disable_help_subcommand = true)]
+pub struct Cli {
+    /// Daemon socket to connect to (unix:///path) [env: BERTH_HOST]
+    #[arg(short = 'H', long = "host", value_name = "ADDR")]
+    pub host: Option<String>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the berth version information
+    Version(FormatOpt),
+    /// Display system-wide information
+    Info(FormatOpt),
+    /// List images
+    Images(ImagesArgs),
+    /// Return low-level information on objects
+    Inspect(InspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
+    /// Search registries for images
+    Search(SearchArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage berth
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+/// `berth image …`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Display detailed information on one or more images
+    Inspect(ImageInspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Remove unused images
+    Prune(PruneArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Save one or more images to a tar archive
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+}
+
+/// `berth system …`.
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Display system-wide information
+    Info(FormatOpt),
+    /// Get real time events from the server
+    Events(EventsArgs),
+}
+
+/// `--format`.
+#[derive(Debug, Args)]
+pub struct FormatOpt {
+    /// Format output using a Go template
+    #[arg(short = 'f', long = "format")]
+    pub format: Option<String>,
+}
+
+/// `images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Show all images (default hides intermediate images)
+    #[arg(short = 'a', long = "all")]
+    pub all: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Show digests
+    #[arg(long = "digests")]
+    pub digests: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a Go template ("table", "json" or a template)
+    #[arg(long = "format")]
+    pub format: Option<String>,
+    /// Repository (and optional tag) to list
+    pub repository: Option<String>,
+}
+
+/// `inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Format output using a Go template
+    #[arg(short = 'f', long = "format")]
+    pub format: Option<String>,
+    /// Only inspect objects of this type (image)
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// Objects to inspect
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `image inspect`.
+#[derive(Debug, Args)]
+pub struct ImageInspectArgs {
+    /// Format output using a Go template
+    #[arg(short = 'f', long = "format")]
+    pub format: Option<String>,
+    /// Images to inspect
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Print sizes and dates in human readable format
+    #[arg(long = "human", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub human: bool,
+    /// Format output using a Go template
+    #[arg(long = "format")]
+    pub format: Option<String>,
+    /// The image
+    pub image: String,
+}
+
+/// `tag`.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// SOURCE_IMAGE[:TAG]
+    pub source: String,
+    /// TARGET_IMAGE[:TAG]
+    pub target: String,
+}
+
+/// `rmi`.
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Force removal of the image
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+    /// Do not delete untagged parents
+    #[arg(long = "no-prune")]
+    pub no_prune: bool,
+    /// Images to remove
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `image prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short = 'a', long = "all")]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+    /// Provide filter values
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
+}
+
+/// `pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long = "platform")]
+    pub platform: Option<String>,
+    /// NAME[:TAG|@DIGEST]
+    pub name: String,
+}
+
+/// `push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Push all tags of the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// NAME[:TAG]
+    pub name: String,
+}
+
+/// `save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// Images to save
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short = 'i', long = "input")]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}
+
+/// `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change")]
+    pub change: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short = 'm', long = "message")]
+    pub message: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long = "platform")]
+    pub platform: Option<String>,
+    /// file|URL|-
+    pub source: String,
+    /// REPOSITORY[:TAG]
+    pub repository: Option<String>,
+}
+
+/// `login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short = 'u', long = "username")]
+    pub username: Option<String>,
+    /// Password
+    #[arg(short = 'p', long = "password")]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// The registry (default Docker Hub)
+    pub server: Option<String>,
+}
+
+/// `logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry (default Docker Hub)
+    pub server: Option<String>,
+}
+
+/// `search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Max number of search results
+    #[arg(long = "limit", default_value_t = 25)]
+    pub limit: usize,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Pretty-print search using a Go template
+    #[arg(long = "format")]
+    pub format: Option<String>,
+    /// The term
+    pub term: String,
+}
+
+/// `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Show all events created since timestamp
+    #[arg(long = "since")]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long = "until")]
+    pub until: Option<String>,
+    /// Format the output using the given Go template
+    #[arg(long = "format")]
+    pub format: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn docker_shaped_commands_parse() {
+        let c = parse(&["-H", "unix:///s", "images", "-aq", "--filter", "dangling=true", "--filter", "label=a"]);
+        assert_eq!(c.host.as_deref(), Some("unix:///s"));
+        let Command::Images(a) = c.command else { panic!("images expected") };
+        assert!(a.all && a.quiet);
+        assert_eq!(a.filter, ["dangling=true", "label=a"]);
+        let Command::Image(ImageCommand::Ls(_)) = parse(&["image", "list"]).command else { panic!("image list") };
+        let Command::Image(ImageCommand::Rm(r)) = parse(&["image", "rm", "-f", "a", "b"]).command else { panic!("image rm") };
+        assert!(r.force);
+        assert_eq!(r.images, ["a", "b"]);
+        let Command::Import(i) = parse(&["import", "-c", "CMD [\"/x\"]", "--change", "ENV A=1", "-m", "m", "-", "r:1"]).command else { panic!("import") };
+        assert_eq!(i.change.len(), 2);
+        assert_eq!((i.source.as_str(), i.repository.as_deref()), ("-", Some("r:1")));
+        let Command::History(h) = parse(&["history", "--human=false", "busybox"]).command else { panic!("history") };
+        assert!(!h.human);
+        assert!(Cli::try_parse_from(["berth", "rmi"]).is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! berth: a Docker-compatible CLI, a client of berthd's Engine API and nothing else.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod connect;
+mod format;
+
+use std::process::ExitCode;
+
+use berth_api::client::ClientError;
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command, ImageCommand, SystemCommand};
+
+/// An error whose message was already printed; only the exit code is left.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+                return ExitCode::from(*code);
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                return ExitCode::SUCCESS;
+            }
+            match e.downcast_ref::<ClientError>() {
+                Some(ce @ ClientError::Daemon { .. }) => eprintln!("{ce}"),
+                _ => eprintln!("{e:#}"),
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let target = connect::resolve(cli.host.as_deref(), |k| std::env::var_os(k))?;
+    use commands::{events, images, login, system, transfer};
+    // Commands that need no daemon.
+    match &cli.command {
+        Command::Logout(a) => return login::logout(a),
+        Command::Import(a) if a.source.starts_with("http://") || a.source.starts_with("https://") => {
+            anyhow::bail!(
+                "importing from a URL ({}) is not supported: download the tarball and import the file (or pipe it to `berth import -`)",
+                a.source
+            );
+        }
+        _ => {}
+    }
+    let client = connect::connect(&target).await?;
+    let c = &client;
+    match cli.command {
+        Command::Version(a) => system::version(c, &a).await,
+        Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(c, &a).await,
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(c, &a).await,
+        Command::Inspect(a) => images::inspect(c, &a.names, a.format.as_deref(), a.kind.as_deref()).await,
+        Command::Image(ImageCommand::Inspect(a)) => images::inspect(c, &a.names, a.format.as_deref(), Some("image")).await,
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(c, &a).await,
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(c, &a).await,
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(c, &a).await,
+        Command::Image(ImageCommand::Prune(a)) => images::prune(c, &a).await,
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => transfer::pull(c, &a).await,
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => transfer::push(c, &a).await,
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => transfer::save(c, &a).await,
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => transfer::load(c, &a).await,
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => transfer::import(c, &a).await,
+        Command::Login(a) => login::login(c, &a).await,
+        Command::Logout(a) => login::logout(&a),
+        Command::Search(a) => login::search(c, &a).await,
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::events(c, &a).await,
+    }
+}
