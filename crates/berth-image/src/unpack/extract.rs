@@ -1,295 +1,17 @@
-//! Path-safe layer unpack: tar (plain, gzip, zstd) into a layer directory in the
-//! form overlayfs expects for a lowerdir.
-//!
-//! Every entry is placed relative to an fd of the layer root; parents are resolved
-//! with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`, so an entry whose path
-//! would leave the layer (`..`, an absolute path, a symlink such as `a -> /`) is
-//! refused with an error naming it. Whiteouts become 0:0 character devices and
-//! opaque markers become `trusted.overlay.opaque=y`; the `.wh.` files themselves
-//! are never created.
+//! The extractor: one tar entry at a time, placed relative to an fd of the layer root.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{
     AtFlags, Dev, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
 };
-use sha2::{Digest as _, Sha256};
 
-/// Default cap on the uncompressed bytes of one layer (64 GiB).
-pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 64 << 30;
+use super::UnpackError;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
-
-/// How a layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// A plain tar stream.
-    None,
-    /// gzip, possibly multi-member (pigz).
-    Gzip,
-    /// zstd.
-    Zstd,
-}
-
-impl Compression {
-    /// The compression a layer media type names. `None` for a media type that does not
-    /// say (the caller then sniffs the magic bytes); an error for a media type that is
-    /// not a layer at all.
-    pub fn from_media_type(media_type: &str) -> Result<Option<Compression>, UnpackError> {
-        let mt = media_type.trim();
-        let known_tar = [
-            "application/vnd.docker.image.rootfs.diff.tar",
-            "application/vnd.oci.image.layer.v1.tar",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar",
-        ];
-        let gzip = [
-            "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-            "application/vnd.oci.image.layer.v1.tar+gzip",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-        ];
-        let zstd = [
-            "application/vnd.docker.image.rootfs.diff.tar.zstd",
-            "application/vnd.oci.image.layer.v1.tar+zstd",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-        ];
-        if gzip.contains(&mt) {
-            Ok(Some(Compression::Gzip))
-        } else if zstd.contains(&mt) {
-            Ok(Some(Compression::Zstd))
-        } else if known_tar.contains(&mt) {
-            Ok(Some(Compression::None))
-        } else if mt.is_empty() || mt == "application/octet-stream" || mt == "application/x-tar" {
-            Ok(None)
-        } else {
-            Err(UnpackError::UnsupportedMediaType(mt.to_owned()))
-        }
-    }
-
-    /// Sniffs the compression from the first bytes of a blob.
-    pub fn sniff(head: &[u8]) -> Compression {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Compression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
-    }
-
-    /// The Docker schema2 layer media type for this compression.
-    pub fn docker_media_type(self) -> &'static str {
-        match self {
-            Compression::None => "application/vnd.docker.image.rootfs.diff.tar",
-            Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            Compression::Zstd => "application/vnd.docker.image.rootfs.diff.tar.zstd",
-        }
-    }
-
-    /// The OCI layer media type for this compression.
-    pub fn oci_media_type(self) -> &'static str {
-        match self {
-            Compression::None => "application/vnd.oci.image.layer.v1.tar",
-            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        }
-    }
-}
-
-/// Errors from unpacking one layer.
-#[derive(Debug, thiserror::Error)]
-pub enum UnpackError {
-    /// The media type is not a layer type we know.
-    #[error("unsupported layer media type {0:?}")]
-    UnsupportedMediaType(String),
-    /// The entry would land outside the layer directory.
-    #[error("layer entry {entry:?} would land outside the layer: {reason}")]
-    Escape {
-        /// The entry's path as written in the tar.
-        entry: String,
-        /// Why it was refused.
-        reason: &'static str,
-    },
-    /// A hard link whose target is missing or outside the layer.
-    #[error(
-        "layer entry {entry:?} is a hard link to {target:?}, which is not an extracted file of this layer: {source}"
-    )]
-    HardLinkTarget {
-        /// The link's path.
-        entry: String,
-        /// The link's target.
-        target: String,
-        /// What the kernel said.
-        source: io::Error,
-    },
-    /// An entry type we do not extract.
-    #[error("layer entry {entry:?} has unsupported type {kind}")]
-    UnsupportedEntry {
-        /// The entry's path.
-        entry: String,
-        /// The tar type byte.
-        kind: String,
-    },
-    /// An entry's header is malformed.
-    #[error("layer entry {entry:?} has a malformed header: {reason}")]
-    BadHeader {
-        /// The entry's path.
-        entry: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The decompression bomb guard tripped.
-    #[error("layer unpacks to more than {limit} bytes (the configured cap)")]
-    TooLarge {
-        /// The configured cap.
-        limit: u64,
-    },
-    /// Reading or decompressing the layer stream failed (truncated, corrupt).
-    #[error("reading the layer stream failed: {0}")]
-    Stream(#[source] io::Error),
-    /// A file system operation on an entry failed.
-    #[error("{op} for layer entry {entry:?} failed: {source}")]
-    Io {
-        /// The operation.
-        op: &'static str,
-        /// The entry's path.
-        entry: String,
-        /// What the kernel said.
-        source: io::Error,
-    },
-    /// Opening the destination directory failed.
-    #[error("opening layer directory {path:?} failed: {source}")]
-    Dest {
-        /// The directory.
-        path: PathBuf,
-        /// What the kernel said.
-        source: io::Error,
-    },
-}
-
-/// Unpack settings.
-#[derive(Debug, Clone)]
-pub struct UnpackOptions {
-    /// Cap on the uncompressed tar bytes of one layer (decompression bomb guard).
-    pub max_unpacked_bytes: u64,
-}
-
-impl Default for UnpackOptions {
-    fn default() -> Self {
-        UnpackOptions {
-            max_unpacked_bytes: DEFAULT_MAX_UNPACKED_BYTES,
-        }
-    }
-}
-
-/// What an unpack produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnpackSummary {
-    /// `sha256:<hex>` of the uncompressed tar stream (the layer's DiffID).
-    pub diff_id: String,
-    /// Bytes of the uncompressed tar stream.
-    pub tar_bytes: u64,
-    /// Bytes of regular-file content written (the layer's size as `docker images` counts it).
-    pub content_bytes: u64,
-    /// The compression that was found.
-    pub compression: Compression,
-}
-
-/// A reader that hashes what passes through and enforces the unpacked-bytes cap.
-struct Meter<R> {
-    inner: R,
-    hasher: Sha256,
-    count: Arc<AtomicU64>,
-    limit: u64,
-}
-
-impl<R: Read> Read for Meter<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        let total = self.count.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-        if total > self.limit {
-            return Err(io::Error::other("unpacked size cap exceeded"));
-        }
-        Ok(n)
-    }
-}
-
-/// Unpacks a layer stream into `dest` (an existing, empty directory).
-///
-/// `media_type` drives the decompression; `None` or an unspecific type falls back to
-/// the magic bytes. The whole stream is read to its end so the DiffID covers it.
-pub fn unpack_layer<R: Read>(
-    reader: R,
-    media_type: Option<&str>,
-    dest: &Path,
-    opts: &UnpackOptions,
-) -> Result<UnpackSummary, UnpackError> {
-    let declared = match media_type {
-        Some(mt) => Compression::from_media_type(mt)?,
-        None => None,
-    };
-    let mut buffered = BufReader::with_capacity(256 * 1024, reader);
-    let compression = match declared {
-        Some(c) => c,
-        None => Compression::sniff(buffered.fill_buf().map_err(UnpackError::Stream)?),
-    };
-    let decompressed: Box<dyn Read> = match compression {
-        Compression::None => Box::new(buffered),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(buffered).map_err(UnpackError::Stream)?,
-        ),
-    };
-    let count = Arc::new(AtomicU64::new(0));
-    let limit = opts.max_unpacked_bytes;
-    let meter = Meter {
-        inner: decompressed,
-        hasher: Sha256::new(),
-        count: count.clone(),
-        limit,
-    };
-    let too_large = |e: UnpackError| {
-        if count.load(Ordering::Relaxed) > limit {
-            UnpackError::TooLarge { limit }
-        } else {
-            e
-        }
-    };
-
-    let root = rustix::fs::open(
-        dest,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| UnpackError::Dest {
-        path: dest.to_owned(),
-        source: e.into(),
-    })?;
-
-    let mut archive = tar::Archive::new(meter);
-    let mut state = Extractor {
-        root: root.as_fd(),
-        content_bytes: 0,
-        dir_times: Vec::new(),
-    };
-    state.run(&mut archive).map_err(too_large)?;
-    let mut meter = archive.into_inner();
-    io::copy(&mut meter, &mut io::sink()).map_err(|e| too_large(UnpackError::Stream(e)))?;
-    state.finish()?;
-    let diff_id = format!("sha256:{}", hex::encode(meter.hasher.finalize()));
-    Ok(UnpackSummary {
-        diff_id,
-        tar_bytes: count.load(Ordering::Relaxed),
-        content_bytes: state.content_bytes,
-        compression,
-    })
-}
 
 /// The metadata of one entry, with PAX overrides applied.
 struct Meta {
@@ -300,10 +22,10 @@ struct Meta {
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
-struct Extractor<'a> {
-    root: BorrowedFd<'a>,
-    content_bytes: u64,
-    dir_times: Vec<(PathBuf, Timespec)>,
+pub(super) struct Extractor<'a> {
+    pub(super) root: BorrowedFd<'a>,
+    pub(super) content_bytes: u64,
+    pub(super) dir_times: Vec<(PathBuf, Timespec)>,
 }
 
 fn display(p: &Path) -> String {
@@ -311,7 +33,7 @@ fn display(p: &Path) -> String {
 }
 
 /// Splits a tar path into safe, normal components; refuses `..` and absolute paths.
-fn normalize(raw: &Path) -> Result<Vec<String>, UnpackError> {
+pub(super) fn normalize(raw: &Path) -> Result<Vec<String>, UnpackError> {
     let entry = display(raw);
     let mut parts = Vec::new();
     for c in raw.components() {
@@ -341,7 +63,7 @@ fn normalize(raw: &Path) -> Result<Vec<String>, UnpackError> {
     Ok(parts)
 }
 
-fn parse_pax_time(v: &str) -> Option<Timespec> {
+pub(super) fn parse_pax_time(v: &str) -> Option<Timespec> {
     let (secs, frac) = match v.split_once('.') {
         Some((s, f)) => (s, f),
         None => (v, ""),
@@ -437,7 +159,10 @@ fn proc_path(dir: BorrowedFd<'_>, name: &str) -> PathBuf {
 }
 
 impl Extractor<'_> {
-    fn run<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> Result<(), UnpackError> {
+    pub(super) fn run<R: Read>(
+        &mut self,
+        archive: &mut tar::Archive<R>,
+    ) -> Result<(), UnpackError> {
         let entries = archive.entries().map_err(UnpackError::Stream)?;
         for entry in entries {
             let mut entry = entry.map_err(UnpackError::Stream)?;
@@ -821,7 +546,7 @@ impl Extractor<'_> {
     }
 
     /// Sets directory mtimes last (children change them while being created).
-    fn finish(&mut self) -> Result<(), UnpackError> {
+    pub(super) fn finish(&mut self) -> Result<(), UnpackError> {
         for (rel, mtime) in self.dir_times.iter().rev() {
             let path = if rel.as_os_str().is_empty() {
                 PathBuf::from(".")
@@ -853,70 +578,5 @@ impl Extractor<'_> {
             .map_err(io_err("set directory mtime", &entry))?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn media_types_map_to_compression() {
-        let gz = Compression::from_media_type(
-            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-        );
-        assert_eq!(gz.unwrap(), Some(Compression::Gzip));
-        let z = Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd");
-        assert_eq!(z.unwrap(), Some(Compression::Zstd));
-        let docker =
-            Compression::from_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip");
-        assert_eq!(docker.unwrap(), Some(Compression::Gzip));
-        assert_eq!(
-            Compression::from_media_type("application/octet-stream").unwrap(),
-            None
-        );
-        let err = Compression::from_media_type("text/html").unwrap_err();
-        assert!(err.to_string().contains("text/html"), "{err}");
-    }
-
-    #[test]
-    fn magic_bytes_are_sniffed() {
-        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Compression::Gzip);
-        assert_eq!(
-            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 1]),
-            Compression::Zstd
-        );
-        assert_eq!(Compression::sniff(b"etc/passwd"), Compression::None);
-    }
-
-    #[test]
-    fn normalize_refuses_parent_and_absolute() {
-        assert_eq!(normalize(Path::new("./a/b/")).unwrap(), vec!["a", "b"]);
-        let e = normalize(Path::new("a/../../x")).unwrap_err();
-        assert!(e.to_string().contains("a/../../x"), "{e}");
-        let e = normalize(Path::new("/etc/x")).unwrap_err();
-        assert!(
-            e.to_string().contains("/etc/x") && e.to_string().contains("absolute"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn pax_times_parse() {
-        assert_eq!(
-            parse_pax_time("12.5"),
-            Some(Timespec {
-                tv_sec: 12,
-                tv_nsec: 500_000_000
-            })
-        );
-        assert_eq!(
-            parse_pax_time("7"),
-            Some(Timespec {
-                tv_sec: 7,
-                tv_nsec: 0
-            })
-        );
-        assert_eq!(parse_pax_time("x"), None);
     }
 }
