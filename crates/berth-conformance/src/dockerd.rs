@@ -218,6 +218,8 @@ impl Dockerd {
             "log-driver": "json-file",
             "userland-proxy": false,
             "features": { "buildkit": false },
+            // otherwise dockerd 20.10 writes its libtrust key to /etc/docker/key.json
+            "deprecated-key-path": base.join("key.json"),
         });
         let cfg_path = base.join("daemon.json");
         std::fs::write(

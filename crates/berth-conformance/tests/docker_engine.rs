@@ -480,6 +480,7 @@ fn fail_with_log(d: &Dockerd, rep: &Report) {
 /// daemon leaves nothing behind: no directory, mount, process or cgroup.
 #[test]
 fn docker_engine_runc_baseline_and_cleanup() {
+    let key_before = std::path::Path::new("/etc/docker/key.json").exists();
     let Some(d) = start_daemon() else { return };
     let mut rep = Report::default();
     cases(&d, "runc", &mut rep);
@@ -491,6 +492,10 @@ fn docker_engine_runc_baseline_and_cleanup() {
     fail_with_log(&d, &rep);
     drop(d);
     assert!(!base.exists(), "{base:?} left behind");
+    assert!(
+        key_before || !std::path::Path::new("/etc/docker/key.json").exists(),
+        "dockerd wrote /etc/docker/key.json"
+    );
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let needle = base.to_string_lossy().into_owned();
     assert!(!mi.contains(&needle), "mounts left under {base:?}");
