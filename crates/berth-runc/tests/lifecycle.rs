@@ -101,22 +101,33 @@ fn kill_all_and_delete_force() {
 
 #[test]
 fn hooks_run_with_state_on_stdin() {
-    let env = Env::new(&["true"]);
+    let env = Env::new(&["sh", "-c", "cat /tmp/started"]);
     let out = env.dir.path().join("hooks.log");
     let o = out.to_str().unwrap();
     let hook = |name: &str| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {name} $(cat) >> {o}")]});
     env.edit(|s| {
         s["hooks"] = serde_json::json!({
             "prestart": [hook("prestart")], "createRuntime": [hook("createRuntime")],
-            "poststart": [hook("poststart")], "poststop": [hook("poststop")]
+            "poststart": [hook("poststart")], "poststop": [hook("poststop")],
+            // runs in the container's namespaces before pivot_root: host paths still work
+            "createContainer": [hook("createContainer")],
+            // runs inside the container after start: container paths
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/started"]}]
         });
+        s["root"]["readonly"] = false.into();
     });
     let id = env.id(BERTH);
-    ok(env.berth(&["run", "-b", env.bundle.to_str().unwrap(), &id]));
+    let started = ok(env.berth(&["run", "-b", env.bundle.to_str().unwrap(), &id]));
     let log = std::fs::read_to_string(&out).unwrap();
     let kinds: Vec<&str> = log.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(kinds, ["prestart", "createRuntime", "poststart", "poststop"], "{log}");
-    assert!(log.contains(&format!("\"id\":\"{id}\"")), "{log}");
+    assert_eq!(kinds, ["prestart", "createRuntime", "createContainer", "poststart", "poststop"], "{log}");
+    for l in log.lines() {
+        assert!(l.contains(&format!("\"id\":\"{id}\"")), "{l}");
+    }
+    let st: serde_json::Value = serde_json::from_str(&started).unwrap();
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], id.as_str());
+    assert!(st["pid"].as_i64().unwrap() > 1, "{st}");
 }
 
 #[test]

@@ -85,3 +85,13 @@ fn rlimit_above_hard_limit_is_a_clear_error() {
     let err = stderr(&o);
     assert!(err.contains("RLIMIT_NOFILE") && err.contains("CAP_SYS_RESOURCE"), "{err}");
 }
+
+#[test]
+fn shared_rootfs_propagation_still_pivots() {
+    let env = Env::new(&["sh", "-c", "awk '$5 == \"/\" {print $7}' /proc/self/mountinfo | cut -d: -f1"]);
+    env.edit(|s| s["linux"]["rootfsPropagation"] = "rshared".into());
+    // pivot_root needs the rootfs' parent mount private; the container still starts and
+    // its root's propagation is what runc gives it
+    let out = ok(env.run_with(BERTH));
+    assert_eq!(out, ok(env.run_with("runc")));
+}

@@ -226,6 +226,7 @@ impl Container {
                 fifo: fifo_fd,
                 no_pivot: opts.no_pivot,
                 cgroup_path: cg.path().to_string(),
+                hook_state: serde_json::from_slice(&oci_state_json(id, "creating", 0, &opts.bundle, &spec)).unwrap_or_default(),
                 v1_paths: cgroup::v1_paths(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), id),
                 new_mnt: flags & ns_flag(LinuxNamespaceType::Mount) != 0 || join.iter().any(|(_, t)| *t == LinuxNamespaceType::Mount),
                 new_uts: flags & ns_flag(LinuxNamespaceType::Uts) != 0,

@@ -13,7 +13,7 @@ use crate::{process, rootfs};
 type R<T> = Result<T, InitError>;
 
 pub(crate) enum Mode {
-    Create { rootfs: PathBuf, fifo: OwnedFd, no_pivot: bool, cgroup_path: String, v1_paths: Vec<(String, String)>, new_mnt: bool, new_uts: bool, new_cgroupns: bool },
+    Create { rootfs: PathBuf, fifo: OwnedFd, no_pivot: bool, cgroup_path: String, v1_paths: Vec<(String, String)>, hook_state: serde_json::Value, new_mnt: bool, new_uts: bool, new_cgroupns: bool },
     Exec,
 }
 
@@ -101,7 +101,8 @@ fn run(ctx: &mut ChildCtx<'_>) -> R<Option<i32>> {
 fn run_inner(ctx: &mut ChildCtx<'_>) -> R<()> {
     let spec = ctx.spec;
     let mut fifo_fd: Option<i32> = None;
-    if let Mode::Create { rootfs, fifo, no_pivot, cgroup_path, v1_paths, new_mnt, new_uts, new_cgroupns } = &ctx.mode {
+    let mut start_hook_state = Vec::new();
+    if let Mode::Create { rootfs, fifo, no_pivot, cgroup_path, v1_paths, hook_state, new_mnt, new_uts, new_cgroupns } = &ctx.mode {
         if *new_uts {
             if let Some(h) = spec.hostname() {
                 rustix::system::sethostname(h.as_bytes()).map_err(|e| InitError::new(Stage::Hostname, &e.into(), None, &format!("sethostname {h:?}")))?;
@@ -130,9 +131,15 @@ fn run_inner(ctx: &mut ChildCtx<'_>) -> R<()> {
             other => return Err(InitError::plain(Stage::Hook, None, format!("prestart/createRuntime hooks did not finish: {other:?}"))),
         }
         if let Some(h) = spec.hooks() {
-            let state = serde_json::to_vec(&serde_json::json!({"ociVersion": "1.1.0", "status": "creating"})).unwrap_or_default();
-            crate::hooks::run_hooks("createContainer", h.create_container().as_ref(), &state)
+            // still on the host's /proc: /proc/self is our host pid, which hooks expect
+            let host_pid: i64 = std::fs::read_link("/proc/self").ok().and_then(|p| p.to_str()?.parse().ok()).unwrap_or(0);
+            let mut st = hook_state.clone();
+            st["pid"] = host_pid.into();
+            st["status"] = "creating".into();
+            crate::hooks::run_hooks("createContainer", h.create_container().as_ref(), &serde_json::to_vec(&st).unwrap_or_default())
                 .map_err(|e| InitError::plain(Stage::Hook, None, e.to_string()))?;
+            st["status"] = "created".into();
+            start_hook_state = serde_json::to_vec(&st).unwrap_or_default();
         }
         rootfs::enter_root(rootfs, *no_pivot)?;
         for (k, v) in spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).into_iter().flatten() {
@@ -211,8 +218,7 @@ fn run_inner(ctx: &mut ChildCtx<'_>) -> R<()> {
         }
         drop(f);
         if let Some(h) = spec.hooks() {
-            let state = serde_json::to_vec(&serde_json::json!({"ociVersion": "1.1.0", "status": "created"})).unwrap_or_default();
-            crate::hooks::run_hooks("startContainer", h.start_container().as_ref(), &state)
+            crate::hooks::run_hooks("startContainer", h.start_container().as_ref(), &start_hook_state)
                 .map_err(|e| InitError::plain(Stage::Hook, None, e.to_string()))?;
         }
     }

@@ -178,9 +178,31 @@ pub fn prepare_root(spec: &Spec, rootfs: &Path) -> R<()> {
         .and_then(|s| propagation_of(&s))
         .unwrap_or(MS_SLAVE | MS_REC);
     mount(None, "/", None, prop | MS_REC, None).map_err(err(Stage::Rootfs, Path::new("/"), "set root propagation"))?;
+    if prop & MS_SHARED != 0 {
+        // pivot_root refuses a new root whose parent mount is shared: make just that
+        // parent private (runc's rootfsParentMountPrivate). Only paid for shared roots.
+        let parent = rootfs.parent().unwrap_or(Path::new("/"));
+        let mp = mount_point_of(parent);
+        mount(None, &mp, None, MS_PRIVATE, None).map_err(err(Stage::Rootfs, Path::new(&mp), "make rootfs parent mount private"))?;
+    }
     mount(Some(p(rootfs)), p(rootfs), Some("bind"), MS_BIND | MS_REC, None)
         .map_err(err(Stage::Rootfs, rootfs, "bind rootfs onto itself"))?;
     Ok(())
+}
+
+/// The mount point (from /proc/self/mountinfo) that contains `path`.
+fn mount_point_of(path: &Path) -> String {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let path = path.to_string_lossy();
+    let mut best = "/".to_string();
+    for line in info.lines() {
+        let Some(mp) = line.split(' ').nth(4) else { continue };
+        let within = mp == "/" || path == mp || path.starts_with(&format!("{mp}/"));
+        if within && mp.len() >= best.len() {
+            best = mp.to_string();
+        }
+    }
+    best
 }
 
 fn ensure_target(dest: &Path, is_file: bool) -> R<()> {
