@@ -344,21 +344,25 @@ impl V1Cgroup {
             }
             write(&f, &w.to_string())?;
         }
+        // the per-device file sits beside the weight file: blkio.weight_device or
+        // blkio.bfq.weight_device (runc picks them the same way)
+        let weight_device_file = weight_file
+            .as_ref()
+            .and_then(|f| {
+                f.file_name()
+                    .and_then(|n| n.to_str())
+                    .map(|n| p.file(&format!("{n}_device")))
+            })
+            .filter(|f| f.exists());
         for wd in b.weight_device().iter().flatten() {
             if let Some(w) = wd.weight() {
-                let f = weight_file.clone().map(|f| {
-                    f.with_file_name(format!(
-                        "{}_device",
-                        f.file_name()
-                            .and_then(|n| n.to_str())
-                            .unwrap_or("blkio.weight")
-                    ))
-                });
-                let f = f.filter(|f| f.exists()).ok_or(Error::ControllerMissing {
-                    controller: "blkio.weight_device",
-                    what: "a per-device block io weight",
-                })?;
-                write(&f, &format!("{}:{} {}", wd.major(), wd.minor(), w))?;
+                let f = weight_device_file
+                    .as_ref()
+                    .ok_or(Error::ControllerMissing {
+                        controller: "blkio.weight_device",
+                        what: "a per-device block io weight",
+                    })?;
+                write(f, &format!("{}:{} {}", wd.major(), wd.minor(), w))?;
             }
         }
         for (list, file) in throttles {

@@ -353,3 +353,35 @@ fn v1_saved_path_reopens_every_hierarchy_exactly() {
     let err = berth_cgroups::reopen_with(&layout, "memory=relative").unwrap_err();
     assert!(err.to_string().contains("invalid cgroup path"), "{err}");
 }
+
+#[test]
+fn v1_blkio_weight_uses_cfq_or_bfq_files() {
+    for (weight, device) in [
+        ("blkio.weight", "blkio.weight_device"),
+        ("blkio.bfq.weight", "blkio.bfq.weight_device"),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let own = "7:blkio:/\n";
+        put(&t.path().join("blkio/x").join(weight), "100");
+        put(&t.path().join("blkio/x").join(device), "");
+        put(&t.path().join("blkio/x/blkio.throttle.read_bps_device"), "");
+        let cg = open_at(
+            t.path(),
+            CgroupVersion::V1,
+            own,
+            &Placement::UnderOwn("x".into()),
+        )
+        .unwrap();
+        cg.apply(&res(
+            r#"{"blockIO":{"weight":300,"weightDevice":[{"major":8,"minor":0,"weight":700}],
+                "throttleReadBpsDevice":[{"major":8,"minor":0,"rate":4096}]}}"#,
+        ))
+        .unwrap();
+        assert_eq!(get(&t.path().join("blkio/x").join(weight)), "300");
+        assert_eq!(get(&t.path().join("blkio/x").join(device)), "8:0 700");
+        assert_eq!(
+            get(&t.path().join("blkio/x/blkio.throttle.read_bps_device")),
+            "8:0 4096"
+        );
+    }
+}
