@@ -16,6 +16,14 @@ fn container_cannot_reach_runtime_binary_via_proc_self_exe() {
     let o = env.run_with(BERTH);
     assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stderr(&o).contains("refusing to execute the runtime binary"), "{}", stderr(&o));
+    // the original exploit: a script whose interpreter is /proc/self/exe
+    let env = Env::new(&["/bin/evil"]);
+    let evil = env.bundle.join("rootfs/bin/evil");
+    std::fs::write(&evil, "#!/proc/self/exe --version\n").unwrap();
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = env.run_with(BERTH);
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stderr(&o).contains("refusing to execute the runtime binary"), "{}", stderr(&o));
     // and the classic write attempt from inside, through every /proc/*/exe visible
     let env = Env::new(&["sh", "-c", "for e in /proc/[0-9]*/exe; do echo pwned > $e && echo WROTE $e; done; true"]);
     let o = env.run_with(BERTH);

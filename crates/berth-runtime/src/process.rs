@@ -253,14 +253,35 @@ pub fn lookup_exec(arg0: &str, env: &[String]) -> R<PathBuf> {
 }
 
 /// CVE-2019-5736: refuse to exec a file that is the runtime's own binary (e.g. via
-/// `/proc/self/exe` or a bind mount of it), which would let the container get a handle on
-/// the host binary through `/proc/<pid>/exe` and overwrite it once we exit.
+/// `/proc/self/exe`, a bind mount or hard link of it), directly or as a `#!` interpreter
+/// (the original exploit's `#!/proc/self/exe`): running it would let the container get a
+/// handle on the host binary through `/proc/<pid>/exe` and overwrite it once we exit.
 pub fn refuse_runtime_binary(path: &Path) -> R<()> {
-    let (Ok(me), Ok(it)) = (std::fs::metadata("/proc/self/exe"), std::fs::metadata(path)) else { return Ok(()) };
     use std::os::unix::fs::MetadataExt;
-    if me.dev() == it.dev() && me.ino() == it.ino() {
+    let Ok(me) = std::fs::metadata("/proc/self/exe") else { return Ok(()) };
+    let refuse = |p: &Path| {
         let e = std::io::Error::from_raw_os_error(libc::EPERM);
-        return Err(InitError::new(Stage::Exec, &e, Some(&path.to_string_lossy()), "refusing to execute the runtime binary inside the container"));
+        Err(InitError::new(Stage::Exec, &e, Some(&p.to_string_lossy()), "refusing to execute the runtime binary inside the container"))
+    };
+    let mut cur = path.to_path_buf();
+    // the kernel follows at most 4 levels of interpreters (BINPRM_MAX_RECURSION)
+    for _ in 0..5 {
+        if cur == Path::new("/proc/self/exe") || cur.starts_with("/proc/self/fd") || cur.starts_with("/dev/fd") {
+            return refuse(&cur);
+        }
+        let Ok(it) = std::fs::metadata(&cur) else { return Ok(()) };
+        if me.dev() == it.dev() && me.ino() == it.ino() {
+            return refuse(&cur);
+        }
+        let mut head = [0u8; 256];
+        let n = std::fs::File::open(&cur).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+        if n < 2 || &head[..2] != b"#!" {
+            return Ok(());
+        }
+        let line = head[2..n].split(|b| *b == b'\n').next().unwrap_or(&[]);
+        let text = String::from_utf8_lossy(line);
+        let Some(interp) = text.split_whitespace().next() else { return Ok(()) };
+        cur = PathBuf::from(interp);
     }
     Ok(())
 }
