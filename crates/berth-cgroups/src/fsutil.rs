@@ -163,6 +163,30 @@ pub(crate) fn signal_pid(pid: i32, signal: i32) -> Result<()> {
     }
 }
 
+/// Signal every pid `pids` lists. With the cgroup frozen one pass is exact;
+/// without (no freezer, or freezing failed) a SIGKILL is repeated a few times
+/// so children forked meanwhile are caught too.
+pub(crate) fn signal_all(
+    pids: impl Fn() -> Result<Vec<i32>>,
+    signal: i32,
+    frozen: bool,
+) -> Result<()> {
+    let rounds = if frozen || signal != 9 { 1 } else { 5 };
+    for round in 0..rounds {
+        let list = pids()?;
+        if list.is_empty() {
+            break;
+        }
+        if round > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for pid in list {
+            signal_pid(pid, signal)?;
+        }
+    }
+    Ok(())
+}
+
 /// Check a relative cgroup path: non-empty, no `..`, no empty components.
 pub(crate) fn check_rel(rel: &str) -> Result<()> {
     let trimmed = rel.trim_matches('/');

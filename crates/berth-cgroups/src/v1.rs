@@ -572,28 +572,12 @@ impl Cgroup for V1Cgroup {
 
     fn kill_all(&self, signal: i32) -> Result<()> {
         // Freeze first so nothing forks away between reading the list and signalling.
-        let frozen = self.try_part("freezer").is_some();
+        let frozen = self.try_part("freezer").is_some() && self.freeze().is_ok();
+        let res = fsutil::signal_all(|| self.pids(), signal, frozen);
         if frozen {
-            self.freeze()?;
+            self.thaw()?;
         }
-        let mut errs = Vec::new();
-        match self.pids() {
-            Ok(pids) => {
-                for pid in pids {
-                    if let Err(e) = fsutil::signal_pid(pid, signal) {
-                        errs.push(e);
-                    }
-                }
-            }
-            Err(e) => errs.push(e),
-        }
-        if frozen && let Err(e) = self.thaw() {
-            errs.push(e);
-        }
-        match errs.into_iter().next() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        res
     }
 
     fn stats(&self) -> Result<Stats> {

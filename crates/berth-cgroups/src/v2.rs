@@ -468,25 +468,12 @@ impl Cgroup for V2Cgroup {
         if signal == 9 && kill.exists() {
             return write(&kill, "1");
         }
-        self.freeze()?;
-        let mut errs = Vec::new();
-        match self.pids() {
-            Ok(pids) => {
-                for pid in pids {
-                    if let Err(e) = fsutil::signal_pid(pid, signal) {
-                        errs.push(e);
-                    }
-                }
-            }
-            Err(e) => errs.push(e),
+        let frozen = self.freeze().is_ok();
+        let res = fsutil::signal_all(|| self.pids(), signal, frozen);
+        if frozen {
+            self.thaw()?;
         }
-        if let Err(e) = self.thaw() {
-            errs.push(e);
-        }
-        match errs.into_iter().next() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        res
     }
 
     fn stats(&self) -> Result<Stats> {
