@@ -50,11 +50,16 @@ fn main() -> ExitCode {
 
 fn log_error(cli: &Cli, msg: &str) {
     let _ = writeln!(std::io::stderr(), "berth-runc: {msg}");
+    log_line(cli, "error", msg);
+}
+
+/// Append one line to `--log` in runc's text or JSON format (Podman reads the JSON one).
+fn log_line(cli: &Cli, level: &str, msg: &str) {
     if let Some(path) = &cli.log {
         let line = if cli.log_format == "json" {
-            serde_json::json!({"level": "error", "msg": msg, "time": berth_runtime::state::now_rfc3339()}).to_string()
+            serde_json::json!({"level": level, "msg": msg, "time": berth_runtime::state::now_rfc3339()}).to_string()
         } else {
-            format!("time=\"{}\" level=error msg={:?}", berth_runtime::state::now_rfc3339(), msg)
+            format!("time=\"{}\" level={level} msg={:?}", berth_runtime::state::now_rfc3339(), msg)
         };
         if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
             let _ = writeln!(f, "{line}");
@@ -94,6 +99,31 @@ fn create(cli: &Cli, a: &CreateArgs) -> Result<Container> {
 /// systemd socket activation: LISTEN_FDS=n adds n preserved fds, as runc does.
 fn listen_fds() -> u32 {
     std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Signals `run`/`exec` pass on to the container process, as runc does.
+const FORWARDED: [i32; 7] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
+
+/// Wait for our (already exec'd) child `pid`, forwarding signals we receive to it;
+/// returns its exit code (128+n when a signal killed it).
+fn forward_signals_until_exit(pid: i32) -> Result<i32> {
+    let mut sigs = FORWARDED.to_vec();
+    sigs.push(libc::SIGCHLD);
+    berth_sys::block_signals(&sigs).context("block signals")?;
+    let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| anyhow!("pid 0"))?;
+    loop {
+        if let Some((_, st)) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG).context("waitpid")? {
+            return Ok(berth_runtime::exit_code_of(st));
+        }
+        match berth_sys::wait_signal(&sigs, 1000).context("wait for signals")? {
+            Some(libc::SIGCHLD) | None => {}
+            Some(sig) => {
+                if let Some(s) = rustix::process::Signal::from_named_raw(sig) {
+                    let _ = rustix::process::kill_process(p, s);
+                }
+            }
+        }
+    }
 }
 
 fn parse_signal(s: &str) -> Result<i32> {
@@ -156,6 +186,14 @@ fn parse_size(s: &str) -> Result<i64> {
 }
 
 fn run(cli: &Cli) -> Result<i32> {
+    if cli.debug {
+        let args: Vec<String> = std::env::args().collect();
+        let msg = format!("berth-runc {} invoked as {args:?}", env!("CARGO_PKG_VERSION"));
+        log_line(cli, "debug", &msg);
+        if cli.log.is_none() {
+            let _ = writeln!(std::io::stderr(), "berth-runc: debug: {msg}");
+        }
+    }
     if cli.systemd_cgroup {
         bail!("--systemd-cgroup is not supported: there is no systemd on this host; use the cgroupfs manager");
     }
@@ -184,7 +222,7 @@ fn run(cli: &Cli) -> Result<i32> {
             if *detach {
                 return Ok(0);
             }
-            let code = c.wait()?;
+            let code = forward_signals_until_exit(c.pid())?;
             if !keep {
                 Container::load(&cli.root, &a.id)?.delete(true)?;
             }
@@ -253,11 +291,7 @@ fn run(cli: &Cli) -> Result<i32> {
             if *detach {
                 return Ok(0);
             }
-            let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| anyhow!("exec returned pid 0"))?;
-            let (_, st) = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
-                .context("waitpid for exec'd process")?
-                .ok_or_else(|| anyhow!("exec'd process vanished"))?;
-            Ok(berth_runtime::exit_code_of(st))
+            forward_signals_until_exit(pid)
         }
         Cmd::State { id } => {
             let c = Container::load(&cli.root, id)?;

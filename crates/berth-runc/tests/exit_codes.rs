@@ -76,3 +76,29 @@ fn bad_cwd_is_a_cwd_error() {
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("Cwd") && stderr(&o).contains("/does/not/exist"), "{}", stderr(&o));
 }
+
+#[test]
+fn run_forwards_sigterm_to_the_container() {
+    let env = Env::new(&["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.05; done"]);
+    let id = env.id(BERTH);
+    let mut child = std::process::Command::new(BERTH)
+        .arg("--root")
+        .arg(env.root_for(BERTH))
+        .args(["run", "-b", env.bundle.to_str().unwrap(), &id])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let st = env.berth(&["state", &id]);
+        if stdout(&st).contains("\"running\"") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never running: {}", stderr(&st));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // give the shell a moment to install its trap
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+}

@@ -239,6 +239,46 @@ pub fn write_all_fd(fd: impl AsFd, mut s: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+fn sigset(sigs: &[i32]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t we own; invalid signal numbers are ignored by
+    // sigaddset (it returns EINVAL, which we do not need).
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for s in sigs {
+            libc::sigaddset(&mut set, *s);
+        }
+    }
+    set
+}
+
+/// Block `sigs` for the calling thread so they can be taken with [`wait_signal`].
+/// (A runtime forwarding signals to its container does this only after the container
+/// process has exec'd, since the mask is inherited across clone and exec.)
+pub fn block_signals(sigs: &[i32]) -> io::Result<()> {
+    let set = sigset(sigs);
+    // SAFETY: valid set pointer, NULL old-set pointer is allowed.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if r == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(r)) }
+}
+
+/// Wait up to `timeout_ms` for one of the (blocked) `sigs`; `Ok(None)` on timeout.
+pub fn wait_signal(sigs: &[i32], timeout_ms: u64) -> io::Result<Option<i32>> {
+    let set = sigset(sigs);
+    let ts = libc::timespec { tv_sec: (timeout_ms / 1000) as libc::time_t, tv_nsec: ((timeout_ms % 1000) * 1_000_000) as libc::c_long };
+    // SAFETY: valid set and timespec pointers; the siginfo pointer may be NULL.
+    let r = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+    if r >= 0 {
+        return Ok(Some(r));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+        _ => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
