@@ -1,0 +1,121 @@
+//! A daemon per test (own data root, exec root, socket, config) and helpers to run
+//! `berth`, the real `docker` CLI and docker-py against it.
+#![allow(dead_code)]
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_testkit::TestEnv;
+
+pub struct Daemon {
+    pub env: TestEnv,
+}
+
+pub fn berthd_bin() -> PathBuf {
+    // berthd is built next to berth in the same target dir.
+    let berth = PathBuf::from(env!("CARGO_BIN_EXE_berth"));
+    berth.with_file_name("berthd")
+}
+
+impl Daemon {
+    /// Starts berthd with an optional berth.toml.
+    pub fn start_with_config(config: &str) -> Daemon {
+        let mut env = TestEnv::new().expect("test env");
+        std::fs::write(env.dir().join("berth.toml"), config).unwrap();
+        let log = std::fs::File::create(env.dir().join("berthd.log")).unwrap();
+        let child = Command::new(berthd_bin())
+            .arg("--data-root")
+            .arg(env.data_root())
+            .arg("--exec-root")
+            .arg(env.run_root())
+            .arg("--config")
+            .arg(env.dir().join("berth.toml"))
+            .arg("-H")
+            .arg(format!("unix://{}", env.socket().display()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e} (build it: cargo build -p berthd)", berthd_bin().display()));
+        env.cleanup().child(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(env.socket()).is_err() {
+            assert!(Instant::now() < deadline, "berthd did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon { env }
+    }
+
+    pub fn start() -> Daemon {
+        Daemon::start_with_config("")
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.env.socket().display())
+    }
+
+    pub fn cli_config(&self) -> PathBuf {
+        self.env.dir().join("cli")
+    }
+
+    /// `berth -H <sock> args…`.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_stdin(args, None)
+    }
+
+    pub fn berth_stdin(&self, args: &[&str], stdin: Option<&Path>) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        c.arg("-H").arg(self.host()).args(args).env("BERTH_CLI_CONFIG", self.cli_config()).env_remove("BERTH_HOST");
+        c.stdin(match stdin {
+            Some(p) => Stdio::from(std::fs::File::open(p).unwrap()),
+            None => Stdio::null(),
+        });
+        c.output().unwrap()
+    }
+
+    /// `berth …`, asserting success; stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.berth(args);
+        assert!(o.status.success(), "berth {args:?} failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// The real docker CLI against this daemon; its config dir is the test's.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("/usr/local/bin/docker")
+            .args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.env.dir().join("docker-cli"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(o.status.success(), "docker {args:?} failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Loads the cached busybox test image through the API.
+    pub fn load_busybox(&self) {
+        let archive = berth_testkit::images::busybox_docker_archive().unwrap();
+        let out = self.ok(&["load", "-i", archive.to_str().unwrap()]);
+        assert_eq!(out, "Loaded image: busybox:latest\n");
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The image id of the cached busybox image.
+pub fn busybox_id() -> String {
+    berth_testkit::images::busybox_digests().unwrap().1
+}
