@@ -193,6 +193,26 @@ fn cases(d: &Dockerd, rt: &str, rep: &mut Report) -> Vec<(String, i32, String)> 
     );
     note("pids", &r, &mut seen);
 
+    // --cpus / --cpu-shares / --cpuset-cpus
+    let r = run_rm(
+        d,
+        rt,
+        &["--cpus", "0.5", "--cpu-shares", "512", "--cpuset-cpus", "0"],
+        &[
+            "cat",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+            "/sys/fs/cgroup/cpu/cpu.cfs_period_us",
+            "/sys/fs/cgroup/cpu/cpu.shares",
+            "/sys/fs/cgroup/cpuset/cpuset.cpus",
+        ],
+    );
+    rep.check(
+        &format!("[{rt}] --cpus --cpu-shares --cpuset-cpus seen inside"),
+        r.stdout == "50000\n100000\n512\n0\n",
+        || format!("{r:?}"),
+    );
+    note("cpu", &r, &mut seen);
+
     // --cap-drop ALL
     let r = run_rm(
         d,
