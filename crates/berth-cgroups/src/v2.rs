@@ -13,7 +13,7 @@ use crate::{Cgroup, CgroupVersion, Error, FreezerState, Placement, Result, Stats
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// cpu.shares (v1, 2..262144) to cpu.weight (v2, 1..10000), the linear map
-/// runc uses (crun 1.8 too); 0 means "unset".
+/// runc uses (newer crun maps logarithmically instead); 0 means "unset".
 pub fn shares_to_weight(shares: u64) -> u64 {
     if shares == 0 {
         return 0;
