@@ -153,7 +153,19 @@ fn podman_detached_stop_and_exec() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "exec-ok\nsleep 1000 ");
     assert_eq!(p.cmd(&["exec", "d1", "sh", "-c", "exit 5"]).status.code(), Some(5));
-    assert_eq!(p.cmd(&["exec", "--user", "65534", "d1", "id", "-u"]).status.code(), Some(0));
+    let o = p.cmd(&["exec", "--user", "65534", "d1", "id", "-u"]);
+    assert_eq!(stdout(&o), "65534\n", "{}", stderr(&o));
+    // exec -t: a new pty, its master handed to conmon over the console socket
+    let o = p.cmd(&["exec", "-t", "d1", "tty"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("/dev/pts/"), "{}", stdout(&o));
+    // -i: stdin reaches the container
+    let o = p.base().args(["exec", "-i", "d1", "cat"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().and_then(|mut c| {
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(b"through stdin\n")?;
+        c.wait_with_output()
+    }).unwrap();
+    assert_eq!(stdout(&o), "through stdin\n");
     let o = p.cmd(&["stop", "-t", "1", "d1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = p.cmd(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "d1"]);
@@ -180,4 +192,19 @@ fn podman_network_none_and_tty() {
     let o = p.run(&["-t"], &["tty"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "/dev/pts/0\r\n");
+    // -i: stdin is passed through conmon to the container
+    let parent = format!("--cgroup-parent={}", p.cg_parent);
+    let o = p
+        .base()
+        .args(["run", "--rm", "-i", "--network", "none", &parent, "localhost/berth-busybox", "sh", "-c", "cat; echo end"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"hello stdin\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(stdout(&o), "hello stdin\nend\n");
 }
