@@ -47,9 +47,31 @@ impl Pattern {
         let mut mt = MatchType::Exact;
         let mut i = 0usize;
         let mut idx = 0usize;
+        let mut in_class = false;
         while i < chars.len() {
             let ch = chars[i];
             i += 1;
+            if in_class {
+                // class bodies pass through as Go's regexp sees them
+                match ch {
+                    ']' => {
+                        in_class = false;
+                        re.push(']');
+                    }
+                    '\\' if i < chars.len() => {
+                        re.push('\\');
+                        re.push(chars[i]);
+                        i += 1;
+                    }
+                    '[' | '&' | '~' => {
+                        re.push('\\');
+                        re.push(ch);
+                    }
+                    c => re.push(c),
+                }
+                idx += 1;
+                continue;
+            }
             if ch == '*' {
                 if chars.get(i) == Some(&'*') {
                     i += 1;
@@ -84,11 +106,20 @@ impl Pattern {
                 if i < chars.len() {
                     re.push_str(&regex::escape(&chars[i].to_string()));
                     i += 1;
+                    mt = MatchType::Regexp;
                 } else {
                     re.push_str("\\\\");
                 }
-            } else if ch == '[' || ch == ']' {
-                re.push(ch);
+            } else if ch == '[' {
+                re.push('[');
+                if chars.get(i) == Some(&'^') {
+                    re.push('^');
+                    i += 1;
+                }
+                in_class = true;
+                mt = MatchType::Regexp;
+            } else if ch == ']' {
+                re.push_str("\\]");
                 mt = MatchType::Regexp;
             } else {
                 re.push_str(&regex::escape(&ch.to_string()));
@@ -167,15 +198,14 @@ impl PatternMatcher {
     /// Docker's `MatchesOrParentMatches`: the path or one of its parents matches, with
     /// `!` patterns evaluated in order.
     pub fn matches_or_parent_matches(&self, file: &str) -> bool {
-        let file = clean(file);
-        let parent = parent_of(&file);
+        let parent = parent_of(file);
         let parent_dirs: Vec<&str> = parent.split('/').collect();
         let mut matched = false;
         for p in &self.patterns {
             if p.exclusion != matched {
                 continue;
             }
-            let mut m = p.matches(&file);
+            let mut m = p.matches(file);
             if !m && parent != "." {
                 for i in 0..parent_dirs.len() {
                     if p.matches(&parent_dirs[..=i].join("/")) {
@@ -193,30 +223,28 @@ impl PatternMatcher {
 
     /// Docker's `MatchesExact`: only the path itself, parents not considered.
     pub fn matches_exact(&self, file: &str) -> bool {
-        let file = clean(file);
         let mut matched = false;
         for p in &self.patterns {
             if p.exclusion != matched {
                 continue;
             }
-            if p.matches(&file) {
+            if p.matches(file) {
                 matched = !p.exclusion;
             }
         }
         matched
     }
 
-    /// Docker's older `Matches`: parents are compared only at the pattern's depth.
+    /// Docker's deprecated `Matches`: parents are compared only at the pattern's depth.
     pub fn matches(&self, file: &str) -> bool {
-        let file = clean(file);
-        let parent = parent_of(&file);
+        let parent = parent_of(file);
         let parent_dirs: Vec<&str> = parent.split('/').collect();
         let mut matched = false;
         for p in &self.patterns {
             if p.exclusion != matched {
                 continue;
             }
-            let mut m = p.matches(&file);
+            let mut m = p.matches(file);
             let depth = p.cleaned.split('/').count();
             if !m && parent != "." && depth <= parent_dirs.len() {
                 m = p.matches(&parent_dirs[..depth].join("/"));
@@ -244,10 +272,24 @@ impl PatternMatcher {
     }
 }
 
+/// Go's `filepath.Dir`.
+/// Docker's package-level `MatchesOrParentMatches(file, patterns)`: the file is cleaned
+/// first and `.` (the whole context) never matches.
+pub fn matches_or_parent_matches<S: AsRef<str>>(
+    file: &str,
+    patterns: &[S],
+) -> Result<bool, IgnoreError> {
+    let pm = PatternMatcher::new(patterns)?;
+    let file = clean(file);
+    if file == "." {
+        return Ok(false);
+    }
+    Ok(pm.matches_or_parent_matches(&file))
+}
+
 fn parent_of(file: &str) -> String {
     match file.rfind('/') {
-        Some(0) => "/".to_string(),
-        Some(i) => file[..i].to_string(),
+        Some(i) => clean(&file[..=i]),
         None => ".".to_string(),
     }
 }
