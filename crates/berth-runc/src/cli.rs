@@ -51,7 +51,7 @@ pub struct CreateArgs {
     /// Use MS_MOVE + chroot instead of pivot_root
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
-    /// Do not create a session keyring (berth never creates one)
+    /// Keep the caller's session keyring (default: a new `_ses.<id>` keyring)
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
     /// Notify socket (accepted for compatibility, unused)

@@ -88,6 +88,7 @@ fn create(cli: &Cli, a: &CreateArgs) -> Result<Container> {
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds + listen_fds(),
         no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
     };
     let c = Container::create(&a.id, spec, &opts)?;
     if let Some(p) = &a.pid_file {

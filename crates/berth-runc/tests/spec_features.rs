@@ -95,3 +95,19 @@ fn shared_rootfs_propagation_still_pivots() {
     let out = ok(env.run_with(BERTH));
     assert_eq!(out, ok(env.run_with("runc")));
 }
+
+#[test]
+fn session_keyring_is_new_unless_no_new_keyring() {
+    let env = Env::new(&["sh", "-c", "grep -o '_ses[^ :]*' /proc/keys || true"]);
+    // /proc/keys is masked by the default spec: unmask it to look
+    env.edit(|s| {
+        let masked: Vec<serde_json::Value> = s["linux"]["maskedPaths"].as_array().unwrap().iter().filter(|p| *p != "/proc/keys").cloned().collect();
+        s["linux"]["maskedPaths"] = masked.into();
+    });
+    let id = env.id(BERTH);
+    let out = ok(env.berth(&["run", "-b", env.bundle.to_str().unwrap(), &id]));
+    assert!(out.lines().any(|l| l == format!("_ses.{id}")), "{out}");
+    let id2 = env.id(BERTH);
+    let out = ok(env.berth(&["run", "--no-new-keyring", "-b", env.bundle.to_str().unwrap(), &id2]));
+    assert!(!out.contains(&id2), "{out}");
+}

@@ -26,6 +26,8 @@ pub struct CreateOpts {
     pub preserve_fds: u32,
     /// MS_MOVE + chroot instead of pivot_root (for a rootfs on ramfs).
     pub no_pivot: bool,
+    /// Keep the caller's session keyring instead of giving the container its own.
+    pub no_new_keyring: bool,
 }
 
 /// Options for [`Container::exec`].
@@ -225,6 +227,7 @@ impl Container {
                 rootfs: rootfs.clone(),
                 fifo: fifo_fd,
                 no_pivot: opts.no_pivot,
+                keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
                 cgroup_path: cg.path().to_string(),
                 hook_state: serde_json::from_slice(&oci_state_json(id, "creating", 0, &opts.bundle, &spec)).unwrap_or_default(),
                 v1_paths: cgroup::v1_paths(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), id),

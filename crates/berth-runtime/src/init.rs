@@ -13,7 +13,7 @@ use crate::{process, rootfs};
 type R<T> = Result<T, InitError>;
 
 pub(crate) enum Mode {
-    Create { rootfs: PathBuf, fifo: OwnedFd, no_pivot: bool, cgroup_path: String, v1_paths: Vec<(String, String)>, hook_state: serde_json::Value, new_mnt: bool, new_uts: bool, new_cgroupns: bool },
+    Create { rootfs: PathBuf, fifo: OwnedFd, no_pivot: bool, keyring: Option<String>, cgroup_path: String, v1_paths: Vec<(String, String)>, hook_state: serde_json::Value, new_mnt: bool, new_uts: bool, new_cgroupns: bool },
     Exec,
 }
 
@@ -102,13 +102,21 @@ fn run_inner(ctx: &mut ChildCtx<'_>) -> R<()> {
     let spec = ctx.spec;
     let mut fifo_fd: Option<i32> = None;
     let mut start_hook_state = Vec::new();
-    if let Mode::Create { rootfs, fifo, no_pivot, cgroup_path, v1_paths, hook_state, new_mnt, new_uts, new_cgroupns } = &ctx.mode {
+    if let Mode::Create { rootfs, fifo, no_pivot, keyring, cgroup_path, v1_paths, hook_state, new_mnt, new_uts, new_cgroupns } = &ctx.mode {
         if *new_uts {
             if let Some(h) = spec.hostname() {
                 rustix::system::sethostname(h.as_bytes()).map_err(|e| InitError::new(Stage::Hostname, &e.into(), None, &format!("sethostname {h:?}")))?;
             }
             if let Some(d) = spec.domainname() {
                 rustix::system::setdomainname(d.as_bytes()).map_err(|e| InitError::new(Stage::Hostname, &e.into(), None, &format!("setdomainname {d:?}")))?;
+            }
+        }
+        if let Some(name) = keyring {
+            match berth_sys::join_session_keyring(name) {
+                Ok(_) => {}
+                // no keyrings in this kernel, or the user namespace's quota: runc goes on too
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EDQUOT) | Some(libc::EACCES)) => {}
+                Err(e) => return Err(InitError::new(Stage::Namespaces, &e, None, "join a new session keyring")),
             }
         }
         if !*new_mnt {

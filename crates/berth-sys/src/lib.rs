@@ -239,6 +239,28 @@ pub fn write_all_fd(fd: impl AsFd, mut s: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Give the calling process a new session keyring named `name` (runc's default, so
+/// containers do not share the host's session keyring), readable/writable/searchable by
+/// its possessor and viewable by its user. Returns the keyring serial.
+pub fn join_session_keyring(name: &str) -> io::Result<i64> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    const KEYCTL_SETPERM: libc::c_long = 5;
+    let n = cstr(name)?;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING, name) reads one NUL-terminated string.
+    let id = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, n.as_ptr()) };
+    if id < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // possessor: all but setattr; user: view (runc's 0x3f1f0000 minus what we do not need)
+    let perm: libc::c_ulong = 0x3f01_0000 | 0x0000_0001;
+    // SAFETY: keyctl(SETPERM, serial, perm) takes integers only.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, id, perm) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(id)
+}
+
 fn sigset(sigs: &[i32]) -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
