@@ -188,6 +188,12 @@ impl Engine {
                 .filter_map(|t| named.repository().with_tag(&t).ok())
                 .collect(),
         };
+        // Resolve the first reference up front (as moby does): a missing repository or tag
+        // is a typed registry error (404) before any progress is streamed. berth-image's
+        // pull reports registry errors as text only.
+        if let Some(first) = targets.first() {
+            client.resolve(first, &platform).await?;
+        }
         let mut out = Vec::new();
         for r in targets {
             let before = self.images.resolve(&r.to_string()).ok().map(|rec| rec.id.to_string());

@@ -99,26 +99,14 @@ async fn run_transfer<T: Send + 'static>(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut handle = job(tx);
     let first = tokio::select! {
-        ev = rx.recv() => Some(ev),
-        res = &mut handle => {
-            let res = res.map_err(|e| EngineError::Task(e.to_string()));
-            match res {
-                Ok(Err(e)) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidParameter | ErrorKind::Unauthorized) => return Err(e.into()),
-                other => {
-                    // Done (or failed otherwise) before any progress: stream the outcome.
-                    let mut lines: Vec<Result<Bytes, std::io::Error>> = header.into_iter().map(line).collect();
-                    let mut seen = HashSet::new();
-                    while let Ok(ev) = rx.try_recv() {
-                        lines.extend(transfer_line(&ev, push, &mut seen).into_iter().map(line));
-                    }
-                    match other {
-                        Ok(Ok(v)) => lines.extend(finish(v).into_iter().map(line)),
-                        Ok(Err(e)) | Err(e) => lines.push(line(JsonMessage::error(e.to_string()))),
-                    }
-                    return Ok(streamed("application/json", futures_util::stream::iter(lines)));
-                }
-            }
-        }
+        ev = rx.recv() => ev.map(Ok),
+        res = &mut handle => Some(Err(res)),
+    };
+    let first = match first {
+        Some(Ok(ev)) => Some(ev),
+        // The channel closed: the job is finishing; wait for its result.
+        None => return finished(header, push, &mut rx, (&mut handle).await, finish),
+        Some(Err(res)) => return finished(header, push, &mut rx, res, finish),
     };
     let (out_tx, out_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     tokio::spawn(async move {
@@ -126,7 +114,7 @@ async fn run_transfer<T: Send + 'static>(
         for m in header {
             let _ = out_tx.send(line(m)).await;
         }
-        if let Some(Some(ev)) = first {
+        if let Some(ev) = first {
             for m in transfer_line(&ev, push, &mut seen) {
                 let _ = out_tx.send(line(m)).await;
             }
@@ -150,6 +138,34 @@ async fn run_transfer<T: Send + 'static>(
     Ok(streamed("application/json", stream))
 }
 
+/// The answer when the job ended before streaming started: its error status (404, 400,
+/// 401) or the whole stream at once.
+fn finished<T>(
+    header: Vec<JsonMessage>,
+    push: bool,
+    rx: &mut mpsc::UnboundedReceiver<TransferEvent>,
+    res: Result<Result<T, EngineError>, tokio::task::JoinError>,
+    finish: impl FnOnce(T) -> Vec<JsonMessage>,
+) -> ApiResult {
+    let res = res.map_err(|e| EngineError::Task(e.to_string()));
+    if let Ok(Err(e)) = &res
+        && matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidParameter | ErrorKind::Unauthorized)
+    {
+        let status = crate::error::status_of(e.kind());
+        return Err(ApiError::new(status, e.to_string()));
+    }
+    let mut lines: Vec<Result<Bytes, std::io::Error>> = header.into_iter().map(line).collect();
+    let mut seen = HashSet::new();
+    while let Ok(ev) = rx.try_recv() {
+        lines.extend(transfer_line(&ev, push, &mut seen).into_iter().map(line));
+    }
+    match res {
+        Ok(Ok(v)) => lines.extend(finish(v).into_iter().map(line)),
+        Ok(Err(e)) | Err(e) => lines.push(line(JsonMessage::error(e.to_string()))),
+    }
+    Ok(streamed("application/json", futures_util::stream::iter(lines)))
+}
+
 /// `POST /images/create?fromImage=&tag=&platform=`.
 pub async fn pull(ctx: &Ctx, req: &Req) -> ApiResult {
     let from = req.query.get("fromImage").unwrap_or_default().to_owned();
@@ -158,7 +174,7 @@ pub async fn pull(ctx: &Ctx, req: &Req) -> ApiResult {
     let auth = auth_of(&req.headers)?;
     let named = berth_types::reference::Reference::parse_named(&from).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let header = vec![JsonMessage::status(
-        format!("Pulling from {}", named.familiar_name()),
+        format!("Pulling from {}", named.path()),
         Some(tag.as_deref().filter(|t| !t.is_empty()).or(named.tag()).unwrap_or("latest")),
     )];
     let engine = ctx.engine.clone();
