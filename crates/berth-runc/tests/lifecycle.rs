@@ -72,6 +72,12 @@ fn create_start_exec_pause_kill_delete() {
     let out = ok(env.berth(&["exec", &id, "cat", "/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]));
     assert_eq!(out, format!("17\n{}\n", 64 << 20));
 
+    let res = env.dir.path().join("res.json");
+    std::fs::write(&res, r#"{"pids": {"limit": 21}, "cpu": {"shares": 512}}"#).unwrap();
+    ok(env.berth(&["update", "-r", res.to_str().unwrap(), &id]));
+    let out = ok(env.berth(&["exec", &id, "cat", "/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/cpu/cpu.shares"]));
+    assert_eq!(out, "21\n512\n");
+
     ok(env.berth(&["kill", &id, "SIGKILL"]));
     wait_status(&env, &id, "stopped");
     ok(env.berth(&["delete", &id]));
