@@ -465,7 +465,10 @@ fn start_daemon() -> Option<Dockerd> {
     ensure_docker_engine().expect("docker.io installed");
     let mut runtimes = Vec::new();
     match berth_runc_path() {
-        Some(p) => runtimes.push(("berth".to_string(), p)),
+        Some(p) => {
+            warn_if_stale(&p);
+            runtimes.push(("berth".to_string(), p))
+        }
         None => {
             eprintln!("note: target/<profile>/berth-runc is not built (cargo build -p berth-runc)")
         }
@@ -479,6 +482,30 @@ fn start_daemon() -> Option<Dockerd> {
     eprintln!("dockerd up in {:?}", started.elapsed());
     load_busybox(&d);
     Some(d)
+}
+
+/// berth-runc is found, not built, by this crate: say so when its sources are newer.
+fn warn_if_stale(bin: &std::path::Path) {
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok();
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let newest = [
+        "berth-runc/src",
+        "berth-runtime/src",
+        "berth-cgroups/src",
+        "berth-sys/src",
+    ]
+    .iter()
+    .filter_map(|d| std::fs::read_dir(crates.join(d)).ok())
+    .flat_map(|rd| rd.flatten())
+    .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+    .max();
+    if let (Some(b), Some(n)) = (built, newest)
+        && n > b
+    {
+        eprintln!(
+            "warning: {bin:?} is older than its sources: run `cargo build -p berth-runc` first"
+        );
+    }
 }
 
 fn fail_with_log(d: &Dockerd, rep: &Report) {
