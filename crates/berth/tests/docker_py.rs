@@ -1,0 +1,67 @@
+//! docker-py (PyPI `docker`) against berthd: images.list/get/load, tag, remove. The
+//! package is installed once into a venv under the target dir.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{Daemon, busybox_id};
+
+fn python() -> PathBuf {
+    let dir = berth_testkit::images::cache_dir().parent().unwrap().join("berth-pyenv");
+    let py = dir.join("bin/python");
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    let lock_path = dir.with_extension("lock");
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+    lock.lock().unwrap();
+    if !dir.join(".ready").exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(Command::new("python3").args(["-m", "venv"]).arg(&dir).status().unwrap().success(), "python3 -m venv failed");
+        let st = Command::new(dir.join("bin/pip")).args(["install", "--quiet", "docker"]).status().unwrap();
+        assert!(st.success(), "pip install docker failed");
+        std::fs::write(dir.join(".ready"), b"").unwrap();
+    }
+    py
+}
+
+#[test]
+fn docker_py_lists_gets_loads_tags_and_removes_images() {
+    let py = python();
+    let d = Daemon::start();
+    let archive = berth_testkit::images::busybox_docker_archive().unwrap();
+    let script = r#"
+import sys, io, docker
+c = docker.DockerClient(base_url=sys.argv[1])
+assert c.ping()
+assert c.version()["ApiVersion"] == "1.44"
+with open(sys.argv[2], "rb") as f:
+    loaded = c.images.load(f.read())
+assert [i.tags for i in loaded] == [["busybox:latest"]], [i.tags for i in loaded]
+imgs = c.images.list()
+assert len(imgs) == 1 and imgs[0].tags == ["busybox:latest"], imgs
+img = c.images.get("busybox")
+print(img.id)
+assert img.attrs["Config"]["Cmd"] == ["sh"]
+assert img.tag("pyrepo", "v1")
+assert sorted(c.images.get("pyrepo:v1").tags) == ["busybox:latest", "pyrepo:v1"]
+assert len(c.images.list(filters={"reference": "pyrepo"})) == 1
+assert [i.short_id for i in c.images.list(all=True)] == [img.short_id]
+data = b"".join(img.save())
+assert len(data) > 100000
+c.images.remove("pyrepo:v1")
+try:
+    c.images.get("pyrepo:v1")
+    raise SystemExit("expected NotFound")
+except docker.errors.ImageNotFound:
+    pass
+try:
+    c.api.leave_swarm(force=True)
+except docker.errors.APIError as e:
+    assert e.status_code == 503
+print("ok")
+"#;
+    let out = Command::new(&py).arg("-c").arg(script).arg(d.host()).arg(&archive).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}\nok\n", busybox_id()));
+}
