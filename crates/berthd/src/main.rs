@@ -10,7 +10,11 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use tokio::sync::watch;
 
-use crate::args::{Args, Settings};
+use crate::args::{Args, Host, Settings};
+
+fn listener_addr(l: &listen::TlsListener) -> String {
+    axum::serve::Listener::local_addr(l).map(|a| a.to_string()).unwrap_or_default()
+}
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -54,14 +58,25 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut sockets = Vec::new();
     let mut tasks = Vec::new();
     for host in &settings.hosts {
-        let listener = listen::bind_unix(host).with_context(|| format!("cannot listen on unix://{}", host.display()))?;
-        sockets.push(host.clone());
         let router = berth_api::router(engine.clone(), stop_rx.clone());
         let mut rx = stop_rx.clone();
-        tracing::info!(socket = %host.display(), "API listen on unix://{}", host.display());
-        tasks.push(tokio::spawn(berth_api::serve_unix(listener, router, async move {
+        let stop = async move {
             let _ = rx.wait_for(|s| *s).await;
-        })));
+        };
+        match host {
+            Host::Unix(path) => {
+                let listener = listen::bind_unix(path).with_context(|| format!("cannot listen on unix://{}", path.display()))?;
+                sockets.push(path.clone());
+                tracing::info!(socket = %path.display(), "API listen on unix://{}", path.display());
+                tasks.push(tokio::spawn(berth_api::serve_unix(listener, router, stop)));
+            }
+            Host::Tcp(addr) => {
+                let tls = settings.tls.as_ref().context("tcp hosts need TLS")?;
+                let listener = listen::bind_tls(addr, tls).await?;
+                tracing::info!(addr = %listener_addr(&listener), verify_clients = tls.client_ca.is_some(), "API listen on tcp://{addr} (TLS)");
+                tasks.push(tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop).await }));
+            }
+        }
     }
     let pid_file = settings.exec_root.join("berthd.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
