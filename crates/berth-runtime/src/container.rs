@@ -103,16 +103,25 @@ fn write_id_map(pid: i32, file: &str, maps: &[oci_spec::runtime::LinuxIdMapping]
     std::fs::write(&path, text).map_err(|e| Error::io("failed to write id map", path, e))
 }
 
-/// Read messages from the init until it is ready; answers hook requests.
-fn await_ready(sock: &OwnedFd, mut on_hooks: impl FnMut() -> Result<()>, pid: &mut i32) -> Result<()> {
+/// Read messages from the init until it is ready; answers hook requests. With
+/// `expect_pid` (a pid namespace was joined, so an intermediate forked the real init) also
+/// wait for the intermediate's `Pid` report, which may arrive after the init's `Ready`.
+fn await_ready(sock: &OwnedFd, mut on_hooks: impl FnMut() -> Result<()>, pid: &mut i32, expect_pid: bool) -> Result<()> {
+    let (mut ready, mut got_pid) = (false, !expect_pid);
     loop {
+        if ready && got_pid {
+            return Ok(());
+        }
         match sync::recv(sock).map_err(|e| Error::Protocol(format!("read from init: {e}")))? {
-            Some(Msg::Ready) => return Ok(()),
+            Some(Msg::Ready) => ready = true,
             Some(Msg::RunHooks) => {
                 on_hooks()?;
                 sync::send(sock, &Msg::HooksDone).map_err(|e| Error::Protocol(format!("write to init: {e}")))?;
             }
-            Some(Msg::Pid { pid: p }) => *pid = p,
+            Some(Msg::Pid { pid: p }) => {
+                *pid = p;
+                got_pid = true;
+            }
             Some(Msg::Error(e)) => return Err(Error::Init(e)),
             Some(other) => return Err(Error::Protocol(format!("unexpected message {other:?}"))),
             None => return Err(Error::InitVanished("closed the sync socket".into())),
@@ -192,6 +201,7 @@ impl Container {
                 None => flags |= ns_flag(ns.typ()),
             }
         }
+        let joins_pid = join.iter().any(|(_, t)| *t == LinuxNamespaceType::Pid);
         // user namespace first, so the others are joined with its privileges
         join.sort_by_key(|(_, t)| *t != LinuxNamespaceType::User);
         let new_user = flags & ns_flag(LinuxNamespaceType::User) != 0;
@@ -275,6 +285,7 @@ impl Container {
                 Ok(())
             },
             &mut pid,
+            joins_pid,
         );
         if pid != first_pid {
             // the intermediate of a pid-namespace join: reap it
@@ -599,7 +610,7 @@ impl Container {
         }
         sync::send(&parent_sock, &Msg::Go).map_err(|e| Error::Protocol(format!("write to exec child: {e}")))?;
         let mut pid = first;
-        let res = await_ready(&parent_sock, || Ok(()), &mut pid);
+        let res = await_ready(&parent_sock, || Ok(()), &mut pid, true);
         reap(first);
         if let Err(e) = res {
             if pid != first {
