@@ -88,3 +88,22 @@ fn login_checks_credentials_and_push_uses_them() {
     let refused = d.berth(&["push", &dst]);
     assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
 }
+
+#[test]
+fn pull_on_a_terminal_draws_per_layer_progress() {
+    let reg = Registry::start(Flavor::Plain).unwrap();
+    reg.push_busybox("tty/busybox:1").unwrap();
+    let d = daemon_for(&reg);
+    let src = format!("{}/tty/busybox:1", reg.host());
+    // `script` gives berth a pseudo-terminal as stdout.
+    let cmd = format!("{} -H {} pull {src}", env!("CARGO_BIN_EXE_berth"), d.host());
+    let o = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}{}", stderr(&o));
+    assert!(text.contains("Pulling from tty/busybox"), "{text}");
+    // The layer's line is drawn by the progress bar with its final status.
+    assert!(text.contains(": Pull complete"), "{text}");
+    assert!(text.contains(&format!("Status: Downloaded newer image for {src}")), "{text}");
+    assert!(text.trim_end().ends_with(&src), "{text}");
+    assert_eq!(d.ok(&["inspect", "-f", "{{.Id}}", &src]), format!("{}\n", busybox_id()));
+}

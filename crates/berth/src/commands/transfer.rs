@@ -18,6 +18,18 @@ use crate::cli::{ImportArgs, LoadArgs, PullArgs, PushArgs, SaveArgs};
 use crate::commands::login::registry_auth_header;
 use crate::commands::out;
 
+/// A layer line without a bar: `<id>: <status>`.
+fn text_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix}: {msg}").unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// A layer line with Docker's bar: `<id>: Downloading [====>    ]  1.2MiB/2.2MiB`.
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix}: {msg} [{bar:50}] {bytes}/{total_bytes}")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
 /// Renders a progress stream: bars per layer on a terminal, plain `id: status` lines
 /// otherwise (transfer updates skipped), nothing when quiet. An error message in the
 /// stream becomes the command's error.
@@ -40,10 +52,7 @@ impl Display {
             return b.clone();
         }
         let pb = ProgressBar::new(0);
-        pb.set_style(
-            ProgressStyle::with_template("{prefix}: {msg:<20} {wide_bar} {bytes}/{total_bytes}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
+        pb.set_style(text_style());
         pb.set_prefix(id.to_owned());
         let pb = match &self.multi {
             Some(m) => m.add(pb),
@@ -51,6 +60,16 @@ impl Display {
         };
         self.bars.insert(id.to_owned(), pb.clone());
         pb
+    }
+
+    /// Stops drawing: every bar is left as its last line.
+    fn finish(mut self) {
+        for (_, b) in self.bars.drain() {
+            if !b.is_finished() {
+                b.abandon();
+            }
+        }
+        drop(self.multi.take());
     }
 
     fn show(&mut self, m: &JsonMessage) -> anyhow::Result<()> {
@@ -71,13 +90,13 @@ impl Display {
         match (&m.id, self.tty) {
             (Some(id), true) => {
                 let pb = self.bar(id);
-                if let Some(d) = &m.progress_detail {
-                    if let Some(t) = d.total {
-                        pb.set_length(t);
+                match &m.progress_detail {
+                    Some(d) if d.total.is_some_and(|t| t > 0) => {
+                        pb.set_style(bar_style());
+                        pb.set_length(d.total.unwrap_or(0));
+                        pb.set_position(d.current.unwrap_or(0));
                     }
-                    if let Some(c) = d.current {
-                        pb.set_position(c);
-                    }
+                    _ => pb.set_style(text_style()),
                 }
                 pb.set_message(status.to_owned());
                 if matches!(status, "Pull complete" | "Already exists" | "Pushed" | "Layer already exists") {
@@ -134,6 +153,7 @@ pub async fn pull(c: &Client, a: &PullArgs) -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
+    d.finish();
     if let Some(e) = failure {
         return Err(e);
     }
@@ -162,6 +182,7 @@ pub async fn push(c: &Client, a: &PushArgs) -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
+    d.finish();
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
