@@ -21,7 +21,9 @@ pub type ReqBody = BoxBody<Bytes, io::Error>;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nothing answers on the socket.
-    #[error("cannot connect to the berth daemon at unix://{path}: {source}. Is the daemon running?")]
+    #[error(
+        "cannot connect to the berth daemon at unix://{path}: {source}. Is the daemon running?"
+    )]
     Connect {
         /// The socket.
         path: PathBuf,
@@ -64,7 +66,9 @@ impl ClientError {
 
 /// An empty body.
 pub fn empty() -> ReqBody {
-    Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// A body of these bytes.
@@ -99,7 +103,10 @@ pub const CLIENT_MAX_VERSION: &str = "1.44";
 impl Client {
     /// A client for the daemon listening at `socket`.
     pub fn new(socket: impl Into<PathBuf>) -> Client {
-        Client { socket: socket.into(), version: Mutex::new(None) }
+        Client {
+            socket: socket.into(),
+            version: Mutex::new(None),
+        }
     }
 
     /// The socket path.
@@ -119,8 +126,16 @@ impl Client {
         if resp.status() != StatusCode::OK {
             resp = self.raw(Method::GET, "/_ping", empty(), &[]).await?;
         }
-        let h = |k: &str| resp.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let ping = Ping { api_version: h("Api-Version"), os_type: h("Ostype") };
+        let h = |k: &str| {
+            resp.headers()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let ping = Ping {
+            api_version: h("Api-Version"),
+            os_type: h("Ostype"),
+        };
         let negotiated = match ping.api_version.as_deref() {
             Some(v) if version_lt(v, CLIENT_MAX_VERSION) => v.to_owned(),
             Some(_) => CLIENT_MAX_VERSION.to_owned(),
@@ -141,8 +156,12 @@ impl Client {
     ) -> Result<Response<Incoming>, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .map_err(|source| ClientError::Connect { path: self.socket.clone(), source })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            .map_err(|source| ClientError::Connect {
+                path: self.socket.clone(),
+                source,
+            })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection closed with an error");
@@ -152,11 +171,16 @@ impl Client {
             .method(method)
             .uri(path_and_query)
             .header("Host", "api.moby.localhost")
-            .header("User-Agent", concat!("Berth-Client/", env!("CARGO_PKG_VERSION"), " (linux)"));
+            .header(
+                "User-Agent",
+                concat!("Berth-Client/", env!("CARGO_PKG_VERSION"), " (linux)"),
+            );
         for (k, v) in headers {
             b = b.header(*k, v);
         }
-        let req = b.body(body).map_err(|e| ClientError::Request(e.to_string()))?;
+        let req = b
+            .body(body)
+            .map_err(|e| ClientError::Request(e.to_string()))?;
         Ok(sender.send_request(req).await?)
     }
 
@@ -195,16 +219,26 @@ impl Client {
     }
 
     /// A GET decoded from JSON.
-    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ClientError> {
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ClientError> {
         let resp = self.send(Method::GET, path, query, empty(), &[]).await?;
         read_json(resp, path).await
     }
 }
 
 /// The whole body decoded from JSON.
-pub async fn read_json<T: DeserializeOwned>(resp: Response<Incoming>, what: &str) -> Result<T, ClientError> {
+pub async fn read_json<T: DeserializeOwned>(
+    resp: Response<Incoming>,
+    what: &str,
+) -> Result<T, ClientError> {
     let bytes = resp.into_body().collect().await?.to_bytes();
-    serde_json::from_slice(&bytes).map_err(|source| ClientError::Decode { what: what.to_owned(), source })
+    serde_json::from_slice(&bytes).map_err(|source| ClientError::Decode {
+        what: what.to_owned(),
+        source,
+    })
 }
 
 /// The body as a stream of chunks.
@@ -233,11 +267,21 @@ pub async fn for_each_json_line<T: DeserializeOwned>(
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            f(serde_json::from_slice(line).map_err(|source| ClientError::Decode { what: what.to_owned(), source })?)?;
+            f(
+                serde_json::from_slice(line).map_err(|source| ClientError::Decode {
+                    what: what.to_owned(),
+                    source,
+                })?,
+            )?;
         }
     }
     if !buf.iter().all(u8::is_ascii_whitespace) {
-        f(serde_json::from_slice(&buf).map_err(|source| ClientError::Decode { what: what.to_owned(), source })?)?;
+        f(
+            serde_json::from_slice(&buf).map_err(|source| ClientError::Decode {
+                what: what.to_owned(),
+                source,
+            })?,
+        )?;
     }
     Ok(())
 }

@@ -42,13 +42,21 @@ pub struct JsonMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
     /// Byte counts.
-    #[serde(default, rename = "progressDetail", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "progressDetail",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub progress_detail: Option<ProgressDetail>,
     /// Error text (legacy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Error detail.
-    #[serde(default, rename = "errorDetail", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "errorDetail",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub error_detail: Option<ErrorDetail>,
     /// Auxiliary data (push digest, build image id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,12 +66,19 @@ pub struct JsonMessage {
 impl JsonMessage {
     /// `{"stream": text}`.
     pub fn stream(text: impl Into<String>) -> JsonMessage {
-        JsonMessage { stream: Some(text.into()), ..JsonMessage::default() }
+        JsonMessage {
+            stream: Some(text.into()),
+            ..JsonMessage::default()
+        }
     }
 
     /// `{"status": text, "id": id}`.
     pub fn status(text: impl Into<String>, id: Option<&str>) -> JsonMessage {
-        JsonMessage { status: Some(text.into()), id: id.map(str::to_owned), ..JsonMessage::default() }
+        JsonMessage {
+            status: Some(text.into()),
+            id: id.map(str::to_owned),
+            ..JsonMessage::default()
+        }
     }
 
     /// `{"errorDetail": {"message": m}, "error": m}`.
@@ -71,7 +86,10 @@ impl JsonMessage {
         let m = message.into();
         JsonMessage {
             error: Some(m.clone()),
-            error_detail: Some(ErrorDetail { code: None, message: m }),
+            error_detail: Some(ErrorDetail {
+                code: None,
+                message: m,
+            }),
             ..JsonMessage::default()
         }
     }
@@ -85,7 +103,10 @@ impl JsonMessage {
 
     /// The error text, when this message is an error.
     pub fn error_message(&self) -> Option<&str> {
-        self.error_detail.as_ref().map(|d| d.message.as_str()).or(self.error.as_deref())
+        self.error_detail
+            .as_ref()
+            .map(|d| d.message.as_str())
+            .or(self.error.as_deref())
     }
 }
 
@@ -96,7 +117,10 @@ mod tests {
     #[test]
     fn lines_have_docker_field_names() {
         let l = JsonMessage::stream("Loaded image: busybox:latest\n").to_line();
-        assert_eq!(&l[..], b"{\"stream\":\"Loaded image: busybox:latest\\n\"}\n");
+        assert_eq!(
+            &l[..],
+            b"{\"stream\":\"Loaded image: busybox:latest\\n\"}\n"
+        );
         let e = JsonMessage::error("boom");
         let v: serde_json::Value = serde_json::from_slice(&e.to_line()).unwrap();
         assert_eq!(v["errorDetail"]["message"], "boom");

@@ -13,19 +13,31 @@ impl Query {
     /// Decodes `a=1&b=x%20y`.
     pub fn parse(raw: Option<&str>) -> Query {
         let pairs = raw
-            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
             .unwrap_or_default();
         Query { pairs }
     }
 
     /// The last value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key`, in order.
     pub fn get_all(&self, key: &str) -> Vec<String> {
-        self.pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// moby's `BoolValue`: absent, "", "0", "no", "false", "none" (any case) are false;
@@ -45,14 +57,19 @@ impl Query {
 
 /// moby's boolean rule for query values.
 pub fn parse_bool(v: &str) -> bool {
-    !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "no" | "false" | "none")
+    !matches!(
+        v.to_ascii_lowercase().as_str(),
+        "" | "0" | "no" | "false" | "none"
+    )
 }
 
 /// Decodes `{"label":{"a=b":true}}` (CLI) or `{"label":["a=b"]}` (docker-py, compose).
 pub fn parse_filters(s: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
     let v: serde_json::Value =
         serde_json::from_str(s).map_err(|e| format!("invalid filter: {s:?} is not JSON: {e}"))?;
-    let obj = v.as_object().ok_or_else(|| format!("invalid filter: {s:?} is not a JSON object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| format!("invalid filter: {s:?} is not a JSON object"))?;
     let mut out = BTreeMap::new();
     for (k, val) in obj {
         let values: Vec<String> = match val {
@@ -63,7 +80,11 @@ pub fn parse_filters(s: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
                 .collect(),
             serde_json::Value::Array(a) => a
                 .iter()
-                .map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()))
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| x.to_string())
+                })
                 .collect(),
             serde_json::Value::String(x) => vec![x.clone()],
             other => return Err(format!("invalid filter: value of {k:?} is {other}")),

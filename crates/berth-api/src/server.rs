@@ -5,11 +5,11 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use berth_engine::Engine;
 use berth_engine::system::{API_VERSION, ENGINE_VERSION};
 use tokio::sync::watch;
@@ -53,7 +53,9 @@ pub fn server_header() -> String {
 
 /// The router berthd serves.
 pub fn router(engine: Arc<Engine>, shutdown: watch::Receiver<bool>) -> Router {
-    Router::new().fallback(dispatch).with_state(Ctx { engine, shutdown })
+    Router::new()
+        .fallback(dispatch)
+        .with_state(Ctx { engine, shutdown })
 }
 
 fn stamp(mut resp: Response) -> Response {
@@ -104,7 +106,9 @@ async fn dispatch(State(ctx): State<Ctx>, req: Request) -> Response {
                 headers: parts.headers,
             };
             tracing::debug!(method = %r.method, path = %raw_path, "request");
-            route(&ctx, r, body).await.unwrap_or_else(IntoResponse::into_response)
+            route(&ctx, r, body)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
         }
     };
     stamp(resp)
@@ -125,13 +129,22 @@ async fn route(ctx: &Ctx, req: Req, body: Body) -> ApiResult {
         ("GET", ["events"]) => system::events(ctx, &req),
         ("POST", ["auth"]) => system::auth(ctx, body).await,
         ("GET", ["plugins"]) => Ok(axum::Json(serde_json::json!([])).into_response()),
-        (_, ["swarm", "leave"]) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "This node is not part of a swarm")),
-        (_, ["swarm", ..] | ["services", ..] | ["nodes", ..] | ["secrets", ..] | ["configs", ..] | ["tasks", ..]) => {
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
-            ))
-        }
+        (_, ["swarm", "leave"]) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node is not part of a swarm",
+        )),
+        (
+            _,
+            ["swarm", ..]
+            | ["services", ..]
+            | ["nodes", ..]
+            | ["secrets", ..]
+            | ["configs", ..]
+            | ["tasks", ..],
+        ) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
+        )),
         ("GET", ["images", "json"]) => images::list(ctx, &req).await,
         ("POST", ["images", "create"]) => images::create(ctx, &req, body).await,
         ("POST", ["images", "load"]) => images::load(ctx, body).await,
@@ -165,6 +178,7 @@ pub async fn serve_unix(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
-

@@ -15,17 +15,26 @@ impl ApiVersion {
     /// Parses `1.44`.
     pub fn parse(s: &str) -> Option<ApiVersion> {
         let (a, b) = s.split_once('.')?;
-        Some(ApiVersion { major: a.parse().ok()?, minor: b.parse().ok()? })
+        Some(ApiVersion {
+            major: a.parse().ok()?,
+            minor: b.parse().ok()?,
+        })
     }
 
     /// The highest version served.
     pub fn max() -> ApiVersion {
-        ApiVersion::parse(API_VERSION).unwrap_or(ApiVersion { major: 1, minor: 44 })
+        ApiVersion::parse(API_VERSION).unwrap_or(ApiVersion {
+            major: 1,
+            minor: 44,
+        })
     }
 
     /// The lowest version served.
     pub fn min() -> ApiVersion {
-        ApiVersion::parse(MIN_API_VERSION).unwrap_or(ApiVersion { major: 1, minor: 24 })
+        ApiVersion::parse(MIN_API_VERSION).unwrap_or(ApiVersion {
+            major: 1,
+            minor: 24,
+        })
     }
 }
 
@@ -70,14 +79,30 @@ mod tests {
 
     #[test]
     fn prefixes_split_and_bounds_are_docker_messages() {
-        assert_eq!(split_version("/v1.44/images/json").unwrap().1, "/images/json");
-        assert_eq!(split_version("/v1.24/version").unwrap().0, ApiVersion { major: 1, minor: 24 });
-        assert_eq!(split_version("/images/json").unwrap(), (ApiVersion::max(), "/images/json"));
+        assert_eq!(
+            split_version("/v1.44/images/json").unwrap().1,
+            "/images/json"
+        );
+        assert_eq!(
+            split_version("/v1.24/version").unwrap().0,
+            ApiVersion {
+                major: 1,
+                minor: 24
+            }
+        );
+        assert_eq!(
+            split_version("/images/json").unwrap(),
+            (ApiVersion::max(), "/images/json")
+        );
         assert_eq!(split_version("/volumes").unwrap().1, "/volumes");
         assert_eq!(
             split_version("/v1.50/version").unwrap_err(),
             "client version 1.50 is too new. Maximum supported API version is 1.44"
         );
-        assert!(split_version("/v1.12/version").unwrap_err().starts_with("client version 1.12 is too old. Minimum supported API version is 1.24"));
+        assert!(
+            split_version("/v1.12/version").unwrap_err().starts_with(
+                "client version 1.12 is too old. Minimum supported API version is 1.24"
+            )
+        );
     }
 }

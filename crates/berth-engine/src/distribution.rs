@@ -8,10 +8,10 @@ use berth_types::reference::{Digest, Reference};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use crate::Engine;
 use crate::error::EngineError;
 use crate::events::Event;
 use crate::images::registry_host;
-use crate::Engine;
 
 /// Credentials a client sent in `X-Registry-Auth`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -65,7 +65,10 @@ impl Progress for Forward {
         if let Ok(mut m) = self.sizes.lock() {
             m.insert(digest.clone(), (offset, total));
         }
-        let _ = self.tx.send(TransferEvent::Start { digest: digest.clone(), total });
+        let _ = self.tx.send(TransferEvent::Start {
+            digest: digest.clone(),
+            total,
+        });
     }
     fn bytes(&self, digest: &Digest, n: u64) {
         let (current, total) = match self.sizes.lock() {
@@ -76,10 +79,17 @@ impl Progress for Forward {
             }
             Err(_) => (n, 0),
         };
-        let _ = self.tx.send(TransferEvent::Bytes { digest: digest.clone(), current, total });
+        let _ = self.tx.send(TransferEvent::Bytes {
+            digest: digest.clone(),
+            current,
+            total,
+        });
     }
     fn done(&self, digest: &Digest, skipped: bool) {
-        let _ = self.tx.send(TransferEvent::Done { digest: digest.clone(), skipped });
+        let _ = self.tx.send(TransferEvent::Done {
+            digest: digest.clone(),
+            skipped,
+        });
     }
 }
 
@@ -140,15 +150,20 @@ pub fn decode_registry_auth(header: &str) -> Result<RegistryAuth, EngineError> {
         .iter()
         .find_map(|e| e.decode(h).ok())
         .ok_or_else(|| EngineError::InvalidParameter("X-Registry-Auth is not base64".into()))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| EngineError::InvalidParameter(format!("X-Registry-Auth is not valid JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        EngineError::InvalidParameter(format!("X-Registry-Auth is not valid JSON: {e}"))
+    })
 }
 
 impl Engine {
     fn registry_client(&self, domain: &str, auth: &RegistryAuth) -> Result<Client, EngineError> {
         let mut creds = Credentials::anonymous();
         if !auth.username.is_empty() {
-            let host = if auth.serveraddress.is_empty() { domain.to_owned() } else { registry_host(&auth.serveraddress) };
+            let host = if auth.serveraddress.is_empty() {
+                domain.to_owned()
+            } else {
+                registry_host(&auth.serveraddress)
+            };
             creds.set(&host, &auth.username, &auth.password);
             if host != domain {
                 creds.set(domain, &auth.username, &auth.password);
@@ -167,19 +182,28 @@ impl Engine {
         auth: &RegistryAuth,
         progress: mpsc::UnboundedSender<TransferEvent>,
     ) -> Result<Vec<PullOutcome>, EngineError> {
-        let named = Reference::parse_named(from_image).map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+        let named = Reference::parse_named(from_image)
+            .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
         let platform = match platform.filter(|p| !p.is_empty()) {
             Some(p) => parse_platform(p)?,
             None => Platform::host(),
         };
         let client = self.registry_client(named.domain(), auth)?;
-        let forward: Arc<dyn Progress> = Arc::new(Forward { tx: progress, sizes: Default::default() });
+        let forward: Arc<dyn Progress> = Arc::new(Forward {
+            tx: progress,
+            sizes: Default::default(),
+        });
         let targets: Vec<Reference> = match tag.filter(|t| !t.is_empty()) {
             Some(t) if t.contains(':') => {
-                let d = Digest::parse(t).map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+                let d =
+                    Digest::parse(t).map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
                 vec![named.repository().with_digest(d)]
             }
-            Some(t) => vec![named.with_tag(t).map_err(|e| EngineError::InvalidParameter(e.to_string()))?],
+            Some(t) => vec![
+                named
+                    .with_tag(t)
+                    .map_err(|e| EngineError::InvalidParameter(e.to_string()))?,
+            ],
             None if named.tag().is_some() || named.digest().is_some() => vec![named.clone()],
             None => client
                 .tags(&named.repository())
@@ -196,14 +220,19 @@ impl Engine {
         }
         let mut out = Vec::new();
         for r in targets {
-            let before = self.images.resolve(&r.to_string()).ok().map(|rec| rec.id.to_string());
+            let before = self
+                .images
+                .resolve(&r.to_string())
+                .ok()
+                .map(|rec| rec.id.to_string());
             let pulled = self
                 .images
                 .pull(&client, &r, &platform, forward.clone())
                 .await
                 .map_err(|e| EngineError::from_store(e, &r.familiar()))?;
             let id = pulled.id.to_string();
-            self.events.publish(Event::new("image", "pull", &r.familiar()).attr("name", &r.familiar()));
+            self.events
+                .publish(Event::new("image", "pull", &r.familiar()).attr("name", &r.familiar()));
             out.push(PullOutcome {
                 up_to_date: before.as_deref() == Some(id.as_str()),
                 reference: pulled.reference,
@@ -222,9 +251,15 @@ impl Engine {
         auth: &RegistryAuth,
         progress: mpsc::UnboundedSender<TransferEvent>,
     ) -> Result<Vec<PushOutcome>, EngineError> {
-        let named = Reference::parse_named(name).map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+        let named = Reference::parse_named(name)
+            .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
         let targets: Vec<Reference> = match tag.filter(|t| !t.is_empty()) {
-            Some(t) => vec![named.repository().with_tag(t).map_err(|e| EngineError::InvalidParameter(e.to_string()))?],
+            Some(t) => vec![
+                named
+                    .repository()
+                    .with_tag(t)
+                    .map_err(|e| EngineError::InvalidParameter(e.to_string()))?,
+            ],
             None if named.tag().is_some() => vec![named.clone()],
             None => {
                 let repo = named.repository().name();
@@ -244,17 +279,31 @@ impl Engine {
             }
         };
         for r in &targets {
-            self.images.resolve(&r.to_string()).map_err(|e| EngineError::from_store(e, &r.familiar()))?;
+            self.images
+                .resolve(&r.to_string())
+                .map_err(|e| EngineError::from_store(e, &r.familiar()))?;
         }
         let client = self.registry_client(named.domain(), auth)?;
-        let forward: Arc<dyn Progress> = Arc::new(Forward { tx: progress, sizes: Default::default() });
+        let forward: Arc<dyn Progress> = Arc::new(Forward {
+            tx: progress,
+            sizes: Default::default(),
+        });
         let mut out = Vec::new();
         for r in targets {
             let pushed = self.images.push(&client, &r, forward.clone()).await?;
             let rec = self.images.resolve(&r.to_string())?;
-            let size = self.images.manifest_for(&rec).map(|(_, b, _)| b.len() as u64).unwrap_or(0);
-            self.events.publish(Event::new("image", "push", &r.familiar()).attr("name", &r.familiar()));
-            out.push(PushOutcome { reference: r, digest: pushed.digest.to_string(), size });
+            let size = self
+                .images
+                .manifest_for(&rec)
+                .map(|(_, b, _)| b.len() as u64)
+                .unwrap_or(0);
+            self.events
+                .publish(Event::new("image", "push", &r.familiar()).attr("name", &r.familiar()));
+            out.push(PushOutcome {
+                reference: r,
+                digest: pushed.digest.to_string(),
+                size,
+            });
         }
         Ok(out)
     }
@@ -266,19 +315,32 @@ mod tests {
 
     #[test]
     fn registry_auth_decodes_empty_and_full() {
-        assert_eq!(decode_registry_auth("e30=").unwrap(), RegistryAuth::default());
+        assert_eq!(
+            decode_registry_auth("e30=").unwrap(),
+            RegistryAuth::default()
+        );
         use base64::Engine as _;
         let h = base64::engine::general_purpose::URL_SAFE
             .encode(r#"{"username":"u","password":"p","serveraddress":"localhost:5000"}"#);
         let a = decode_registry_auth(&h).unwrap();
-        assert_eq!((a.username.as_str(), a.password.as_str(), a.serveraddress.as_str()), ("u", "p", "localhost:5000"));
+        assert_eq!(
+            (
+                a.username.as_str(),
+                a.password.as_str(),
+                a.serveraddress.as_str()
+            ),
+            ("u", "p", "localhost:5000")
+        );
         assert!(decode_registry_auth("!!!").is_err());
     }
 
     #[test]
     fn platforms_parse() {
         let p = parse_platform("linux/arm64/v8").unwrap();
-        assert_eq!((p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()), ("linux", "arm64", Some("v8")));
+        assert_eq!(
+            (p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()),
+            ("linux", "arm64", Some("v8"))
+        );
         assert!(parse_platform("linux").is_err());
     }
 }

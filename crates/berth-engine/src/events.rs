@@ -80,7 +80,10 @@ impl Event {
             from: self.attributes.get("image").map(String::as_str),
             kind: &self.kind,
             action: &self.action,
-            actor: WireActor { id: &self.actor_id, attributes: &self.attributes },
+            actor: WireActor {
+                id: &self.actor_id,
+                attributes: &self.attributes,
+            },
             scope: "local",
             time: self.time_nano.div_euclid(1_000_000_000),
             time_nano: self.time_nano,
@@ -130,16 +133,29 @@ impl EventFilter {
 
     /// Whether `e` passes.
     pub fn matches(&self, e: &Event) -> bool {
-        let any = |list: &[String], f: &dyn Fn(&str) -> bool| list.is_empty() || list.iter().any(|x| f(x));
+        let any = |list: &[String], f: &dyn Fn(&str) -> bool| {
+            list.is_empty() || list.iter().any(|x| f(x))
+        };
         any(&self.kinds, &|k| k == e.kind)
-            && any(&self.actions, &|a| a == e.action || e.action.starts_with(&format!("{a}:")))
+            && any(&self.actions, &|a| {
+                a == e.action || e.action.starts_with(&format!("{a}:"))
+            })
             && any(&self.images, &|i| {
-                let img = if e.kind == "image" { Some(e.actor_id.as_str()) } else { e.attributes.get("image").map(String::as_str) };
-                img.is_some_and(|x| x == i || x.split(':').next() == Some(i) || x.strip_prefix("sha256:").is_some_and(|h| h.starts_with(i)))
-                    || e.attributes.get("name").is_some_and(|n| n == i)
+                let img = if e.kind == "image" {
+                    Some(e.actor_id.as_str())
+                } else {
+                    e.attributes.get("image").map(String::as_str)
+                };
+                img.is_some_and(|x| {
+                    x == i
+                        || x.split(':').next() == Some(i)
+                        || x.strip_prefix("sha256:").is_some_and(|h| h.starts_with(i))
+                }) || e.attributes.get("name").is_some_and(|n| n == i)
             })
             && any(&self.containers, &|c| {
-                e.kind == "container" && (e.actor_id.starts_with(c) || e.attributes.get("name").is_some_and(|n| n == c))
+                e.kind == "container"
+                    && (e.actor_id.starts_with(c)
+                        || e.attributes.get("name").is_some_and(|n| n == c))
             })
             && self.labels.iter().all(|l| match l.split_once('=') {
                 Some((k, v)) => e.attributes.get(k).is_some_and(|x| x == v),
@@ -166,7 +182,10 @@ impl EventBus {
     /// An empty bus.
     pub fn new() -> EventBus {
         let (tx, _) = broadcast::channel(HISTORY);
-        EventBus { tx, history: Mutex::new(VecDeque::with_capacity(HISTORY)) }
+        EventBus {
+            tx,
+            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
+        }
     }
 
     /// How many subscribers are listening.
@@ -176,7 +195,10 @@ impl EventBus {
 
     /// Records and broadcasts `e`.
     pub fn publish(&self, e: Event) {
-        let mut h = self.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut h = self
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if h.len() == HISTORY {
             h.pop_front();
         }
@@ -188,7 +210,10 @@ impl EventBus {
     /// The past events with `since_nano <= time` (when given) and a live receiver that
     /// starts right after them.
     pub fn subscribe(&self, since_nano: Option<i64>) -> (Vec<Event>, broadcast::Receiver<Event>) {
-        let h = self.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let h = self
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let rx = self.tx.subscribe();
         let past = match since_nano {
             Some(s) => h.iter().filter(|e| e.time_nano >= s).cloned().collect(),
@@ -217,20 +242,28 @@ mod tests {
 
     #[test]
     fn filters_match_type_action_image_label() {
-        let e = Event::new("image", "untag", "sha256:abcd").attr("name", "busybox:latest").attr("l", "v");
+        let e = Event::new("image", "untag", "sha256:abcd")
+            .attr("name", "busybox:latest")
+            .attr("l", "v");
         let mut m = BTreeMap::new();
         m.insert("type".to_owned(), vec!["image".to_owned()]);
         assert!(EventFilter::from_map(&m).unwrap().matches(&e));
         m.insert("event".to_owned(), vec!["tag".to_owned()]);
         assert!(!EventFilter::from_map(&m).unwrap().matches(&e));
-        m.insert("event".to_owned(), vec!["tag".to_owned(), "untag".to_owned()]);
+        m.insert(
+            "event".to_owned(),
+            vec!["tag".to_owned(), "untag".to_owned()],
+        );
         assert!(EventFilter::from_map(&m).unwrap().matches(&e));
         m.insert("image".to_owned(), vec!["busybox:latest".to_owned()]);
         assert!(EventFilter::from_map(&m).unwrap().matches(&e));
         m.insert("label".to_owned(), vec!["l=w".to_owned()]);
         assert!(!EventFilter::from_map(&m).unwrap().matches(&e));
         m.insert("bogus".to_owned(), vec![]);
-        assert_eq!(EventFilter::from_map(&m).unwrap_err(), "invalid filter 'bogus'");
+        assert_eq!(
+            EventFilter::from_map(&m).unwrap_err(),
+            "invalid filter 'bogus'"
+        );
     }
 
     #[test]

@@ -4,16 +4,16 @@ use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 
 use berth_image::{
-    ArchiveFormat, HistoryItem, ImageInspect, ImageStore, ImageSummary, ImportOptions,
-    ListFilters, PruneReport, RemoveItem,
+    ArchiveFormat, HistoryItem, ImageInspect, ImageStore, ImageSummary, ImportOptions, ListFilters,
+    PruneReport, RemoveItem,
 };
 use berth_types::reference::Reference;
 use serde::Serialize;
 
+use crate::Engine;
 use crate::error::EngineError;
 use crate::events::Event;
 use crate::io::{ByteStream, StreamReader, channel_writer};
-use crate::Engine;
 
 /// What `POST /images/load` reports per image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,10 @@ impl Loaded {
         if self.tags.is_empty() {
             vec![format!("Loaded image ID: {}", self.id)]
         } else {
-            self.tags.iter().map(|t| format!("Loaded image: {t}")).collect()
+            self.tags
+                .iter()
+                .map(|t| format!("Loaded image: {t}"))
+                .collect()
         }
     }
 }
@@ -74,12 +77,15 @@ fn missing_name(name: &str) -> String {
 }
 
 fn familiar(s: &str) -> String {
-    Reference::parse(s).map(|r| r.familiar()).unwrap_or_else(|_| s.to_owned())
+    Reference::parse(s)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| s.to_owned())
 }
 
 /// Combines `repo` and `tag` query parameters the way moby does for tag and import.
 pub fn repo_tag(repo: &str, tag: Option<&str>) -> Result<Reference, EngineError> {
-    let named = Reference::parse_named(repo).map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+    let named =
+        Reference::parse_named(repo).map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
     match tag.filter(|t| !t.is_empty()) {
         Some(t) => {
             if named.tag().is_some() || named.digest().is_some() {
@@ -87,7 +93,9 @@ pub fn repo_tag(repo: &str, tag: Option<&str>) -> Result<Reference, EngineError>
                     "invalid reference {repo:?}: a tag is given both in the name and as {t:?}"
                 )));
             }
-            named.with_tag(t).map_err(|e| EngineError::InvalidParameter(e.to_string()))
+            named
+                .with_tag(t)
+                .map_err(|e| EngineError::InvalidParameter(e.to_string()))
         }
         None => Reference::parse(repo).map_err(|e| EngineError::InvalidParameter(e.to_string())),
     }
@@ -115,7 +123,11 @@ pub fn list_filters(map: &BTreeMap<String, Vec<String>>) -> Result<ListFilters, 
             "label" => f.label.extend(values.iter().cloned()),
             "before" => f.before = values.last().cloned(),
             "since" => f.since = values.last().cloned(),
-            other => return Err(EngineError::InvalidParameter(format!("invalid filter '{other}'"))),
+            other => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid filter '{other}'"
+                )));
+            }
         }
     }
     Ok(f)
@@ -151,41 +163,64 @@ impl Engine {
     /// `GET /images/{name}/json`.
     pub async fn inspect_image(&self, name: &str) -> Result<ImageInspect, EngineError> {
         let n = name.to_owned();
-        self.with_store(move |s| s.inspect(&n).map_err(|e| EngineError::from_store(e, &missing_name(&n))))
-            .await
+        self.with_store(move |s| {
+            s.inspect(&n)
+                .map_err(|e| EngineError::from_store(e, &missing_name(&n)))
+        })
+        .await
     }
 
     /// `GET /images/{name}/history`.
     pub async fn image_history(&self, name: &str) -> Result<Vec<HistoryItem>, EngineError> {
         let n = name.to_owned();
-        self.with_store(move |s| s.history(&n).map_err(|e| EngineError::from_store(e, &missing_name(&n))))
-            .await
+        self.with_store(move |s| {
+            s.history(&n)
+                .map_err(|e| EngineError::from_store(e, &missing_name(&n)))
+        })
+        .await
     }
 
     /// `POST /images/{name}/tag?repo=&tag=`; returns the familiar new tag.
-    pub async fn tag_image(&self, source: &str, repo: &str, tag: Option<&str>) -> Result<String, EngineError> {
+    pub async fn tag_image(
+        &self,
+        source: &str,
+        repo: &str,
+        tag: Option<&str>,
+    ) -> Result<String, EngineError> {
         let target = repo_tag(repo, tag)?;
         let (src, t) = (source.to_owned(), target.to_string());
         let id = self
             .with_store(move |s| {
-                let rec = s.resolve(&src).map_err(|e| EngineError::from_store(e, &missing_name(&src)))?;
-                s.tag(&src, &t).map_err(|e| EngineError::from_store(e, &missing_name(&src)))?;
+                let rec = s
+                    .resolve(&src)
+                    .map_err(|e| EngineError::from_store(e, &missing_name(&src)))?;
+                s.tag(&src, &t)
+                    .map_err(|e| EngineError::from_store(e, &missing_name(&src)))?;
                 Ok(rec.id.to_string())
             })
             .await?;
         let name = target.familiar();
-        self.events.publish(Event::new("image", "tag", &id).attr("name", &name));
+        self.events
+            .publish(Event::new("image", "tag", &id).attr("name", &name));
         Ok(name)
     }
 
     /// `DELETE /images/{name}?force=&noprune=`. (`noprune` is accepted; parents are
     /// never removed implicitly by this store.)
-    pub async fn remove_image(&self, name: &str, force: bool) -> Result<Vec<RemoveItem>, EngineError> {
+    pub async fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<RemoveItem>, EngineError> {
         let n = name.to_owned();
         let (id, items) = self
             .with_store(move |s| {
-                let rec = s.resolve(&n).map_err(|e| EngineError::from_store(e, &missing_name(&n)))?;
-                let items = s.remove(&n, force).map_err(|e| EngineError::from_store(e, &missing_name(&n)))?;
+                let rec = s
+                    .resolve(&n)
+                    .map_err(|e| EngineError::from_store(e, &missing_name(&n)))?;
+                let items = s
+                    .remove(&n, force)
+                    .map_err(|e| EngineError::from_store(e, &missing_name(&n)))?;
                 Ok((rec.id.to_string(), items))
             })
             .await?;
@@ -198,32 +233,43 @@ impl Engine {
         for item in items {
             match item {
                 RemoveItem::Untagged(t) => {
-                    self.events.publish(Event::new("image", "untag", &current).attr("name", t));
+                    self.events
+                        .publish(Event::new("image", "untag", &current).attr("name", t));
                 }
                 RemoveItem::Deleted(d) => {
                     current = d.clone();
-                    self.events.publish(Event::new("image", "delete", d).attr("name", d));
+                    self.events
+                        .publish(Event::new("image", "delete", d).attr("name", d));
                 }
             }
         }
     }
 
     /// `POST /images/prune?filters=`: `dangling=false` prunes every unused image.
-    pub async fn prune_images(&self, filters: &BTreeMap<String, Vec<String>>) -> Result<PruneReport, EngineError> {
+    pub async fn prune_images(
+        &self,
+        filters: &BTreeMap<String, Vec<String>>,
+    ) -> Result<PruneReport, EngineError> {
         let mut all = false;
         for (k, v) in filters {
             match k.as_str() {
                 "dangling" => all = v.iter().any(|x| matches!(x.as_str(), "false" | "0")),
                 other => {
-                    return Err(EngineError::InvalidParameter(format!("invalid filter '{other}'")));
+                    return Err(EngineError::InvalidParameter(format!(
+                        "invalid filter '{other}'"
+                    )));
                 }
             }
         }
         let report = self.with_store(move |s| Ok(s.prune(all)?)).await?;
         for item in &report.images {
             match item {
-                RemoveItem::Untagged(t) => self.events.publish(Event::new("image", "untag", t).attr("name", t)),
-                RemoveItem::Deleted(d) => self.events.publish(Event::new("image", "delete", d).attr("name", d)),
+                RemoveItem::Untagged(t) => self
+                    .events
+                    .publish(Event::new("image", "untag", t).attr("name", t)),
+                RemoveItem::Deleted(d) => self
+                    .events
+                    .publish(Event::new("image", "delete", d).attr("name", d)),
             }
         }
         self.events.publish(
@@ -238,11 +284,15 @@ impl Engine {
         let loaded = self.with_store(move |s| Ok(s.load(reader)?)).await?;
         let out: Vec<Loaded> = loaded
             .into_iter()
-            .map(|l| Loaded { id: l.id.to_string(), tags: l.tags.iter().map(Reference::familiar).collect() })
+            .map(|l| Loaded {
+                id: l.id.to_string(),
+                tags: l.tags.iter().map(Reference::familiar).collect(),
+            })
             .collect();
         for l in &out {
             let actor = l.tags.first().cloned().unwrap_or_else(|| l.id.clone());
-            self.events.publish(Event::new("image", "load", &actor).attr("name", &actor));
+            self.events
+                .publish(Event::new("image", "load", &actor).attr("name", &actor));
         }
         Ok(out)
     }
@@ -251,12 +301,15 @@ impl Engine {
     /// Every name is resolved first, so a missing one is a 404 before any byte is sent.
     pub async fn save_images(&self, names: Vec<String>) -> Result<ByteStream, EngineError> {
         if names.is_empty() {
-            return Err(EngineError::InvalidParameter("no image names given to save".into()));
+            return Err(EngineError::InvalidParameter(
+                "no image names given to save".into(),
+            ));
         }
         let check = names.clone();
         self.with_store(move |s| {
             for n in &check {
-                s.resolve(n).map_err(|e| EngineError::from_store(e, &missing_name(n)))?;
+                s.resolve(n)
+                    .map_err(|e| EngineError::from_store(e, &missing_name(n)))?;
             }
             Ok(())
         })
@@ -279,23 +332,35 @@ impl Engine {
             }
         });
         for n in &names {
-            self.events.publish(Event::new("image", "save", &familiar(n)).attr("name", &familiar(n)));
+            self.events
+                .publish(Event::new("image", "save", &familiar(n)).attr("name", &familiar(n)));
         }
         Ok(stream)
     }
 
     /// `POST /images/create?fromSrc=-`: a rootfs tarball from `body` becomes an image;
     /// returns its id.
-    pub async fn import_image(&self, body: ByteStream, req: ImportRequest) -> Result<String, EngineError> {
+    pub async fn import_image(
+        &self,
+        body: ByteStream,
+        req: ImportRequest,
+    ) -> Result<String, EngineError> {
         let tag = match req.repo.as_deref().filter(|r| !r.is_empty()) {
             Some(repo) => Some(repo_tag(repo, req.tag.as_deref())?.to_string()),
             None => None,
         };
         // Validate the changes before reading the body (a bad one is a 400).
         berth_image::import::apply_changes(&mut serde_json::Map::new(), &req.changes)?;
-        let opts = ImportOptions { changes: req.changes, message: req.message, tag: tag.clone() };
+        let opts = ImportOptions {
+            changes: req.changes,
+            message: req.message,
+            tag: tag.clone(),
+        };
         let reader = StreamReader::new(body);
-        let id = self.with_store(move |s| Ok(s.import(reader, &opts)?)).await?.to_string();
+        let id = self
+            .with_store(move |s| Ok(s.import(reader, &opts)?))
+            .await?
+            .to_string();
         let mut e = Event::new("image", "import", &id);
         if let Some(t) = &tag {
             e = e.attr("name", &familiar(t));
@@ -305,35 +370,59 @@ impl Engine {
     }
 
     /// `POST /auth`: checks the credentials against the registry's `/v2/`.
-    pub async fn check_login(&self, server: &str, username: &str, password: &str) -> Result<(), EngineError> {
+    pub async fn check_login(
+        &self,
+        server: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<(), EngineError> {
         let host = registry_host(server);
         // The registry client's login verifies *and saves*; the daemon must not keep the
         // user's secrets, so it saves into a throwaway file under the exec root.
-        let tmp = self.config.exec_root.join(format!(".auth-{}-{}.json", std::process::id(), crate::events::now_nanos()));
+        let tmp = self.config.exec_root.join(format!(
+            ".auth-{}-{}.json",
+            std::process::id(),
+            crate::events::now_nanos()
+        ));
         let creds = berth_registry::Credentials::load(&tmp, &[])?;
         let client = berth_registry::Client::new(self.config.registries.clone(), creds)?;
         let res = client.login(&host, username, password).await;
         let _ = std::fs::remove_file(&tmp);
         res.map_err(|e| match e {
-            berth_registry::Error::Unauthorized { message, .. } => EngineError::Unauthorized(message),
+            berth_registry::Error::Unauthorized { message, .. } => {
+                EngineError::Unauthorized(message)
+            }
             other => other.into(),
         })
     }
 
     /// `GET /images/search?term=&limit=`: a registry's catalog filtered by the term
     /// (`host:port/part` searches that registry; a bare term searches Docker Hub).
-    pub async fn search_images(&self, term: &str, limit: usize) -> Result<Vec<SearchResult>, EngineError> {
+    pub async fn search_images(
+        &self,
+        term: &str,
+        limit: usize,
+    ) -> Result<Vec<SearchResult>, EngineError> {
         let (host, needle) = match term.split_once('/') {
-            Some((h, rest)) if h.contains(['.', ':']) || h == "localhost" => (h.to_owned(), rest.to_owned()),
+            Some((h, rest)) if h.contains(['.', ':']) || h == "localhost" => {
+                (h.to_owned(), rest.to_owned())
+            }
             _ => ("docker.io".to_owned(), term.to_owned()),
         };
-        let client = berth_registry::Client::new(self.config.registries.clone(), berth_registry::Credentials::anonymous())?;
+        let client = berth_registry::Client::new(
+            self.config.registries.clone(),
+            berth_registry::Credentials::anonymous(),
+        )?;
         let repos = client.catalog(&host).await?;
         let mut out: Vec<SearchResult> = repos
             .into_iter()
             .filter(|r| r.contains(&needle))
             .map(|r| SearchResult {
-                name: if host == "docker.io" { r } else { format!("{host}/{r}") },
+                name: if host == "docker.io" {
+                    r
+                } else {
+                    format!("{host}/{r}")
+                },
                 description: String::new(),
                 star_count: 0,
                 is_official: false,
@@ -349,7 +438,10 @@ impl Engine {
 
 /// `https://index.docker.io/v1/` and friends → `docker.io`; `http://h:p/x` → `h:p`.
 pub fn registry_host(server: &str) -> String {
-    let s = server.strip_prefix("https://").or_else(|| server.strip_prefix("http://")).unwrap_or(server);
+    let s = server
+        .strip_prefix("https://")
+        .or_else(|| server.strip_prefix("http://"))
+        .unwrap_or(server);
     let h = s.split('/').next().unwrap_or(s);
     match h {
         "" | "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
@@ -363,9 +455,18 @@ mod tests {
 
     #[test]
     fn repo_and_tag_combine_like_moby() {
-        assert_eq!(repo_tag("busybox", Some("x")).unwrap().familiar(), "busybox:x");
-        assert_eq!(repo_tag("busybox", None).unwrap().familiar(), "busybox:latest");
-        assert_eq!(repo_tag("localhost:5000/a:1", Some("")).unwrap().familiar(), "localhost:5000/a:1");
+        assert_eq!(
+            repo_tag("busybox", Some("x")).unwrap().familiar(),
+            "busybox:x"
+        );
+        assert_eq!(
+            repo_tag("busybox", None).unwrap().familiar(),
+            "busybox:latest"
+        );
+        assert_eq!(
+            repo_tag("localhost:5000/a:1", Some("")).unwrap().familiar(),
+            "localhost:5000/a:1"
+        );
         assert!(repo_tag("a:1", Some("2")).is_err());
         assert!(repo_tag("UPPER", None).is_err());
     }
@@ -379,7 +480,10 @@ mod tests {
         assert_eq!(f.dangling, Some(true));
         assert_eq!(f.reference, ["busy*"]);
         m.insert("nope".to_owned(), vec![]);
-        assert_eq!(list_filters(&m).unwrap_err().to_string(), "invalid filter 'nope'");
+        assert_eq!(
+            list_filters(&m).unwrap_err().to_string(),
+            "invalid filter 'nope'"
+        );
     }
 
     #[test]
@@ -392,6 +496,9 @@ mod tests {
     #[test]
     fn missing_names_are_familiar_with_tag() {
         assert_eq!(missing_name("nothere"), "nothere:latest");
-        assert_eq!(missing_name("abc123def456abc123def456abc123def456abc123def456abc123def456abcd"), "abc123def456abc123def456abc123def456abc123def456abc123def456abcd");
+        assert_eq!(
+            missing_name("abc123def456abc123def456abc123def456abc123def456abc123def456abcd"),
+            "abc123def456abc123def456abc123def456abc123def456abc123def456abcd"
+        );
     }
 }

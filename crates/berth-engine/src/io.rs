@@ -28,7 +28,10 @@ impl StreamReader {
                 }
             }
         });
-        StreamReader { rx, cur: Bytes::new() }
+        StreamReader {
+            rx,
+            cur: Bytes::new(),
+        }
     }
 }
 
@@ -57,7 +60,9 @@ pub struct ChannelWriter {
 /// A writer and the stream that yields what is written to it.
 pub fn channel_writer() -> (ChannelWriter, ByteStream) {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     (ChannelWriter { tx }, Box::pin(stream))
 }
 
@@ -87,7 +92,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reader_and_writer_carry_bytes_across_threads() {
-        let chunks: Vec<io::Result<Bytes>> = vec![Ok(Bytes::from_static(b"hello ")), Ok(Bytes::from_static(b"world"))];
+        let chunks: Vec<io::Result<Bytes>> = vec![
+            Ok(Bytes::from_static(b"hello ")),
+            Ok(Bytes::from_static(b"world")),
+        ];
         let mut r = StreamReader::new(Box::pin(futures_util::stream::iter(chunks)));
         let text = tokio::task::spawn_blocking(move || {
             let mut s = String::new();

@@ -44,7 +44,12 @@ impl Engine {
         }
         let images = ImageStore::open(config.image_root(), StoreOptions::default())?;
         let id = engine_id(&config.data_root)?;
-        Ok(Arc::new(Engine { config, images, events: EventBus::new(), id }))
+        Ok(Arc::new(Engine {
+            config,
+            images,
+            events: EventBus::new(),
+            id,
+        }))
     }
 
     /// The configuration the engine was opened with.
@@ -71,7 +76,11 @@ impl Engine {
 /// Reads `<data_root>/engine-id`, creating it (atomically) on first start.
 fn engine_id(data_root: &std::path::Path) -> Result<String, EngineError> {
     let path = data_root.join("engine-id");
-    let io_err = |op: &'static str, source| EngineError::Io { op, path: path.display().to_string(), source };
+    let io_err = |op: &'static str, source| EngineError::Io {
+        op,
+        path: path.display().to_string(),
+        source,
+    };
     match std::fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
         Ok(_) => {}
@@ -79,7 +88,8 @@ fn engine_id(data_root: &std::path::Path) -> Result<String, EngineError> {
         Err(e) => return Err(io_err("read", e)),
     }
     let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw).map_err(|e| io_err("generate id for", std::io::Error::other(e.to_string())))?;
+    getrandom::fill(&mut raw)
+        .map_err(|e| io_err("generate id for", std::io::Error::other(e.to_string())))?;
     let hex = hex::encode(raw);
     let id = format!(
         "{}-{}-{}-{}-{}",

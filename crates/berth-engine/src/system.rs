@@ -182,7 +182,11 @@ fn mem_total() -> u64 {
 
 /// `2` when /sys/fs/cgroup is a cgroup2 mount (unified), else `1` (legacy or hybrid).
 pub fn cgroup_version() -> &'static str {
-    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" }
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    }
 }
 
 fn count_dir(p: &str) -> u64 {
@@ -215,7 +219,11 @@ impl Engine {
         platform.insert("Name".to_owned(), format!("Berth Engine {ENGINE_VERSION}"));
         VersionInfo {
             platform,
-            components: vec![Component { name: "Engine".into(), version: ENGINE_VERSION.into(), details }],
+            components: vec![Component {
+                name: "Engine".into(),
+                version: ENGINE_VERSION.into(),
+                details,
+            }],
             version: ENGINE_VERSION.into(),
             api_version: API_VERSION.into(),
             min_api_version: MIN_API_VERSION.into(),
@@ -233,10 +241,16 @@ impl Engine {
         let uname = rustix::system::uname();
         let (os, os_version) = os_release();
         let mut runtimes = BTreeMap::new();
-        runtimes.insert("berth".to_owned(), serde_json::json!({"path": "berth-shim"}));
+        runtimes.insert(
+            "berth".to_owned(),
+            serde_json::json!({"path": "berth-shim"}),
+        );
         let mut plugins = BTreeMap::new();
         plugins.insert("Volume".to_owned(), vec!["local".to_owned()]);
-        plugins.insert("Network".to_owned(), vec!["bridge".to_owned(), "host".to_owned(), "null".to_owned()]);
+        plugins.insert(
+            "Network".to_owned(),
+            vec!["bridge".to_owned(), "host".to_owned(), "null".to_owned()],
+        );
         plugins.insert("Log".to_owned(), vec!["json-file".to_owned()]);
         let registries = &self.config().registries;
         let cgv = cgroup_version();
@@ -252,16 +266,23 @@ impl Engine {
             containers_stopped: 0,
             images: self.image_store().images().len() as u64,
             driver: "overlay2".into(),
-            driver_status: vec![["Backing Filesystem".into(), "extfs".into()], ["Supports d_type".into(), "true".into()]],
+            driver_status: vec![
+                ["Backing Filesystem".into(), "extfs".into()],
+                ["Supports d_type".into(), "true".into()],
+            ],
             plugins,
             memory_limit: true,
-            swap_limit: std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() || cgv == "2",
+            swap_limit: std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+                .exists()
+                || cgv == "2",
             cpu_cfs_period: true,
             cpu_cfs_quota: true,
             cpu_shares: true,
             cpu_set: true,
             pids_limit: true,
-            ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|s| s.trim() == "1").unwrap_or(false),
+            ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .map(|s| s.trim() == "1")
+                .unwrap_or(false),
             debug: false,
             n_fd: count_dir("/proc/self/fd"),
             n_goroutines: count_dir("/proc/self/task"),
@@ -282,7 +303,9 @@ impl Engine {
                 "Mirrors": registries.mirrors_for("docker.io"),
                 "InsecureRegistries": registries.insecure,
             }),
-            ncpu: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get() as u64)
+                .unwrap_or(1),
             mem_total: mem_total(),
             name: uname.nodename().to_string_lossy().into_owned(),
             labels: vec![],

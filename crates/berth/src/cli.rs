@@ -8,7 +8,12 @@ use clap::{Args, Parser, Subcommand};
 
 /// `berth`: a Docker-compatible container engine client.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about = "A Docker-compatible container engine", disable_help_subcommand = true)]
+#[command(
+    name = "berth",
+    version,
+    about = "A Docker-compatible container engine",
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     /// Daemon socket to connect to (unix:///path) [env: BERTH_HOST]
     #[arg(short = 'H', long = "host", value_name = "ADDR")]
@@ -351,19 +356,54 @@ mod tests {
 
     #[test]
     fn docker_shaped_commands_parse() {
-        let c = parse(&["-H", "unix:///s", "images", "-aq", "--filter", "dangling=true", "--filter", "label=a"]);
+        let c = parse(&[
+            "-H",
+            "unix:///s",
+            "images",
+            "-aq",
+            "--filter",
+            "dangling=true",
+            "--filter",
+            "label=a",
+        ]);
         assert_eq!(c.host.as_deref(), Some("unix:///s"));
-        let Command::Images(a) = c.command else { panic!("images expected") };
+        let Command::Images(a) = c.command else {
+            panic!("images expected")
+        };
         assert!(a.all && a.quiet);
         assert_eq!(a.filter, ["dangling=true", "label=a"]);
-        let Command::Image(ImageCommand::Ls(_)) = parse(&["image", "list"]).command else { panic!("image list") };
-        let Command::Image(ImageCommand::Rm(r)) = parse(&["image", "rm", "-f", "a", "b"]).command else { panic!("image rm") };
+        let Command::Image(ImageCommand::Ls(_)) = parse(&["image", "list"]).command else {
+            panic!("image list")
+        };
+        let Command::Image(ImageCommand::Rm(r)) = parse(&["image", "rm", "-f", "a", "b"]).command
+        else {
+            panic!("image rm")
+        };
         assert!(r.force);
         assert_eq!(r.images, ["a", "b"]);
-        let Command::Import(i) = parse(&["import", "-c", "CMD [\"/x\"]", "--change", "ENV A=1", "-m", "m", "-", "r:1"]).command else { panic!("import") };
+        let Command::Import(i) = parse(&[
+            "import",
+            "-c",
+            "CMD [\"/x\"]",
+            "--change",
+            "ENV A=1",
+            "-m",
+            "m",
+            "-",
+            "r:1",
+        ])
+        .command
+        else {
+            panic!("import")
+        };
         assert_eq!(i.change.len(), 2);
-        assert_eq!((i.source.as_str(), i.repository.as_deref()), ("-", Some("r:1")));
-        let Command::History(h) = parse(&["history", "--human=false", "busybox"]).command else { panic!("history") };
+        assert_eq!(
+            (i.source.as_str(), i.repository.as_deref()),
+            ("-", Some("r:1"))
+        );
+        let Command::History(h) = parse(&["history", "--human=false", "busybox"]).command else {
+            panic!("history")
+        };
         assert!(!h.human);
         assert!(Cli::try_parse_from(["berth", "rmi"]).is_err());
     }

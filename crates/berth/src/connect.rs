@@ -35,18 +35,33 @@ fn parse_host(h: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Resolves the target from the flag and the environment.
-pub fn resolve(flag: Option<&str>, env: impl Fn(&str) -> Option<OsString>) -> anyhow::Result<Target> {
+pub fn resolve(
+    flag: Option<&str>,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> anyhow::Result<Target> {
     let exec_root = env("BERTH_RUNROOT")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(berth_api_default_exec_root()));
     if let Some(h) = flag {
-        return Ok(Target { socket: parse_host(h)?, default: false, exec_root });
+        return Ok(Target {
+            socket: parse_host(h)?,
+            default: false,
+            exec_root,
+        });
     }
     if let Some(h) = env("BERTH_HOST").filter(|v| !v.is_empty()) {
-        return Ok(Target { socket: parse_host(&h.to_string_lossy())?, default: false, exec_root });
+        return Ok(Target {
+            socket: parse_host(&h.to_string_lossy())?,
+            default: false,
+            exec_root,
+        });
     }
-    Ok(Target { socket: exec_root.join("berth.sock"), default: true, exec_root })
+    Ok(Target {
+        socket: exec_root.join("berth.sock"),
+        default: true,
+        exec_root,
+    })
 }
 
 fn berth_api_default_exec_root() -> &'static str {
@@ -82,7 +97,10 @@ fn berthd_path() -> anyhow::Result<PathBuf> {
     let dir = me.parent().unwrap_or(Path::new("."));
     let p = dir.join("berthd");
     if !p.is_file() {
-        bail!("no daemon answers on the default socket and berthd is not installed next to berth ({})", p.display());
+        bail!(
+            "no daemon answers on the default socket and berthd is not installed next to berth ({})",
+            p.display()
+        );
     }
     Ok(p)
 }
@@ -90,7 +108,8 @@ fn berthd_path() -> anyhow::Result<PathBuf> {
 /// Starts berthd detached (own process group, stdio to `<exec-root>/berthd.log`), under a
 /// lock so concurrent `berth` calls start it once.
 fn start_daemon(target: &Target) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&target.exec_root).with_context(|| format!("cannot create {}", target.exec_root.display()))?;
+    std::fs::create_dir_all(&target.exec_root)
+        .with_context(|| format!("cannot create {}", target.exec_root.display()))?;
     let lock_path = target.exec_root.join("berthd.start.lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -98,7 +117,8 @@ fn start_daemon(target: &Target) -> anyhow::Result<()> {
         .write(true)
         .open(&lock_path)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
     // Someone else may have started it while we waited for the lock.
     if std::os::unix::net::UnixStream::connect(&target.socket).is_ok() {
         return Ok(());
@@ -111,7 +131,11 @@ fn start_daemon(target: &Target) -> anyhow::Result<()> {
         .open(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let log2 = log.try_clone()?;
-    eprintln!("berth: no daemon answered on unix://{}; starting berthd in the background (log: {})", target.socket.display(), log_path.display());
+    eprintln!(
+        "berth: no daemon answered on unix://{}; starting berthd in the background (log: {})",
+        target.socket.display(),
+        log_path.display()
+    );
     let child = Command::new(&berthd)
         .arg("--exec-root")
         .arg(&target.exec_root)
@@ -140,8 +164,15 @@ mod tests {
     use super::*;
 
     fn res(flag: Option<&str>, env: &[(&str, &str)]) -> anyhow::Result<Target> {
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        resolve(flag, |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| OsString::from(v)))
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        resolve(flag, |k| {
+            env.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| OsString::from(v))
+        })
     }
 
     #[test]
@@ -152,11 +183,23 @@ mod tests {
         let t = res(None, &[("BERTH_RUNROOT", "/tmp/r")]).unwrap();
         assert_eq!(t.socket, PathBuf::from("/tmp/r/berth.sock"));
         assert!(t.default);
-        let t = res(None, &[("BERTH_HOST", "unix:///e.sock"), ("DOCKER_HOST", "unix:///d.sock")]).unwrap();
+        let t = res(
+            None,
+            &[
+                ("BERTH_HOST", "unix:///e.sock"),
+                ("DOCKER_HOST", "unix:///d.sock"),
+            ],
+        )
+        .unwrap();
         assert_eq!(t.socket, PathBuf::from("/e.sock"));
         assert!(!t.default);
         let t = res(Some("unix:///f.sock"), &[("BERTH_HOST", "unix:///e.sock")]).unwrap();
         assert_eq!(t.socket, PathBuf::from("/f.sock"));
-        assert!(res(Some("tcp://1.2.3.4:2375"), &[]).unwrap_err().to_string().contains("unix sockets only"));
+        assert!(
+            res(Some("tcp://1.2.3.4:2375"), &[])
+                .unwrap_err()
+                .to_string()
+                .contains("unix sockets only")
+        );
     }
 }

@@ -15,7 +15,9 @@ pub struct Format {
 
 impl std::fmt::Debug for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Format").field("table", &self.table).finish_non_exhaustive()
+        f.debug_struct("Format")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
     }
 }
 
@@ -29,7 +31,9 @@ pub fn to_json(v: &Value) -> serde_json::Value {
         Value::Float(f) => serde_json::Value::from(*f),
         Value::String(s) => serde_json::Value::String(s.to_string()),
         Value::List(l) => serde_json::Value::Array(l.iter().map(to_json).collect()),
-        Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
+        Value::Map(m) => {
+            serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect())
+        }
     }
 }
 
@@ -60,7 +64,9 @@ pub fn template(src: &str) -> anyhow::Result<Template> {
     Template::new("format")
         .func("json", |a| {
             let v = a.first().map(to_json).unwrap_or(serde_json::Value::Null);
-            Ok(Value::String(serde_json::to_string(&v).unwrap_or_default().into()))
+            Ok(Value::String(
+                serde_json::to_string(&v).unwrap_or_default().into(),
+            ))
         })
         .func("join", |a| {
             let sep = arg_str(a, 1);
@@ -73,19 +79,32 @@ pub fn template(src: &str) -> anyhow::Result<Template> {
         })
         .func("split", |a| {
             let (s, sep) = (arg_str(a, 0), arg_str(a, 1));
-            Ok(Value::List(s.split(sep.as_str()).map(|p| Value::String(p.into())).collect::<Vec<_>>().into()))
+            Ok(Value::List(
+                s.split(sep.as_str())
+                    .map(|p| Value::String(p.into()))
+                    .collect::<Vec<_>>()
+                    .into(),
+            ))
         })
-        .func("lower", |a| Ok(Value::String(arg_str(a, 0).to_lowercase().into())))
-        .func("upper", |a| Ok(Value::String(arg_str(a, 0).to_uppercase().into())))
+        .func("lower", |a| {
+            Ok(Value::String(arg_str(a, 0).to_lowercase().into()))
+        })
+        .func("upper", |a| {
+            Ok(Value::String(arg_str(a, 0).to_uppercase().into()))
+        })
         .func("title", |a| Ok(Value::String(title(&arg_str(a, 0)).into())))
         .func("pad", |a| {
             let l = a.get(1).and_then(Value::as_int).unwrap_or(0).max(0) as usize;
             let r = a.get(2).and_then(Value::as_int).unwrap_or(0).max(0) as usize;
-            Ok(Value::String(format!("{}{}{}", " ".repeat(l), arg_str(a, 0), " ".repeat(r)).into()))
+            Ok(Value::String(
+                format!("{}{}{}", " ".repeat(l), arg_str(a, 0), " ".repeat(r)).into(),
+            ))
         })
         .func("truncate", |a| {
             let n = a.get(1).and_then(Value::as_int).unwrap_or(0).max(0) as usize;
-            Ok(Value::String(arg_str(a, 0).chars().take(n).collect::<String>().into()))
+            Ok(Value::String(
+                arg_str(a, 0).chars().take(n).collect::<String>().into(),
+            ))
         })
         .func("println", |a| {
             let parts: Vec<String> = a.iter().map(|v| v.to_string()).collect();
@@ -100,20 +119,36 @@ impl Format {
     pub fn parse(format: &str, default_table: &str) -> anyhow::Result<Format> {
         let f = format.trim_start();
         if f == "json" {
-            return Ok(Format { template: template("{{json .}}")?, table: false });
+            return Ok(Format {
+                template: template("{{json .}}")?,
+                table: false,
+            });
         }
         if f == "table" {
             return Format::parse(default_table, default_table);
         }
         if let Some(rest) = f.strip_prefix("table") {
-            let src = rest.trim_start_matches([' ', '\t']).replace("\\t", "\t").replace("\\n", "\n");
-            return Ok(Format { template: template(&src)?, table: true });
+            let src = rest
+                .trim_start_matches([' ', '\t'])
+                .replace("\\t", "\t")
+                .replace("\\n", "\n");
+            return Ok(Format {
+                template: template(&src)?,
+                table: true,
+            });
         }
-        Ok(Format { template: template(&format.replace("\\t", "\t").replace("\\n", "\n"))?, table: false })
+        Ok(Format {
+            template: template(&format.replace("\\t", "\t").replace("\\n", "\n"))?,
+            table: false,
+        })
     }
 
     /// Renders `rows` (with `header` as the table's header context) to a string.
-    pub fn render(&self, header: &serde_json::Value, rows: &[serde_json::Value]) -> anyhow::Result<String> {
+    pub fn render(
+        &self,
+        header: &serde_json::Value,
+        rows: &[serde_json::Value],
+    ) -> anyhow::Result<String> {
         let mut out = String::new();
         if self.table {
             out.push_str(&self.one(header)?);
@@ -131,7 +166,9 @@ impl Format {
 
     fn one(&self, data: &serde_json::Value) -> anyhow::Result<String> {
         let v = gotmpl::to_value(data).map_err(|e| anyhow!("template data: {e}"))?;
-        self.template.execute_to_string(&v).map_err(|e| anyhow!("template: {e}"))
+        self.template
+            .execute_to_string(&v)
+            .map_err(|e| anyhow!("template: {e}"))
     }
 }
 
@@ -140,13 +177,16 @@ impl Format {
 pub fn tabulate(text: &str) -> anyhow::Result<String> {
     let mut tw = tabwriter::TabWriter::new(Vec::new()).minwidth(7).padding(3);
     tw.write_all(text.as_bytes())?;
-    let buf = tw.into_inner().map_err(|e| anyhow!("tabwriter: {}", e.error()))?;
+    let buf = tw
+        .into_inner()
+        .map_err(|e| anyhow!("tabwriter: {}", e.error()))?;
     String::from_utf8(buf).context("tabwriter produced invalid UTF-8")
 }
 
 /// go's `time.RFC3339Nano` (trailing zeros of the fraction trimmed), UTC.
 pub fn rfc3339_nano(nanos: i64) -> String {
-    let ts = jiff::Timestamp::from_nanosecond(i128::from(nanos)).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let ts =
+        jiff::Timestamp::from_nanosecond(i128::from(nanos)).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let base = ts.strftime("%Y-%m-%dT%H:%M:%S").to_string();
     let frac = nanos.rem_euclid(1_000_000_000);
     if frac == 0 {
@@ -163,15 +203,34 @@ mod tests {
 
     #[test]
     fn plain_and_table_and_json_formats() {
-        let rows = vec![json!({"ID": "abc", "Tag": "latest", "Labels": {"a": "b"}, "Names": ["x", "y"]})];
+        let rows =
+            vec![json!({"ID": "abc", "Tag": "latest", "Labels": {"a": "b"}, "Names": ["x", "y"]})];
         let h = json!({"ID": "IMAGE ID", "Tag": "TAG"});
-        assert_eq!(Format::parse("{{.ID}}", "").unwrap().render(&h, &rows).unwrap(), "abc\n");
         assert_eq!(
-            Format::parse("table {{.ID}}\\t{{.Tag}}", "").unwrap().render(&h, &rows).unwrap(),
+            Format::parse("{{.ID}}", "")
+                .unwrap()
+                .render(&h, &rows)
+                .unwrap(),
+            "abc\n"
+        );
+        assert_eq!(
+            Format::parse("table {{.ID}}\\t{{.Tag}}", "")
+                .unwrap()
+                .render(&h, &rows)
+                .unwrap(),
             "IMAGE ID   TAG\nabc        latest\n"
         );
-        assert_eq!(Format::parse("json", "").unwrap().render(&h, &rows[..0]).unwrap(), "");
-        let j = Format::parse("{{json .Labels}}", "").unwrap().render(&h, &rows).unwrap();
+        assert_eq!(
+            Format::parse("json", "")
+                .unwrap()
+                .render(&h, &rows[..0])
+                .unwrap(),
+            ""
+        );
+        let j = Format::parse("{{json .Labels}}", "")
+            .unwrap()
+            .render(&h, &rows)
+            .unwrap();
         assert_eq!(j, "{\"a\":\"b\"}\n");
         let f = Format::parse("{{join .Names \",\"}} {{upper .Tag}} {{title \"ab cd\"}} {{truncate .ID 2}} {{index .Labels \"a\"}}", "").unwrap();
         assert_eq!(f.render(&h, &rows).unwrap(), "x,y LATEST Ab Cd ab b\n");
@@ -180,12 +239,21 @@ mod tests {
 
     #[test]
     fn tabwriter_matches_docker_layout() {
-        assert_eq!(tabulate("REPOSITORY\tTAG\tSIZE\nbusybox\tlatest\t1.98MB\n").unwrap(), "REPOSITORY   TAG       SIZE\nbusybox      latest    1.98MB\n");
+        assert_eq!(
+            tabulate("REPOSITORY\tTAG\tSIZE\nbusybox\tlatest\t1.98MB\n").unwrap(),
+            "REPOSITORY   TAG       SIZE\nbusybox      latest    1.98MB\n"
+        );
     }
 
     #[test]
     fn rfc3339_nano_trims_like_go() {
-        assert_eq!(rfc3339_nano(1_735_689_600_000_000_000), "2025-01-01T00:00:00Z");
-        assert_eq!(rfc3339_nano(1_735_689_600_157_250_000), "2025-01-01T00:00:00.15725Z");
+        assert_eq!(
+            rfc3339_nano(1_735_689_600_000_000_000),
+            "2025-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339_nano(1_735_689_600_157_250_000),
+            "2025-01-01T00:00:00.15725Z"
+        );
     }
 }

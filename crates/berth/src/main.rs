@@ -34,7 +34,11 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("berth: cannot start the async runtime: {e}");
@@ -67,7 +71,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // Commands that need no daemon.
     match &cli.command {
         Command::Logout(a) => return login::logout(a),
-        Command::Import(a) if a.source.starts_with("http://") || a.source.starts_with("https://") => {
+        Command::Import(a)
+            if a.source.starts_with("http://") || a.source.starts_with("https://") =>
+        {
             anyhow::bail!(
                 "importing from a URL ({}) is not supported: download the tarball and import the file (or pipe it to `berth import -`)",
                 a.source
@@ -81,9 +87,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Version(a) => system::version(c, &a).await,
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(c, &a).await,
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(c, &a).await,
-        Command::Inspect(a) => images::inspect(c, &a.names, a.format.as_deref(), a.kind.as_deref()).await,
-        Command::Image(ImageCommand::Inspect(a)) => images::inspect(c, &a.names, a.format.as_deref(), Some("image")).await,
-        Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(c, &a).await,
+        Command::Inspect(a) => {
+            images::inspect(c, &a.names, a.format.as_deref(), a.kind.as_deref()).await
+        }
+        Command::Image(ImageCommand::Inspect(a)) => {
+            images::inspect(c, &a.names, a.format.as_deref(), Some("image")).await
+        }
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => {
+            images::history(c, &a).await
+        }
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(c, &a).await,
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(c, &a).await,
         Command::Image(ImageCommand::Prune(a)) => images::prune(c, &a).await,
@@ -91,10 +103,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => transfer::push(c, &a).await,
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => transfer::save(c, &a).await,
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => transfer::load(c, &a).await,
-        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => transfer::import(c, &a).await,
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => {
+            transfer::import(c, &a).await
+        }
         Command::Login(a) => login::login(c, &a).await,
         Command::Logout(a) => login::logout(&a),
         Command::Search(a) => login::search(c, &a).await,
-        Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::events(c, &a).await,
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
+            events::events(c, &a).await
+        }
     }
 }

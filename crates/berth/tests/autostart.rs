@@ -24,14 +24,28 @@ fn berth_starts_the_daemon_on_the_default_socket_once() {
     };
     let _ = common::berthd_bin();
     // Four concurrent first calls: exactly one starts the daemon.
-    let children: Vec<_> = (0..4).map(|_| berth(&["version", "--format", "{{.Server.Version}}"])).collect();
-    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
-    let pid: i32 = std::fs::read_to_string(env.run_root().join("berthd.pid")).unwrap().trim().parse().unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|_| berth(&["version", "--format", "{{.Server.Version}}"]))
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let pid: i32 = std::fs::read_to_string(env.run_root().join("berthd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     env.cleanup().pid(pid);
     for o in &outputs {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    let starts = outputs.iter().filter(|o| String::from_utf8_lossy(&o.stderr).contains("starting berthd in the background")).count();
+    let starts = outputs
+        .iter()
+        .filter(|o| {
+            String::from_utf8_lossy(&o.stderr).contains("starting berthd in the background")
+        })
+        .count();
     assert_eq!(starts, 1);
     assert!(env.run_root().join("berth.sock").exists());
     let log = std::fs::read_to_string(env.run_root().join("berthd.log")).unwrap();
@@ -50,7 +64,10 @@ fn berth_starts_the_daemon_on_the_default_socket_once() {
     // BERTH_HOST pointing elsewhere is not autostarted.
     let o = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["version"])
-        .env("BERTH_HOST", format!("unix://{}", env.dir().join("elsewhere.sock").display()))
+        .env(
+            "BERTH_HOST",
+            format!("unix://{}", env.dir().join("elsewhere.sock").display()),
+        )
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));

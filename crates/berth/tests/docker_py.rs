@@ -9,16 +9,35 @@ use std::process::Command;
 use common::{Daemon, busybox_id};
 
 fn python() -> PathBuf {
-    let dir = berth_testkit::images::cache_dir().parent().unwrap().join("berth-pyenv");
+    let dir = berth_testkit::images::cache_dir()
+        .parent()
+        .unwrap()
+        .join("berth-pyenv");
     let py = dir.join("bin/python");
     std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
     let lock_path = dir.with_extension("lock");
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
     lock.lock().unwrap();
     if !dir.join(".ready").exists() {
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(Command::new("python3").args(["-m", "venv"]).arg(&dir).status().unwrap().success(), "python3 -m venv failed");
-        let st = Command::new(dir.join("bin/pip")).args(["install", "--quiet", "docker"]).status().unwrap();
+        assert!(
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success(),
+            "python3 -m venv failed"
+        );
+        let st = Command::new(dir.join("bin/pip"))
+            .args(["install", "--quiet", "docker"])
+            .status()
+            .unwrap();
         assert!(st.success(), "pip install docker failed");
         std::fs::write(dir.join(".ready"), b"").unwrap();
     }
@@ -61,7 +80,21 @@ except docker.errors.APIError as e:
     assert e.status_code == 503
 print("ok")
 "#;
-    let out = Command::new(&py).arg("-c").arg(script).arg(d.host()).arg(&archive).output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}\nok\n", busybox_id()));
+    let out = Command::new(&py)
+        .arg("-c")
+        .arg(script)
+        .arg(d.host())
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\nok\n", busybox_id())
+    );
 }

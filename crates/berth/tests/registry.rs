@@ -21,9 +21,15 @@ fn pull_then_push_round_trip() {
     assert!(out.contains("1: Pulling from lib/busybox"), "{out}");
     assert!(out.contains("Pull complete"), "{out}");
     assert!(out.contains("Digest: sha256:"), "{out}");
-    assert!(out.contains(&format!("Status: Downloaded newer image for {src}")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {src}")),
+        "{out}"
+    );
     assert!(out.ends_with(&format!("{src}\n")), "{out}");
-    assert_eq!(d.ok(&["inspect", "-f", "{{.Id}}", &src]), format!("{}\n", busybox_id()));
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.Id}}", &src]),
+        format!("{}\n", busybox_id())
+    );
     let digests = d.ok(&["images", "--digests", "--format", "{{.Digest}}"]);
     assert!(digests.starts_with("sha256:"), "{digests}");
     // Again: up to date; -q prints only the reference.
@@ -31,12 +37,19 @@ fn pull_then_push_round_trip() {
     // Unknown repository: 404 before streaming.
     let missing = d.berth(&["pull", &format!("{host}/nope/nothing:1")]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(stderr(&missing).starts_with("Error response from daemon:"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).starts_with("Error response from daemon:"),
+        "{}",
+        stderr(&missing)
+    );
     // Push under a new name, then the registry serves it.
     let dst = format!("{host}/team/copy:2");
     d.ok(&["tag", &src, &dst]);
     let pushed = d.ok(&["push", &dst]);
-    assert!(pushed.contains(&format!("The push refers to repository [{host}/team/copy]")), "{pushed}");
+    assert!(
+        pushed.contains(&format!("The push refers to repository [{host}/team/copy]")),
+        "{pushed}"
+    );
     assert!(pushed.contains("2: digest: sha256:"), "{pushed}");
     let r = reg.get("/v2/team/copy/tags/list", None).unwrap();
     assert_eq!(r.status, 200);
@@ -44,13 +57,19 @@ fn pull_then_push_round_trip() {
     // The pushed image pulls back into a fresh daemon with the same id.
     let d2 = daemon_for(&reg);
     d2.ok(&["pull", "-q", &dst]);
-    assert_eq!(d2.ok(&["inspect", "-f", "{{.Id}}", &dst]), format!("{}\n", busybox_id()));
+    assert_eq!(
+        d2.ok(&["inspect", "-f", "{{.Id}}", &dst]),
+        format!("{}\n", busybox_id())
+    );
     // pull -a fetches every tag.
     reg.push_busybox("lib/busybox:2").unwrap();
     let d3 = daemon_for(&reg);
     let all = d3.ok(&["pull", "-a", &format!("{host}/lib/busybox")]);
     assert!(all.ends_with(&format!("{host}/lib/busybox\n")), "{all}");
-    assert_eq!(d3.ok(&["images", "--format", "{{.Tag}}"]).lines().count(), 2);
+    assert_eq!(
+        d3.ok(&["images", "--format", "{{.Tag}}"]).lines().count(),
+        2
+    );
     // The real docker CLI pulls through berthd too.
     let d4 = daemon_for(&reg);
     let o = d4.docker(&["pull", &src]);
@@ -58,7 +77,10 @@ fn pull_then_push_round_trip() {
     assert!(stdout(&o).trim_end().ends_with(&src), "{}", stdout(&o));
     // search lists the registry's catalog.
     let s = d.ok(&["search", &format!("{host}/busy")]);
-    assert!(s.starts_with("NAME") && s.contains(&format!("{host}/lib/busybox")), "{s}");
+    assert!(
+        s.starts_with("NAME") && s.contains(&format!("{host}/lib/busybox")),
+        "{s}"
+    );
 }
 
 #[test]
@@ -68,7 +90,11 @@ fn login_checks_credentials_and_push_uses_them() {
     let host = reg.host();
     let bad = d.berth(&["login", "-u", "ann", "-p", "wrong", &host]);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(stderr(&bad).contains("Error response from daemon:"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("Error response from daemon:"),
+        "{}",
+        stderr(&bad)
+    );
     assert!(!d.cli_config().join("config.json").exists());
     let ok = d.berth(&["login", "-u", "ann", "-p", "s3cret", &host]);
     assert!(ok.status.success(), "{}", stderr(&ok));
@@ -81,9 +107,20 @@ fn login_checks_credentials_and_push_uses_them() {
     d.ok(&["tag", "busybox", &dst]);
     let pushed = d.ok(&["push", &dst]);
     assert!(pushed.contains("1: digest: sha256:"), "{pushed}");
-    assert_eq!(reg.get("/v2/ann/bb/tags/list", Some(("ann", "s3cret"))).unwrap().status, 200);
-    assert_eq!(d.ok(&["logout", &host]), format!("Removing login credentials for {host}\n"));
-    assert_eq!(d.ok(&["logout", &host]), format!("Not logged in to {host}\n"));
+    assert_eq!(
+        reg.get("/v2/ann/bb/tags/list", Some(("ann", "s3cret")))
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        d.ok(&["logout", &host]),
+        format!("Removing login credentials for {host}\n")
+    );
+    assert_eq!(
+        d.ok(&["logout", &host]),
+        format!("Not logged in to {host}\n")
+    );
     // Without credentials the push is refused.
     let refused = d.berth(&["push", &dst]);
     assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
@@ -97,13 +134,22 @@ fn pull_on_a_terminal_draws_per_layer_progress() {
     let src = format!("{}/tty/busybox:1", reg.host());
     // `script` gives berth a pseudo-terminal as stdout.
     let cmd = format!("{} -H {} pull {src}", env!("CARGO_BIN_EXE_berth"), d.host());
-    let o = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
     let text = stdout(&o);
     assert!(o.status.success(), "{text}{}", stderr(&o));
     assert!(text.contains("Pulling from tty/busybox"), "{text}");
     // The layer's line is drawn by the progress bar with its final status.
     assert!(text.contains(": Pull complete"), "{text}");
-    assert!(text.contains(&format!("Status: Downloaded newer image for {src}")), "{text}");
+    assert!(
+        text.contains(&format!("Status: Downloaded newer image for {src}")),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with(&src), "{text}");
-    assert_eq!(d.ok(&["inspect", "-f", "{{.Id}}", &src]), format!("{}\n", busybox_id()));
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.Id}}", &src]),
+        format!("{}\n", busybox_id())
+    );
 }

@@ -8,7 +8,11 @@ use berth_engine::config::{DEFAULT_CONFIG_FILE, DEFAULT_DATA_ROOT, DEFAULT_EXEC_
 
 /// berthd's flags.
 #[derive(Debug, clap::Parser)]
-#[command(name = "berthd", version, about = "The Berth daemon: serves the Docker Engine API")]
+#[command(
+    name = "berthd",
+    version,
+    about = "The Berth daemon: serves the Docker Engine API"
+)]
 pub struct Args {
     /// Persistent state directory [env: BERTH_ROOT] [default: /var/lib/berth]
     #[arg(long = "data-root", value_name = "DIR")]
@@ -89,7 +93,10 @@ pub fn parse_host(h: &str) -> anyhow::Result<Host> {
     }
     if let Some(addr) = h.strip_prefix("tcp://") {
         let addr = addr.trim_end_matches('/');
-        if addr.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
+        if addr
+            .rsplit_once(':')
+            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+        {
             bail!("invalid host {h:?}: expected tcp://host:port");
         }
         return Ok(Host::Tcp(addr.to_owned()));
@@ -101,7 +108,8 @@ impl Settings {
     /// Flags win over environment variables, which win over defaults.
     pub fn resolve(args: Args, env: impl Fn(&str) -> Option<OsString>) -> anyhow::Result<Settings> {
         let pick = |flag: Option<PathBuf>, var: &str, default: &str| {
-            flag.or_else(|| env(var).filter(|v| !v.is_empty()).map(PathBuf::from)).unwrap_or_else(|| PathBuf::from(default))
+            flag.or_else(|| env(var).filter(|v| !v.is_empty()).map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from(default))
         };
         let data_root = pick(args.data_root, "BERTH_ROOT", DEFAULT_DATA_ROOT);
         let exec_root = pick(args.exec_root, "BERTH_RUNROOT", DEFAULT_EXEC_ROOT);
@@ -109,10 +117,17 @@ impl Settings {
         let hosts = if args.hosts.is_empty() {
             vec![Host::Unix(exec_root.join("berth.sock"))]
         } else {
-            args.hosts.iter().map(|h| parse_host(h)).collect::<anyhow::Result<_>>()?
+            args.hosts
+                .iter()
+                .map(|h| parse_host(h))
+                .collect::<anyhow::Result<_>>()?
         };
         let tls = match (args.tlscert, args.tlskey) {
-            (Some(cert), Some(key)) => Some(Tls { cert, key, client_ca: args.tlscacert.clone() }),
+            (Some(cert), Some(key)) => Some(Tls {
+                cert,
+                key,
+                client_ca: args.tlscacert.clone(),
+            }),
             (None, None) => None,
             _ => bail!("--tlscert and --tlskey go together"),
         };
@@ -126,7 +141,14 @@ impl Settings {
                 "refusing to listen on tcp://{a} without TLS: the API gives root on this host; give --tlscert and --tlskey (and --tlsverify --tlscacert to require client certificates), or use a unix socket"
             );
         }
-        Ok(Settings { data_root, exec_root, hosts, tls, config_file, debug: args.debug })
+        Ok(Settings {
+            data_root,
+            exec_root,
+            hosts,
+            tls,
+            config_file,
+            debug: args.debug,
+        })
     }
 }
 
@@ -137,8 +159,15 @@ mod tests {
 
     fn resolve(argv: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Settings> {
         let args = Args::try_parse_from(std::iter::once("berthd").chain(argv.iter().copied()))?;
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        Settings::resolve(args, |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| OsString::from(v)))
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::resolve(args, |k| {
+            env.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| OsString::from(v))
+        })
     }
 
     #[test]
@@ -146,27 +175,74 @@ mod tests {
         let s = resolve(&[], &[]).unwrap();
         assert_eq!(s.data_root, PathBuf::from("/var/lib/berth"));
         assert_eq!(s.exec_root, PathBuf::from("/run/berth"));
-        assert_eq!(s.hosts, [Host::Unix(PathBuf::from("/run/berth/berth.sock"))]);
+        assert_eq!(
+            s.hosts,
+            [Host::Unix(PathBuf::from("/run/berth/berth.sock"))]
+        );
         assert_eq!(s.config_file, PathBuf::from("/etc/berth/berth.toml"));
-        let s = resolve(&[], &[("BERTH_ROOT", "/a"), ("BERTH_RUNROOT", "/b"), ("BERTH_CONFIG", "/c.toml")]).unwrap();
-        assert_eq!((s.data_root, s.exec_root.clone(), s.config_file), (PathBuf::from("/a"), PathBuf::from("/b"), PathBuf::from("/c.toml")));
+        let s = resolve(
+            &[],
+            &[
+                ("BERTH_ROOT", "/a"),
+                ("BERTH_RUNROOT", "/b"),
+                ("BERTH_CONFIG", "/c.toml"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (s.data_root, s.exec_root.clone(), s.config_file),
+            (
+                PathBuf::from("/a"),
+                PathBuf::from("/b"),
+                PathBuf::from("/c.toml")
+            )
+        );
         assert_eq!(s.hosts, [Host::Unix(PathBuf::from("/b/berth.sock"))]);
-        let s = resolve(&["--data-root", "/x", "-H", "unix:///s1", "-H", "unix:///s2"], &[("BERTH_ROOT", "/a")]).unwrap();
+        let s = resolve(
+            &["--data-root", "/x", "-H", "unix:///s1", "-H", "unix:///s2"],
+            &[("BERTH_ROOT", "/a")],
+        )
+        .unwrap();
         assert_eq!(s.data_root, PathBuf::from("/x"));
-        assert_eq!(s.hosts, [Host::Unix(PathBuf::from("/s1")), Host::Unix(PathBuf::from("/s2"))]);
+        assert_eq!(
+            s.hosts,
+            [
+                Host::Unix(PathBuf::from("/s1")),
+                Host::Unix(PathBuf::from("/s2"))
+            ]
+        );
     }
 
     #[test]
     fn plain_tcp_is_refused_with_a_reason() {
-        let e = resolve(&["-H", "tcp://0.0.0.0:2375"], &[]).unwrap_err().to_string();
+        let e = resolve(&["-H", "tcp://0.0.0.0:2375"], &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("tcp://0.0.0.0:2375") && e.contains("TLS"), "{e}");
         assert!(resolve(&["-H", "unix://"], &[]).is_err());
         assert!(resolve(&["-H", "tcp://127.0.0.1"], &[]).is_err());
-        let s = resolve(&["-H", "tcp://127.0.0.1:2376", "--tlscert", "c.pem", "--tlskey", "k.pem"], &[]).unwrap();
+        let s = resolve(
+            &[
+                "-H",
+                "tcp://127.0.0.1:2376",
+                "--tlscert",
+                "c.pem",
+                "--tlskey",
+                "k.pem",
+            ],
+            &[],
+        )
+        .unwrap();
         assert_eq!(s.hosts, [Host::Tcp("127.0.0.1:2376".into())]);
         assert_eq!(s.tls.unwrap().client_ca, None);
         assert!(resolve(&["--tlscert", "c.pem"], &[]).is_err());
-        assert!(resolve(&["--tlsverify", "--tlscert", "c.pem", "--tlskey", "k.pem"], &[]).is_err());
+        assert!(
+            resolve(
+                &["--tlsverify", "--tlscert", "c.pem", "--tlskey", "k.pem"],
+                &[]
+            )
+            .is_err()
+        );
         assert!(resolve(&["-H", "bogus"], &[]).is_err());
     }
 }

@@ -9,7 +9,10 @@ use anyhow::{Context as _, bail};
 
 /// Binds `path` (creating its directory). Refuses when a live daemon already answers there.
 pub fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -17,13 +20,20 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
         }
         tracing::info!(socket = %path.display(), "removing a stale socket");
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "berth.sock".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "berth.sock".into());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let std_listener = std::os::unix::net::UnixListener::bind(&tmp).with_context(|| format!("cannot bind {}", tmp.display()))?;
+    let std_listener = std::os::unix::net::UnixListener::bind(&tmp)
+        .with_context(|| format!("cannot bind {}", tmp.display()))?;
     let res = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("cannot chmod 0660 {}", tmp.display()))
-        .and_then(|()| std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display())));
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+        });
     if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -36,7 +46,10 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
 /// handed to the server. A failed handshake (plain HTTP, bad client certificate) is
 /// logged and the connection dropped.
 pub struct TlsListener {
-    rx: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::net::SocketAddr)>,
+    rx: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
     addr: std::net::SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
@@ -57,22 +70,32 @@ fn server_config(tls: &crate::args::Tls) -> anyhow::Result<rustls::ServerConfig>
     if certs.is_empty() {
         bail!("no certificate in {}", tls.cert.display());
     }
-    let key = PrivateKeyDer::from_pem_file(&tls.key).with_context(|| format!("cannot read the private key in {}", tls.key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key)
+        .with_context(|| format!("cannot read the private key in {}", tls.key.display()))?;
     let builder = rustls::ServerConfig::builder();
     let builder = match &tls.client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(ca).with_context(|| format!("cannot read {}", ca.display()))? {
-                roots.add(c.with_context(|| format!("invalid certificate in {}", ca.display()))?).with_context(|| format!("unusable CA certificate in {}", ca.display()))?;
+            for c in CertificateDer::pem_file_iter(ca)
+                .with_context(|| format!("cannot read {}", ca.display()))?
+            {
+                roots
+                    .add(c.with_context(|| format!("invalid certificate in {}", ca.display()))?)
+                    .with_context(|| format!("unusable CA certificate in {}", ca.display()))?;
             }
-            let verifier = rustls::server::WebPkiClientVerifier::builder(std::sync::Arc::new(roots))
-                .build()
-                .with_context(|| format!("cannot build a client verifier from {}", ca.display()))?;
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder(std::sync::Arc::new(roots))
+                    .build()
+                    .with_context(|| {
+                        format!("cannot build a client verifier from {}", ca.display())
+                    })?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut cfg = builder.with_single_cert(certs, key).context("certificate and key do not match")?;
+    let mut cfg = builder
+        .with_single_cert(certs, key)
+        .context("certificate and key do not match")?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
 }
@@ -80,7 +103,9 @@ fn server_config(tls: &crate::args::Tls) -> anyhow::Result<rustls::ServerConfig>
 /// Binds `addr` and serves TLS with `tls`.
 pub async fn bind_tls(addr: &str, tls: &crate::args::Tls) -> anyhow::Result<TlsListener> {
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server_config(tls)?));
-    let tcp = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot bind tcp://{addr}"))?;
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind tcp://{addr}"))?;
     let local = tcp.local_addr()?;
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let task = tokio::spawn(async move {
@@ -96,7 +121,12 @@ pub async fn bind_tls(addr: &str, tls: &crate::args::Tls) -> anyhow::Result<TlsL
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
+                match tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    acceptor.accept(stream),
+                )
+                .await
+                {
                     Ok(Ok(s)) => {
                         let _ = tx.send((s, peer)).await;
                     }
@@ -106,7 +136,11 @@ pub async fn bind_tls(addr: &str, tls: &crate::args::Tls) -> anyhow::Result<TlsL
             });
         }
     });
-    Ok(TlsListener { rx, addr: local, task })
+    Ok(TlsListener {
+        rx,
+        addr: local,
+        task,
+    })
 }
 
 impl axum::serve::Listener for TlsListener {

@@ -13,7 +13,9 @@ use tokio::sync::watch;
 use crate::args::{Args, Host, Settings};
 
 fn listener_addr(l: &listen::TlsListener) -> String {
-    axum::serve::Listener::local_addr(l).map(|a| a.to_string()).unwrap_or_default()
+    axum::serve::Listener::local_addr(l)
+        .map(|a| a.to_string())
+        .unwrap_or_default()
 }
 
 fn main() -> std::process::ExitCode {
@@ -25,8 +27,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if settings.debug { "debug" } else { "info" }));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if settings.debug { "debug" } else { "info" })
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -52,8 +55,12 @@ fn main() -> std::process::ExitCode {
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut config = berth_engine::EngineConfig::new(&settings.data_root, &settings.exec_root);
     config = config.with_config_file(&settings.config_file)?;
-    let engine = berth_engine::Engine::open(config)
-        .with_context(|| format!("cannot open the state under {}", settings.data_root.display()))?;
+    let engine = berth_engine::Engine::open(config).with_context(|| {
+        format!(
+            "cannot open the state under {}",
+            settings.data_root.display()
+        )
+    })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sockets = Vec::new();
     let mut tasks = Vec::new();
@@ -65,7 +72,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         };
         match host {
             Host::Unix(path) => {
-                let listener = listen::bind_unix(path).with_context(|| format!("cannot listen on unix://{}", path.display()))?;
+                let listener = listen::bind_unix(path)
+                    .with_context(|| format!("cannot listen on unix://{}", path.display()))?;
                 sockets.push(path.clone());
                 tracing::info!(socket = %path.display(), "API listen on unix://{}", path.display());
                 tasks.push(tokio::spawn(berth_api::serve_unix(listener, router, stop)));
@@ -74,7 +82,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
                 let tls = settings.tls.as_ref().context("tcp hosts need TLS")?;
                 let listener = listen::bind_tls(addr, tls).await?;
                 tracing::info!(addr = %listener_addr(&listener), verify_clients = tls.client_ca.is_some(), "API listen on tcp://{addr} (TLS)");
-                tasks.push(tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop).await }));
+                tasks.push(tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }));
             }
         }
     }
@@ -95,7 +107,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             let _ = t.await;
         }
     };
-    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after 10s; closing them");
     }
     for s in sockets {

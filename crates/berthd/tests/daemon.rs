@@ -34,7 +34,11 @@ fn spawn(env: &TestEnv, extra: &[&str]) -> Child {
 fn wait_socket(p: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while UnixStream::connect(p).is_err() {
-        assert!(Instant::now() < deadline, "berthd did not listen on {}", p.display());
+        assert!(
+            Instant::now() < deadline,
+            "berthd did not listen on {}",
+            p.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -62,7 +66,10 @@ struct Resp {
 
 impl Resp {
     fn header(&self, k: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
     }
     fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
@@ -77,9 +84,23 @@ fn request(sock: &Path, method: &str, path: &str) -> Resp {
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers = lines.filter_map(|l| l.split_once(": ")).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-    Resp { status, headers, body: body.to_owned() }
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
 }
 
 #[test]
@@ -93,7 +114,10 @@ fn ping_answers_head_and_get_with_docker_headers() {
         assert_eq!(r.header("Docker-Experimental"), Some("false"));
         assert_eq!(r.header("Builder-Version"), Some("1"));
         assert_eq!(r.header("Swarm"), Some("inactive"));
-        assert_eq!(r.header("Cache-Control"), Some("no-cache, no-store, must-revalidate"));
+        assert_eq!(
+            r.header("Cache-Control"),
+            Some("no-cache, no-store, must-revalidate")
+        );
         assert_eq!(r.header("Pragma"), Some("no-cache"));
         assert!(r.header("Server").is_some_and(|s| s.starts_with("Berth/")));
         assert_eq!(r.body, if method == "GET" { "OK" } else { "" });
@@ -103,7 +127,12 @@ fn ping_answers_head_and_get_with_docker_headers() {
 #[test]
 fn versioned_paths_and_docker_version_errors() {
     let d = Daemon::start();
-    for p in ["/version", "/v1.24/version", "/v1.41/version", "/v1.44/version"] {
+    for p in [
+        "/version",
+        "/v1.24/version",
+        "/v1.41/version",
+        "/v1.44/version",
+    ] {
         let r = request(&d.sock(), "GET", p);
         assert_eq!(r.status, 200, "{p}");
         assert_eq!(r.header("Api-Version"), Some("1.44"), "{p}");
@@ -116,21 +145,38 @@ fn versioned_paths_and_docker_version_errors() {
     }
     let r = request(&d.sock(), "GET", "/v1.50/version");
     assert_eq!(r.status, 400);
-    assert_eq!(r.json()["message"], "client version 1.50 is too new. Maximum supported API version is 1.44");
+    assert_eq!(
+        r.json()["message"],
+        "client version 1.50 is too new. Maximum supported API version is 1.44"
+    );
     assert_eq!(r.header("Api-Version"), Some("1.44"));
     let r = request(&d.sock(), "GET", "/v1.23/images/json");
     assert_eq!(r.status, 400);
-    assert!(r.json()["message"].as_str().unwrap().starts_with("client version 1.23 is too old. Minimum supported API version is 1.24"));
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("client version 1.23 is too old. Minimum supported API version is 1.24")
+    );
     let r = request(&d.sock(), "GET", "/v1.44/no/such/thing");
     assert_eq!(r.status, 404);
-    assert!(r.json()["message"].as_str().unwrap().contains("/no/such/thing"));
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("/no/such/thing")
+    );
     let r = request(&d.sock(), "GET", "/v1.44/images/json?all=False&digests=1");
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), serde_json::json!([]));
     let r = request(&d.sock(), "GET", "/images/nothere/json");
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["message"], "No such image: nothere:latest");
-    let r = request(&d.sock(), "GET", "/images/json?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D");
+    let r = request(
+        &d.sock(),
+        "GET",
+        "/images/json?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D",
+    );
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["message"], "invalid filter 'bogus'");
 }
@@ -144,7 +190,11 @@ fn info_reports_real_values() {
     assert_eq!(v["Driver"], "overlay2");
     assert_eq!(v["OSType"], "linux");
     assert_eq!(v["CgroupDriver"], "cgroupfs");
-    let cg = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" };
+    let cg = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    };
     assert_eq!(v["CgroupVersion"], cg);
     assert_eq!(v["DockerRootDir"], d.env.data_root().display().to_string());
     assert!(v["NCPU"].as_u64().unwrap() >= 1);
@@ -154,7 +204,10 @@ fn info_reports_real_values() {
     assert_eq!(v["Swarm"]["LocalNodeState"], "inactive");
     assert_eq!(v["ExperimentalBuild"], false);
     let id = v["ID"].as_str().unwrap().to_owned();
-    assert_eq!(std::fs::read_to_string(d.env.data_root().join("engine-id")).unwrap(), id);
+    assert_eq!(
+        std::fs::read_to_string(d.env.data_root().join("engine-id")).unwrap(),
+        id
+    );
 }
 
 #[test]
@@ -166,9 +219,17 @@ fn swarm_endpoints_answer_503_and_plugins_empty() {
     for p in ["/swarm", "/services", "/nodes", "/secrets", "/configs"] {
         let r = request(&d.sock(), "GET", p);
         assert_eq!(r.status, 503, "{p}");
-        assert!(r.json()["message"].as_str().unwrap().contains("not a swarm manager"));
+        assert!(
+            r.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a swarm manager")
+        );
     }
-    assert_eq!(request(&d.sock(), "GET", "/plugins").json(), serde_json::json!([]));
+    assert_eq!(
+        request(&d.sock(), "GET", "/plugins").json(),
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -184,8 +245,16 @@ fn socket_is_0660_and_sigterm_shuts_down_cleanly() {
     // A second daemon on the same socket is refused.
     let second = spawn(&env, &[]).wait_with_output().unwrap();
     assert!(!second.status.success());
-    assert!(String::from_utf8_lossy(&second.stderr).contains("already listening"), "{}", String::from_utf8_lossy(&second.stderr));
-    rustix::process::kill_process(rustix::process::Pid::from_raw(child.id() as i32).unwrap(), rustix::process::Signal::TERM).unwrap();
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already listening"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -198,17 +267,30 @@ fn socket_is_0660_and_sigterm_shuts_down_cleanly() {
     assert!(!sock.exists());
     assert!(!env.run_root().join("berthd.pid").exists());
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(err.contains("SIGTERM received") && err.contains("daemon stopped"), "{err}");
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains("SIGTERM received") && err.contains("daemon stopped"),
+        "{err}"
+    );
 }
 
 #[test]
 fn plain_tcp_is_refused() {
     let env = TestEnv::new().expect("test env");
-    let out = spawn(&env, &["-H", "tcp://127.0.0.1:2375"]).wait_with_output().unwrap();
+    let out = spawn(&env, &["-H", "tcp://127.0.0.1:2375"])
+        .wait_with_output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("tcp://127.0.0.1:2375") && err.contains("TLS"), "{err}");
+    assert!(
+        err.contains("tcp://127.0.0.1:2375") && err.contains("TLS"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -244,9 +326,16 @@ fn events_stream_live_and_replay_with_until() {
         assert!(n > 0, "event stream ended early: {got}");
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    assert!(got.contains("\"Type\":\"image\"") && got.contains("\"name\":\"ev:1\""), "{got}");
+    assert!(
+        got.contains("\"Type\":\"image\"") && got.contains("\"name\":\"ev:1\""),
+        "{got}"
+    );
     // Replay: since=0 until=now returns the past event and closes.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
     let r = request(&d.sock(), "GET", &format!("/events?since=0&until={now}"));
     assert_eq!(r.status, 200);
     assert!(r.body.contains("\"Action\":\"import\""), "{}", r.body);

@@ -1,8 +1,8 @@
 //! `/images/...`.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::Json;
 use berth_engine::images::ImportRequest;
 use berth_image::RemoveItem;
 use bytes::Bytes;
@@ -32,8 +32,14 @@ pub async fn history(ctx: &Ctx, name: &str) -> ApiResult {
 
 /// `POST /images/{name}/tag?repo=&tag=` → 201.
 pub async fn tag(ctx: &Ctx, name: &str, req: &Req) -> ApiResult {
-    let repo = req.query.get("repo").filter(|r| !r.is_empty()).ok_or_else(|| ApiError::bad_request("repository name (repo) is required"))?;
-    ctx.engine.tag_image(name, repo, req.query.get("tag")).await?;
+    let repo = req
+        .query
+        .get("repo")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::bad_request("repository name (repo) is required"))?;
+    ctx.engine
+        .tag_image(name, repo, req.query.get("tag"))
+        .await?;
     Ok(StatusCode::CREATED.into_response())
 }
 
@@ -54,7 +60,10 @@ fn items(list: &[RemoveItem]) -> Vec<Item<'_>> {
 
 /// `DELETE /images/{name}?force=&noprune=`.
 pub async fn remove(ctx: &Ctx, name: &str, req: &Req) -> ApiResult {
-    let removed = ctx.engine.remove_image(name, req.query.bool("force")).await?;
+    let removed = ctx
+        .engine
+        .remove_image(name, req.query.bool("force"))
+        .await?;
     Ok(Json(items(&removed)).into_response())
 }
 
@@ -62,8 +71,15 @@ pub async fn remove(ctx: &Ctx, name: &str, req: &Req) -> ApiResult {
 pub async fn prune(ctx: &Ctx, req: &Req) -> ApiResult {
     let filters = req.query.filters().map_err(ApiError::bad_request)?;
     let report = ctx.engine.prune_images(&filters).await?;
-    let deleted = if report.images.is_empty() { serde_json::Value::Null } else { serde_json::to_value(items(&report.images)).unwrap_or_default() };
-    Ok(Json(serde_json::json!({"ImagesDeleted": deleted, "SpaceReclaimed": report.space_reclaimed})).into_response())
+    let deleted = if report.images.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::to_value(items(&report.images)).unwrap_or_default()
+    };
+    Ok(Json(
+        serde_json::json!({"ImagesDeleted": deleted, "SpaceReclaimed": report.space_reclaimed}),
+    )
+    .into_response())
 }
 
 /// `POST /images/load?quiet=`: JSON messages, one `Loaded image: …` per tag.
@@ -78,7 +94,10 @@ pub async fn load(ctx: &Ctx, body: axum::body::Body) -> ApiResult {
         // Like moby, a bad archive is reported inside the 200 stream.
         Err(e) => vec![Ok(JsonMessage::error(e.to_string()).to_line())],
     };
-    Ok(streamed("application/json", futures_util::stream::iter(lines)))
+    Ok(streamed(
+        "application/json",
+        futures_util::stream::iter(lines),
+    ))
 }
 
 /// `GET /images/get?names=…` and `GET /images/{name}/get`: a docker-archive.
@@ -106,12 +125,17 @@ pub async fn create(ctx: &Ctx, req: &Req, body: axum::body::Body) -> ApiResult {
             Err(e) if e.kind() == berth_engine::ErrorKind::InvalidParameter => return Err(e.into()),
             Err(e) => JsonMessage::error(e.to_string()).to_line(),
         };
-        return Ok(streamed("application/json", futures_util::stream::iter([Ok::<_, std::io::Error>(line)])));
+        return Ok(streamed(
+            "application/json",
+            futures_util::stream::iter([Ok::<_, std::io::Error>(line)]),
+        ));
     }
     if req.query.get("fromImage").is_some() {
         return crate::handlers::pull::pull(ctx, req).await;
     }
-    Err(ApiError::bad_request("either fromImage or fromSrc is required"))
+    Err(ApiError::bad_request(
+        "either fromImage or fromSrc is required",
+    ))
 }
 
 /// `POST /images/{name}/push?tag=`.
@@ -122,7 +146,10 @@ pub async fn push(ctx: &Ctx, name: &str, req: &Req) -> ApiResult {
 /// `GET /images/search?term=&limit=`.
 pub async fn search(ctx: &Ctx, req: &Req) -> ApiResult {
     let term = req.query.get("term").unwrap_or_default();
-    let limit = req.query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(25);
+    let limit = req
+        .query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(25);
     Ok(Json(ctx.engine.search_images(term, limit).await?).into_response())
 }
-

@@ -7,8 +7,8 @@ pub mod system;
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use futures_util::Stream;
 use bytes::Bytes;
+use futures_util::Stream;
 
 /// A 200 with a streamed body of `content_type`.
 pub fn streamed(
@@ -16,7 +16,10 @@ pub fn streamed(
     stream: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
 ) -> Response {
     let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
     *r.status_mut() = StatusCode::OK;
     r
 }

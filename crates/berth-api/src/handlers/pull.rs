@@ -51,21 +51,41 @@ fn line(m: JsonMessage) -> Result<Bytes, std::io::Error> {
 }
 
 fn transfer_line(ev: &TransferEvent, push: bool, seen: &mut HashSet<String>) -> Vec<JsonMessage> {
-    let detail = |current, total| Some(ProgressDetail { current: Some(current), total: Some(total) });
+    let detail = |current, total| {
+        Some(ProgressDetail {
+            current: Some(current),
+            total: Some(total),
+        })
+    };
     match ev {
         TransferEvent::Start { digest, total } => {
             let id = short(digest);
             let mut v = Vec::new();
             if seen.insert(id.clone()) {
-                v.push(JsonMessage::status(if push { "Preparing" } else { "Pulling fs layer" }, Some(&id)));
+                v.push(JsonMessage::status(
+                    if push {
+                        "Preparing"
+                    } else {
+                        "Pulling fs layer"
+                    },
+                    Some(&id),
+                ));
             }
-            let mut m = JsonMessage::status(if push { "Pushing" } else { "Downloading" }, Some(&id));
+            let mut m =
+                JsonMessage::status(if push { "Pushing" } else { "Downloading" }, Some(&id));
             m.progress_detail = detail(0, *total);
             v.push(m);
             v
         }
-        TransferEvent::Bytes { digest, current, total } => {
-            let mut m = JsonMessage::status(if push { "Pushing" } else { "Downloading" }, Some(&short(digest)));
+        TransferEvent::Bytes {
+            digest,
+            current,
+            total,
+        } => {
+            let mut m = JsonMessage::status(
+                if push { "Pushing" } else { "Downloading" },
+                Some(&short(digest)),
+            );
             m.progress_detail = detail(*current, *total);
             m.progress = Some(bar(*current, *total));
             vec![m]
@@ -93,7 +113,9 @@ fn transfer_line(ev: &TransferEvent, push: bool, seen: &mut HashSet<String>) -> 
 async fn run_transfer<T: Send + 'static>(
     header: Vec<JsonMessage>,
     push: bool,
-    job: impl FnOnce(mpsc::UnboundedSender<TransferEvent>) -> tokio::task::JoinHandle<Result<T, EngineError>>,
+    job: impl FnOnce(
+        mpsc::UnboundedSender<TransferEvent>,
+    ) -> tokio::task::JoinHandle<Result<T, EngineError>>,
     finish: impl FnOnce(T) -> Vec<JsonMessage> + Send + 'static,
 ) -> ApiResult {
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -134,7 +156,11 @@ async fn run_transfer<T: Send + 'static>(
             let _ = out_tx.send(line(m)).await;
         }
     });
-    let stream = futures_util::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let stream =
+        futures_util::stream::unfold(
+            out_rx,
+            |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
+        );
     Ok(streamed("application/json", stream))
 }
 
@@ -149,7 +175,10 @@ fn finished<T>(
 ) -> ApiResult {
     let res = res.map_err(|e| EngineError::Task(e.to_string()));
     if let Ok(Err(e)) = &res
-        && matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidParameter | ErrorKind::Unauthorized)
+        && matches!(
+            e.kind(),
+            ErrorKind::NotFound | ErrorKind::InvalidParameter | ErrorKind::Unauthorized
+        )
     {
         let status = crate::error::status_of(e.kind());
         return Err(ApiError::new(status, e.to_string()));
@@ -163,7 +192,10 @@ fn finished<T>(
         Ok(Ok(v)) => lines.extend(finish(v).into_iter().map(line)),
         Ok(Err(e)) | Err(e) => lines.push(line(JsonMessage::error(e.to_string()))),
     }
-    Ok(streamed("application/json", futures_util::stream::iter(lines)))
+    Ok(streamed(
+        "application/json",
+        futures_util::stream::iter(lines),
+    ))
 }
 
 /// `POST /images/create?fromImage=&tag=&platform=`.
@@ -172,24 +204,41 @@ pub async fn pull(ctx: &Ctx, req: &Req) -> ApiResult {
     let tag = req.query.get("tag").map(str::to_owned);
     let platform = req.query.get("platform").map(str::to_owned);
     let auth = auth_of(&req.headers)?;
-    let named = berth_types::reference::Reference::parse_named(&from).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let named = berth_types::reference::Reference::parse_named(&from)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let header = vec![JsonMessage::status(
         format!("Pulling from {}", named.path()),
-        Some(tag.as_deref().filter(|t| !t.is_empty()).or(named.tag()).unwrap_or("latest")),
+        Some(
+            tag.as_deref()
+                .filter(|t| !t.is_empty())
+                .or(named.tag())
+                .unwrap_or("latest"),
+        ),
     )];
     let engine = ctx.engine.clone();
     run_transfer(
         header,
         false,
         move |tx| {
-            tokio::spawn(async move { engine.pull_image(&from, tag.as_deref(), platform.as_deref(), &auth, tx).await })
+            tokio::spawn(async move {
+                engine
+                    .pull_image(&from, tag.as_deref(), platform.as_deref(), &auth, tx)
+                    .await
+            })
         },
         |outcomes| {
             let mut v = Vec::new();
             for o in outcomes {
                 v.push(JsonMessage::status(format!("Digest: {}", o.digest), None));
-                let what = if o.up_to_date { "Image is up to date for" } else { "Downloaded newer image for" };
-                v.push(JsonMessage::status(format!("Status: {what} {}", o.reference.familiar()), None));
+                let what = if o.up_to_date {
+                    "Image is up to date for"
+                } else {
+                    "Downloaded newer image for"
+                };
+                v.push(JsonMessage::status(
+                    format!("Status: {what} {}", o.reference.familiar()),
+                    None,
+                ));
             }
             v
         },
@@ -201,19 +250,31 @@ pub async fn pull(ctx: &Ctx, req: &Req) -> ApiResult {
 pub async fn push(ctx: &Ctx, name: &str, req: &Req) -> ApiResult {
     let tag = req.query.get("tag").map(str::to_owned);
     let auth = auth_of(&req.headers)?;
-    let named = berth_types::reference::Reference::parse_named(name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let header = vec![JsonMessage::status(format!("The push refers to repository [{}]", named.repository().name()), None)];
+    let named = berth_types::reference::Reference::parse_named(name)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let header = vec![JsonMessage::status(
+        format!(
+            "The push refers to repository [{}]",
+            named.repository().name()
+        ),
+        None,
+    )];
     let engine = ctx.engine.clone();
     let name = name.to_owned();
     run_transfer(
         header,
         true,
-        move |tx| tokio::spawn(async move { engine.push_image(&name, tag.as_deref(), &auth, tx).await }),
+        move |tx| {
+            tokio::spawn(async move { engine.push_image(&name, tag.as_deref(), &auth, tx).await })
+        },
         |outcomes| {
             let mut v = Vec::new();
             for o in outcomes {
                 let t = o.reference.tag().unwrap_or("latest").to_owned();
-                v.push(JsonMessage::status(format!("{t}: digest: {} size: {}", o.digest, o.size), None));
+                v.push(JsonMessage::status(
+                    format!("{t}: digest: {} size: {}", o.digest, o.size),
+                    None,
+                ));
                 v.push(JsonMessage {
                     aux: Some(serde_json::json!({"Tag": t, "Digest": o.digest, "Size": o.size})),
                     ..JsonMessage::default()

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use berth_engine::EventFilter;
 use berth_engine::system::API_VERSION;
 use bytes::Bytes;
@@ -24,9 +24,15 @@ pub fn ping(method: &Method) -> Response {
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Builder-Version", HeaderValue::from_static("1"));
     h.insert("Swarm", HeaderValue::from_static("inactive"));
-    h.insert("Cache-Control", HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(
+        "Cache-Control",
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
     h.insert("Pragma", HeaderValue::from_static("no-cache"));
-    h.insert("Content-Type", HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        "Content-Type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -46,11 +52,15 @@ pub fn parse_event_time(s: &str) -> Result<i64, String> {
         return Ok(t.as_nanosecond() as i64);
     }
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i64 = secs.parse().map_err(|_| format!("invalid timestamp {s:?}: expected seconds[.nanoseconds] or RFC 3339"))?;
+    let secs: i64 = secs.parse().map_err(|_| {
+        format!("invalid timestamp {s:?}: expected seconds[.nanoseconds] or RFC 3339")
+    })?;
     let mut nanos: i64 = 0;
     if !frac.is_empty() {
         let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-        nanos = digits.parse().map_err(|_| format!("invalid timestamp {s:?}: bad fraction"))?;
+        nanos = digits
+            .parse()
+            .map_err(|_| format!("invalid timestamp {s:?}: bad fraction"))?;
     }
     Ok(secs * 1_000_000_000 + nanos)
 }
@@ -60,47 +70,69 @@ pub fn parse_event_time(s: &str) -> Result<i64, String> {
 pub fn events(ctx: &Ctx, req: &Req) -> ApiResult {
     let filters = req.query.filters().map_err(ApiError::bad_request)?;
     let filter = EventFilter::from_map(&filters).map_err(ApiError::bad_request)?;
-    let since = req.query.get("since").filter(|s| !s.is_empty()).map(parse_event_time).transpose().map_err(ApiError::bad_request)?;
-    let until = req.query.get("until").filter(|s| !s.is_empty()).map(parse_event_time).transpose().map_err(ApiError::bad_request)?;
+    let since = req
+        .query
+        .get("since")
+        .filter(|s| !s.is_empty())
+        .map(parse_event_time)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let until = req
+        .query
+        .get("until")
+        .filter(|s| !s.is_empty())
+        .map(parse_event_time)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
     let (past, rx) = ctx.engine.events().subscribe(since);
     let now = berth_engine::events::now_nanos();
-    let deadline = until.map(|u| tokio::time::Instant::now() + Duration::from_nanos(u.saturating_sub(now).max(0) as u64));
+    let deadline = until.map(|u| {
+        tokio::time::Instant::now() + Duration::from_nanos(u.saturating_sub(now).max(0) as u64)
+    });
     let replay: Vec<Result<Bytes, std::io::Error>> = past
         .into_iter()
         .filter(|e| filter.matches(e) && until.is_none_or(|u| e.time_nano <= u))
         .map(|e| Ok(Bytes::from(e.to_json() + "\n")))
         .collect();
     let shutdown = ctx.shutdown.clone();
-    let live = futures_util::stream::unfold((rx, shutdown, filter), move |(mut rx, mut shutdown, filter)| async move {
-        loop {
-            if *shutdown.borrow() {
-                return None;
-            }
-            let next = async {
-                match deadline {
-                    Some(d) => tokio::time::timeout_at(d, rx.recv()).await.ok(),
-                    None => Some(rx.recv().await),
+    let live = futures_util::stream::unfold(
+        (rx, shutdown, filter),
+        move |(mut rx, mut shutdown, filter)| async move {
+            loop {
+                if *shutdown.borrow() {
+                    return None;
                 }
-            };
-            let got = tokio::select! {
-                g = next => g,
-                _ = shutdown.changed() => None,
-            };
-            match got {
-                None => return None,
-                Some(Err(RecvError::Closed)) => return None,
-                Some(Err(RecvError::Lagged(n))) => tracing::warn!(missed = n, "events subscriber lagged"),
-                Some(Ok(e)) => {
-                    if until.is_some_and(|u| e.time_nano > u) {
-                        return None;
+                let next = async {
+                    match deadline {
+                        Some(d) => tokio::time::timeout_at(d, rx.recv()).await.ok(),
+                        None => Some(rx.recv().await),
                     }
-                    if filter.matches(&e) {
-                        return Some((Ok(Bytes::from(e.to_json() + "\n")), (rx, shutdown, filter)));
+                };
+                let got = tokio::select! {
+                    g = next => g,
+                    _ = shutdown.changed() => None,
+                };
+                match got {
+                    None => return None,
+                    Some(Err(RecvError::Closed)) => return None,
+                    Some(Err(RecvError::Lagged(n))) => {
+                        tracing::warn!(missed = n, "events subscriber lagged")
+                    }
+                    Some(Ok(e)) => {
+                        if until.is_some_and(|u| e.time_nano > u) {
+                            return None;
+                        }
+                        if filter.matches(&e) {
+                            return Some((
+                                Ok(Bytes::from(e.to_json() + "\n")),
+                                (rx, shutdown, filter),
+                            ));
+                        }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     let stream = futures_util::StreamExt::chain(futures_util::stream::iter(replay), live);
     Ok(streamed("application/json", stream))
 }
@@ -117,9 +149,14 @@ struct AuthBody {
 
 /// `POST /auth`.
 pub async fn auth(ctx: &Ctx, body: axum::body::Body) -> ApiResult {
-    let bytes = axum::body::to_bytes(body, 1 << 20).await.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
-    let body: AuthBody = serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid auth body: {e}")))?;
-    ctx.engine.check_login(&body.serveraddress, &body.username, &body.password).await?;
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+    let body: AuthBody = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid auth body: {e}")))?;
+    ctx.engine
+        .check_login(&body.serveraddress, &body.username, &body.password)
+        .await?;
     Ok(Json(serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""})).into_response())
 }
 
@@ -129,10 +166,22 @@ mod tests {
 
     #[test]
     fn event_times_parse_cli_and_rfc3339_forms() {
-        assert_eq!(parse_event_time("1735689600.000000000").unwrap(), 1_735_689_600_000_000_000);
-        assert_eq!(parse_event_time("1735689600.5").unwrap(), 1_735_689_600_500_000_000);
-        assert_eq!(parse_event_time("1735689600").unwrap(), 1_735_689_600_000_000_000);
-        assert_eq!(parse_event_time("2025-01-01T00:00:00Z").unwrap(), 1_735_689_600_000_000_000);
+        assert_eq!(
+            parse_event_time("1735689600.000000000").unwrap(),
+            1_735_689_600_000_000_000
+        );
+        assert_eq!(
+            parse_event_time("1735689600.5").unwrap(),
+            1_735_689_600_500_000_000
+        );
+        assert_eq!(
+            parse_event_time("1735689600").unwrap(),
+            1_735_689_600_000_000_000
+        );
+        assert_eq!(
+            parse_event_time("2025-01-01T00:00:00Z").unwrap(),
+            1_735_689_600_000_000_000
+        );
         assert!(parse_event_time("yesterday").is_err());
     }
 }

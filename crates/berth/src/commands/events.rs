@@ -23,7 +23,9 @@ pub fn parse_duration(s: &str) -> Option<i64> {
         }
         let n: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -47,17 +49,29 @@ pub fn timestamp(value: &str, now_nanos: i64) -> anyhow::Result<String> {
     } else if let Ok(t) = value.parse::<jiff::Timestamp>() {
         t.as_nanosecond() as i64
     } else if let Ok(d) = value.parse::<jiff::civil::DateTime>() {
-        d.to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| anyhow!("{e}"))?.timestamp().as_nanosecond() as i64
+        d.to_zoned(jiff::tz::TimeZone::UTC)
+            .map_err(|e| anyhow!("{e}"))?
+            .timestamp()
+            .as_nanosecond() as i64
     } else if let Ok(d) = value.parse::<jiff::civil::Date>() {
-        d.to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| anyhow!("{e}"))?.timestamp().as_nanosecond() as i64
+        d.to_zoned(jiff::tz::TimeZone::UTC)
+            .map_err(|e| anyhow!("{e}"))?
+            .timestamp()
+            .as_nanosecond() as i64
     } else {
         let (s, f) = value.split_once('.').unwrap_or((value, "0"));
         match (s.parse::<i64>(), format!("{f:0<9}")[..9].parse::<i64>()) {
             (Ok(s), Ok(f)) => s * 1_000_000_000 + f,
-            _ => bail!("invalid value for timestamp {value:?}: expected a duration (10m), RFC 3339 time or Unix timestamp"),
+            _ => bail!(
+                "invalid value for timestamp {value:?}: expected a duration (10m), RFC 3339 time or Unix timestamp"
+            ),
         }
     };
-    Ok(format!("{}.{:09}", nanos.div_euclid(1_000_000_000), nanos.rem_euclid(1_000_000_000)))
+    Ok(format!(
+        "{}.{:09}",
+        nanos.div_euclid(1_000_000_000),
+        nanos.rem_euclid(1_000_000_000)
+    ))
 }
 
 /// One event as `docker events` prints it.
@@ -65,11 +79,18 @@ pub fn event_line(e: &Value) -> String {
     let t = e.get("timeNano").and_then(Value::as_i64).unwrap_or(0);
     let kind = e.get("Type").and_then(Value::as_str).unwrap_or_default();
     let action = e.get("Action").and_then(Value::as_str).unwrap_or_default();
-    let id = e.pointer("/Actor/ID").and_then(Value::as_str).unwrap_or_default();
+    let id = e
+        .pointer("/Actor/ID")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let attrs: Vec<String> = e
         .pointer("/Actor/Attributes")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default();
     let mut s = format!("{} {kind} {action} {id}", rfc3339_nano(t));
     if !attrs.is_empty() {
@@ -91,7 +112,11 @@ pub async fn events(c: &Client, a: &EventsArgs) -> anyhow::Result<()> {
     if let Some(f) = filters_json(&a.filter)? {
         q.push(("filters", f));
     }
-    let fmt = a.format.as_deref().map(|f| Format::parse(f, f)).transpose()?;
+    let fmt = a
+        .format
+        .as_deref()
+        .map(|f| Format::parse(f, f))
+        .transpose()?;
     let resp = c.send(Method::GET, "/events", &q, empty(), &[]).await?;
     let mut failure = None;
     for_each_json_line::<Value>(resp, "events", |e| {
@@ -100,17 +125,28 @@ pub async fn events(c: &Client, a: &EventsArgs) -> anyhow::Result<()> {
                 let mut data = e.clone();
                 if let Some(o) = data.as_object_mut() {
                     o.insert("ID".into(), e.get("id").cloned().unwrap_or(Value::Null));
-                    o.insert("Status".into(), e.get("status").cloned().unwrap_or(Value::Null));
+                    o.insert(
+                        "Status".into(),
+                        e.get("status").cloned().unwrap_or(Value::Null),
+                    );
                     o.insert("From".into(), e.get("from").cloned().unwrap_or(Value::Null));
                     o.insert("Time".into(), e.get("time").cloned().unwrap_or(Value::Null));
-                    o.insert("TimeNano".into(), e.get("timeNano").cloned().unwrap_or(Value::Null));
-                    o.insert("Scope".into(), e.get("scope").cloned().unwrap_or(Value::Null));
+                    o.insert(
+                        "TimeNano".into(),
+                        e.get("timeNano").cloned().unwrap_or(Value::Null),
+                    );
+                    o.insert(
+                        "Scope".into(),
+                        e.get("scope").cloned().unwrap_or(Value::Null),
+                    );
                 }
                 match f.render(&Value::Null, std::slice::from_ref(&data)) {
                     Ok(s) => s,
                     Err(err) => {
                         failure = Some(err);
-                        return Err(berth_api::client::ClientError::Request("template failed".into()));
+                        return Err(berth_api::client::ClientError::Request(
+                            "template failed".into(),
+                        ));
                     }
                 }
             }
@@ -137,15 +173,27 @@ mod tests {
         assert_eq!(parse_duration("x"), None);
         let now = 1_735_689_600_000_000_000;
         assert_eq!(timestamp("10s", now).unwrap(), "1735689590.000000000");
-        assert_eq!(timestamp("2025-01-01T00:00:00Z", now).unwrap(), "1735689600.000000000");
-        assert_eq!(timestamp("1735689600", now).unwrap(), "1735689600.000000000");
-        assert_eq!(timestamp("1735689600.5", now).unwrap(), "1735689600.500000000");
+        assert_eq!(
+            timestamp("2025-01-01T00:00:00Z", now).unwrap(),
+            "1735689600.000000000"
+        );
+        assert_eq!(
+            timestamp("1735689600", now).unwrap(),
+            "1735689600.000000000"
+        );
+        assert_eq!(
+            timestamp("1735689600.5", now).unwrap(),
+            "1735689600.500000000"
+        );
         assert!(timestamp("soon", now).is_err());
     }
 
     #[test]
     fn lines_look_like_docker_events() {
         let e: Value = serde_json::from_str(r#"{"Type":"image","Action":"tag","Actor":{"ID":"sha256:ab","Attributes":{"name":"x:1"}},"timeNano":1735689600157250000}"#).unwrap();
-        assert_eq!(event_line(&e), "2025-01-01T00:00:00.15725Z image tag sha256:ab (name=x:1)");
+        assert_eq!(
+            event_line(&e),
+            "2025-01-01T00:00:00.15725Z image tag sha256:ab (name=x:1)"
+        );
     }
 }

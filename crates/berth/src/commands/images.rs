@@ -12,8 +12,10 @@ use crate::commands::{filters_json, out};
 use crate::format::Format;
 
 const IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
-const IMAGES_TABLE_DIGESTS: &str = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
-const HISTORY_TABLE: &str = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+const IMAGES_TABLE_DIGESTS: &str =
+    "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+const HISTORY_TABLE: &str =
+    "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
 
 fn now() -> i64 {
     jiff::Timestamp::now().as_second()
@@ -24,7 +26,11 @@ pub fn short_id(id: &str, no_trunc: bool) -> String {
     if no_trunc {
         return id.to_owned();
     }
-    id.strip_prefix("sha256:").unwrap_or(id).chars().take(12).collect()
+    id.strip_prefix("sha256:")
+        .unwrap_or(id)
+        .chars()
+        .take(12)
+        .collect()
 }
 
 fn since(created: i64) -> String {
@@ -41,7 +47,15 @@ fn created_at(created: i64) -> String {
 }
 
 fn str_list(v: &Value, k: &str) -> Vec<String> {
-    v.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default()
+    v.get(k)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Splits `repo:tag` (the last colon after the last slash).
@@ -62,10 +76,18 @@ pub fn image_rows(img: &Value, digests: bool, no_trunc: bool) -> Vec<Value> {
     let digest_of = |repo: &str| {
         digest_list
             .iter()
-            .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repo).map(|(_, d)| d.to_owned()))
+            .find_map(|d| {
+                d.split_once('@')
+                    .filter(|(r, _)| *r == repo)
+                    .map(|(_, d)| d.to_owned())
+            })
             .unwrap_or_else(|| "<none>".into())
     };
-    let mut pairs: Vec<(String, String)> = tags.iter().filter(|t| *t != "<none>:<none>").map(|t| split_repo_tag(t)).collect();
+    let mut pairs: Vec<(String, String)> = tags
+        .iter()
+        .filter(|t| *t != "<none>:<none>")
+        .map(|t| split_repo_tag(t))
+        .collect();
     if pairs.is_empty() {
         match digest_list.first().and_then(|d| d.split_once('@')) {
             Some((r, _)) => pairs.push((r.to_owned(), "<none>".into())),
@@ -115,7 +137,10 @@ pub async fn list(c: &Client, a: &ImagesArgs) -> anyhow::Result<()> {
         q.push(("filters", f));
     }
     let list: Vec<Value> = c.get_json("/images/json", &q).await?;
-    let rows: Vec<Value> = list.iter().flat_map(|i| image_rows(i, a.digests, a.no_trunc)).collect();
+    let rows: Vec<Value> = list
+        .iter()
+        .flat_map(|i| image_rows(i, a.digests, a.no_trunc))
+        .collect();
     if a.quiet {
         let mut s = String::new();
         for r in &rows {
@@ -124,7 +149,11 @@ pub async fn list(c: &Client, a: &ImagesArgs) -> anyhow::Result<()> {
         }
         return out(&s);
     }
-    let default = if a.digests { IMAGES_TABLE_DIGESTS } else { IMAGES_TABLE };
+    let default = if a.digests {
+        IMAGES_TABLE_DIGESTS
+    } else {
+        IMAGES_TABLE
+    };
     let f = Format::parse(a.format.as_deref().unwrap_or(default), default)?;
     out(&f.render(&images_header(), &rows)?)
 }
@@ -144,7 +173,12 @@ pub fn print_inspect(values: &[Value], format: Option<&str>) -> anyhow::Result<(
 }
 
 /// `berth inspect` / `berth image inspect` (images in this slice).
-pub async fn inspect(c: &Client, names: &[String], format: Option<&str>, kind: Option<&str>) -> anyhow::Result<()> {
+pub async fn inspect(
+    c: &Client,
+    names: &[String],
+    format: Option<&str>,
+    kind: Option<&str>,
+) -> anyhow::Result<()> {
     if let Some(k) = kind.filter(|k| *k != "image") {
         anyhow::bail!("\"{k}\" is not a valid value for --type (this berth inspects images)");
     }
@@ -154,7 +188,10 @@ pub async fn inspect(c: &Client, names: &[String], format: Option<&str>, kind: O
         match c.get_json::<Value>(&format!("/images/{n}/json"), &[]).await {
             Ok(v) => found.push(v),
             Err(ClientError::Daemon { status: 404, .. }) => {
-                eprintln!("Error: No such {}: {n}", if kind.is_some() { "image" } else { "object" });
+                eprintln!(
+                    "Error: No such {}: {n}",
+                    if kind.is_some() { "image" } else { "object" }
+                );
                 failed = true;
             }
             Err(e) => return Err(e.into()),
@@ -169,14 +206,20 @@ pub async fn inspect(c: &Client, names: &[String], format: Option<&str>, kind: O
 
 /// `berth history`.
 pub async fn history(c: &Client, a: &HistoryArgs) -> anyhow::Result<()> {
-    let items: Vec<Value> = c.get_json(&format!("/images/{}/history", a.image), &[]).await?;
+    let items: Vec<Value> = c
+        .get_json(&format!("/images/{}/history", a.image), &[])
+        .await?;
     let rows: Vec<Value> = items
         .iter()
         .map(|h| {
             let id = h.get("Id").and_then(Value::as_str).unwrap_or("<missing>");
             let created = h.get("Created").and_then(Value::as_i64).unwrap_or(0);
             let size = h.get("Size").and_then(Value::as_u64).unwrap_or(0);
-            let mut by = h.get("CreatedBy").and_then(Value::as_str).unwrap_or_default().replace('\t', " ");
+            let mut by = h
+                .get("CreatedBy")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .replace('\t', " ");
             if !a.no_trunc && by.chars().count() > 45 {
                 by = by.chars().take(44).collect::<String>() + "…";
             }
@@ -191,7 +234,10 @@ pub async fn history(c: &Client, a: &HistoryArgs) -> anyhow::Result<()> {
         })
         .collect();
     if a.quiet {
-        return out(&rows.iter().map(|r| format!("{}\n", r["ID"].as_str().unwrap_or_default())).collect::<String>());
+        return out(&rows
+            .iter()
+            .map(|r| format!("{}\n", r["ID"].as_str().unwrap_or_default()))
+            .collect::<String>());
     }
     let header = json!({"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"});
     let f = Format::parse(a.format.as_deref().unwrap_or(HISTORY_TABLE), HISTORY_TABLE)?;
@@ -203,7 +249,14 @@ pub async fn tag(c: &Client, a: &TagArgs) -> anyhow::Result<()> {
     let target = Reference::parse(&a.target).map_err(|e| anyhow::anyhow!("{e}"))?;
     let repo = target.repository().familiar_name();
     let tag = target.tag().unwrap_or("latest").to_owned();
-    c.send(Method::POST, &format!("/images/{}/tag", a.source), &[("repo", repo), ("tag", tag)], empty(), &[]).await?;
+    c.send(
+        Method::POST,
+        &format!("/images/{}/tag", a.source),
+        &[("repo", repo), ("tag", tag)],
+        empty(),
+        &[],
+    )
+    .await?;
     Ok(())
 }
 
@@ -231,7 +284,10 @@ pub async fn remove(c: &Client, a: &RmiArgs) -> anyhow::Result<()> {
         if a.no_prune {
             q.push(("noprune", "1".to_owned()));
         }
-        match c.send(Method::DELETE, &format!("/images/{img}"), &q, empty(), &[]).await {
+        match c
+            .send(Method::DELETE, &format!("/images/{img}"), &q, empty(), &[])
+            .await
+        {
             Ok(resp) => {
                 let items: Vec<Value> = berth_api::client::read_json(resp, "image remove").await?;
                 out(&print_items(&items))?;
@@ -272,16 +328,29 @@ pub async fn prune(c: &Client, a: &PruneArgs) -> anyhow::Result<()> {
     if let Some(f) = filters_json(&flags)? {
         q.push(("filters", f));
     }
-    let resp = c.send(Method::POST, "/images/prune", &q, empty(), &[]).await?;
+    let resp = c
+        .send(Method::POST, "/images/prune", &q, empty(), &[])
+        .await?;
     let v: Value = berth_api::client::read_json(resp, "image prune").await?;
     let mut s = String::new();
-    if let Some(items) = v.get("ImagesDeleted").and_then(Value::as_array).filter(|i| !i.is_empty()) {
+    if let Some(items) = v
+        .get("ImagesDeleted")
+        .and_then(Value::as_array)
+        .filter(|i| !i.is_empty())
+    {
         s.push_str("Deleted Images:\n");
-        s.push_str(&print_items(items).replace("Untagged: ", "untagged: ").replace("Deleted: ", "deleted: "));
+        s.push_str(
+            &print_items(items)
+                .replace("Untagged: ", "untagged: ")
+                .replace("Deleted: ", "deleted: "),
+        );
         s.push('\n');
     }
     let space = v.get("SpaceReclaimed").and_then(Value::as_u64).unwrap_or(0);
-    s.push_str(&format!("Total reclaimed space: {}\n", berth_api::units::human_size(space)));
+    s.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        berth_api::units::human_size(space)
+    ));
     out(&s)
 }
 
@@ -304,6 +373,13 @@ mod tests {
         assert_eq!(rows[1]["Digest"], "sha256:aa");
         assert!(rows[0]["CreatedSince"].as_str().unwrap().ends_with(" ago"));
         let none = image_rows(&json!({"Id": "sha256:ab", "RepoTags": []}), false, true);
-        assert_eq!((none[0]["Repository"].as_str(), none[0]["Tag"].as_str(), none[0]["ID"].as_str()), (Some("<none>"), Some("<none>"), Some("sha256:ab")));
+        assert_eq!(
+            (
+                none[0]["Repository"].as_str(),
+                none[0]["Tag"].as_str(),
+                none[0]["ID"].as_str()
+            ),
+            (Some("<none>"), Some("<none>"), Some("sha256:ab"))
+        );
     }
 }

@@ -20,7 +20,10 @@ use crate::format::Format;
 pub const DOCKER_HUB: &str = "https://index.docker.io/v1/";
 
 fn home() -> PathBuf {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
 }
 
 /// The credentials file berth writes.
@@ -32,7 +35,10 @@ pub fn config_path() -> PathBuf {
 }
 
 fn credentials() -> anyhow::Result<Credentials> {
-    Ok(Credentials::load(&config_path(), &[home().join(".docker/config.json")])?)
+    Ok(Credentials::load(
+        &config_path(),
+        &[home().join(".docker/config.json")],
+    )?)
 }
 
 /// `X-Registry-Auth` for `domain`: base64url JSON of the stored credentials, or `{}`.
@@ -48,7 +54,11 @@ pub fn registry_auth_header(domain: &str) -> anyhow::Result<String> {
 fn server_of(s: Option<&str>) -> String {
     match s {
         None | Some("docker.io") | Some("index.docker.io") => DOCKER_HUB.to_owned(),
-        Some(x) => x.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').to_owned(),
+        Some(x) => x
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned(),
     }
 }
 
@@ -95,35 +105,64 @@ pub async fn login(c: &Client, a: &LoginArgs) -> anyhow::Result<()> {
     } else {
         match &a.password {
             Some(p) => {
-                eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+                eprintln!(
+                    "WARNING! Using --password via the CLI is insecure. Use --password-stdin."
+                );
                 p.clone()
             }
             None if interactive => prompt_password()?,
-            None => bail!("password is required (-p or --password-stdin) when stdin is not a terminal"),
+            None => {
+                bail!("password is required (-p or --password-stdin) when stdin is not a terminal")
+            }
         }
     };
     if username.is_empty() {
         bail!("username is empty");
     }
     let body = json!({"username": username, "password": password, "serveraddress": server});
-    let resp = c.send(Method::POST, "/auth", &[], full(serde_json::to_vec(&body)?), &[("Content-Type", "application/json".to_owned())]).await?;
+    let resp = c
+        .send(
+            Method::POST,
+            "/auth",
+            &[],
+            full(serde_json::to_vec(&body)?),
+            &[("Content-Type", "application/json".to_owned())],
+        )
+        .await?;
     let v: Value = read_json(resp, "login").await?;
     let mut creds = credentials()?;
-    let host = if server == DOCKER_HUB { "docker.io".to_owned() } else { server.clone() };
+    let host = if server == DOCKER_HUB {
+        "docker.io".to_owned()
+    } else {
+        server.clone()
+    };
     creds.set(&host, &username, &password);
-    creds.save().with_context(|| format!("cannot save credentials to {}", config_path().display()))?;
-    out(&format!("{}\n", v.get("Status").and_then(Value::as_str).unwrap_or("Login Succeeded")))
+    creds
+        .save()
+        .with_context(|| format!("cannot save credentials to {}", config_path().display()))?;
+    out(&format!(
+        "{}\n",
+        v.get("Status")
+            .and_then(Value::as_str)
+            .unwrap_or("Login Succeeded")
+    ))
 }
 
 /// `berth logout`.
 pub fn logout(a: &LogoutArgs) -> anyhow::Result<()> {
     let server = server_of(a.server.as_deref());
-    let host = if server == DOCKER_HUB { "docker.io".to_owned() } else { server.clone() };
+    let host = if server == DOCKER_HUB {
+        "docker.io".to_owned()
+    } else {
+        server.clone()
+    };
     let mut creds = credentials()?;
     if !creds.remove(&host) {
         return out(&format!("Not logged in to {server}\n"));
     }
-    creds.save().with_context(|| format!("cannot save credentials to {}", config_path().display()))?;
+    creds
+        .save()
+        .with_context(|| format!("cannot save credentials to {}", config_path().display()))?;
     out(&format!("Removing login credentials for {server}\n"))
 }
 
@@ -135,15 +174,25 @@ pub async fn search(c: &Client, a: &SearchArgs) -> anyhow::Result<()> {
     if let Some(f) = filters_json(&a.filter)? {
         q.push(("filters", f));
     }
-    let results: Vec<Value> = c.get_json("/images/search", &q).await.map_err(|e| anyhow!(e))?;
+    let results: Vec<Value> = c
+        .get_json("/images/search", &q)
+        .await
+        .map_err(|e| anyhow!(e))?;
     let rows: Vec<Value> = results
         .iter()
         .map(|r| {
-            let mut desc = r.get("description").and_then(Value::as_str).unwrap_or_default().replace('\n', " ");
+            let mut desc = r
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .replace('\n', " ");
             if !a.no_trunc && desc.chars().count() > 45 {
                 desc = desc.chars().take(44).collect::<String>() + "…";
             }
-            let official = r.get("is_official").and_then(Value::as_bool).unwrap_or(false);
+            let official = r
+                .get("is_official")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             json!({
                 "Name": r.get("name").and_then(Value::as_str).unwrap_or_default(),
                 "Description": desc,

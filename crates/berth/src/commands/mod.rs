@@ -16,8 +16,12 @@ pub fn filters_json(flags: &[String]) -> anyhow::Result<Option<String>> {
     }
     let mut m: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
     for f in flags {
-        let (k, v) = f.split_once('=').ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {f:?}"))?;
-        m.entry(k.trim().to_lowercase()).or_default().insert(v.to_owned(), true);
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {f:?}"))?;
+        m.entry(k.trim().to_lowercase())
+            .or_default()
+            .insert(v.to_owned(), true);
     }
     Ok(Some(serde_json::to_string(&m)?))
 }
@@ -39,7 +43,9 @@ mod tests {
     fn filters_become_map_form_json() {
         assert_eq!(filters_json(&[]).unwrap(), None);
         assert_eq!(
-            filters_json(&["dangling=true".into(), "label=a=b".into()]).unwrap().unwrap(),
+            filters_json(&["dangling=true".into(), "label=a=b".into()])
+                .unwrap()
+                .unwrap(),
             r#"{"dangling":{"true":true},"label":{"a=b":true}}"#
         );
         assert!(filters_json(&["nope".into()]).is_err());

@@ -33,13 +33,26 @@ pub async fn version(c: &Client, a: &FormatOpt) -> anyhow::Result<()> {
         let data = json!({"Client": client, "Server": server});
         return out(&Format::parse(f, f)?.render(&Value::Null, std::slice::from_ref(&data))?);
     }
-    let api_line = if version_lt(&negotiated, ours) { format!("{negotiated} (downgraded from {ours})") } else { negotiated.clone() };
-    let s = |k: &str| server.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let api_line = if version_lt(&negotiated, ours) {
+        format!("{negotiated} (downgraded from {ours})")
+    } else {
+        negotiated.clone()
+    };
+    let s = |k: &str| {
+        server
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let text = format!(
         "Client:\n Version:           {}\n API version:       {api_line}\n OS/Arch:           linux/{}\n\nServer: {}\n Engine:\n  Version:          {}\n  API version:      {} (minimum version {})\n  Git commit:       {}\n  OS/Arch:          {}/{}\n  Kernel version:   {}\n",
         env!("CARGO_PKG_VERSION"),
         arch(),
-        server.pointer("/Platform/Name").and_then(Value::as_str).unwrap_or("Berth Engine"),
+        server
+            .pointer("/Platform/Name")
+            .and_then(Value::as_str)
+            .unwrap_or("Berth Engine"),
         s("Version"),
         s("ApiVersion"),
         s("MinAPIVersion"),
@@ -67,22 +80,64 @@ pub async fn info(c: &Client, a: &FormatOpt) -> anyhow::Result<()> {
     t.push_str("Client:\n Version:    ");
     t.push_str(env!("CARGO_PKG_VERSION"));
     t.push_str("\n Context:    default\n\nServer:\n");
-    t.push_str(&format!(" Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}\n", s("Containers"), s("ContainersRunning"), s("ContainersPaused"), s("ContainersStopped")));
-    t.push_str(&format!(" Images: {}\n Server Version: {}\n Storage Driver: {}\n", s("Images"), s("ServerVersion"), s("Driver")));
+    t.push_str(&format!(
+        " Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}\n",
+        s("Containers"),
+        s("ContainersRunning"),
+        s("ContainersPaused"),
+        s("ContainersStopped")
+    ));
+    t.push_str(&format!(
+        " Images: {}\n Server Version: {}\n Storage Driver: {}\n",
+        s("Images"),
+        s("ServerVersion"),
+        s("Driver")
+    ));
     if let Some(ds) = info.get("DriverStatus").and_then(Value::as_array) {
         for pair in ds {
-            if let (Some(k), Some(v)) = (pair.get(0).and_then(Value::as_str), pair.get(1).and_then(Value::as_str)) {
+            if let (Some(k), Some(v)) = (
+                pair.get(0).and_then(Value::as_str),
+                pair.get(1).and_then(Value::as_str),
+            ) {
                 t.push_str(&format!("  {k}: {v}\n"));
             }
         }
     }
-    t.push_str(&format!(" Logging Driver: {}\n Cgroup Driver: {}\n Cgroup Version: {}\n", s("LoggingDriver"), s("CgroupDriver"), s("CgroupVersion")));
-    t.push_str(&format!(" Swarm: {}\n", info.pointer("/Swarm/LocalNodeState").and_then(Value::as_str).unwrap_or("inactive")));
+    t.push_str(&format!(
+        " Logging Driver: {}\n Cgroup Driver: {}\n Cgroup Version: {}\n",
+        s("LoggingDriver"),
+        s("CgroupDriver"),
+        s("CgroupVersion")
+    ));
+    t.push_str(&format!(
+        " Swarm: {}\n",
+        info.pointer("/Swarm/LocalNodeState")
+            .and_then(Value::as_str)
+            .unwrap_or("inactive")
+    ));
     t.push_str(&format!(" Default Runtime: {}\n", s("DefaultRuntime")));
-    t.push_str(&format!(" Kernel Version: {}\n Operating System: {}\n OSType: {}\n Architecture: {}\n CPUs: {}\n", s("KernelVersion"), s("OperatingSystem"), s("OSType"), s("Architecture"), s("NCPU")));
+    t.push_str(&format!(
+        " Kernel Version: {}\n Operating System: {}\n OSType: {}\n Architecture: {}\n CPUs: {}\n",
+        s("KernelVersion"),
+        s("OperatingSystem"),
+        s("OSType"),
+        s("Architecture"),
+        s("NCPU")
+    ));
     let mem = info.get("MemTotal").and_then(Value::as_u64).unwrap_or(0);
-    t.push_str(&format!(" Total Memory: {}\n Name: {}\n ID: {}\n Docker Root Dir: {}\n", bytes_size(mem), s("Name"), s("ID"), s("DockerRootDir")));
-    t.push_str(&format!(" Debug Mode: {}\n Experimental: {}\n Live Restore Enabled: {}\n", s("Debug"), s("ExperimentalBuild"), s("LiveRestoreEnabled")));
+    t.push_str(&format!(
+        " Total Memory: {}\n Name: {}\n ID: {}\n Docker Root Dir: {}\n",
+        bytes_size(mem),
+        s("Name"),
+        s("ID"),
+        s("DockerRootDir")
+    ));
+    t.push_str(&format!(
+        " Debug Mode: {}\n Experimental: {}\n Live Restore Enabled: {}\n",
+        s("Debug"),
+        s("ExperimentalBuild"),
+        s("LiveRestoreEnabled")
+    ));
     out(&t)?;
     if let Some(w) = info.get("Warnings").and_then(Value::as_array) {
         for x in w.iter().filter_map(Value::as_str) {

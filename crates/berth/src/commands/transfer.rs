@@ -43,8 +43,14 @@ struct Display {
 impl Display {
     fn new(quiet: bool) -> Display {
         let tty = std::io::stdout().is_terminal();
-        let multi = (tty && !quiet).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
-        Display { quiet, tty, multi, bars: HashMap::new() }
+        let multi =
+            (tty && !quiet).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
+        Display {
+            quiet,
+            tty,
+            multi,
+            bars: HashMap::new(),
+        }
     }
 
     fn bar(&mut self, id: &str) -> ProgressBar {
@@ -99,25 +105,30 @@ impl Display {
                     _ => pb.set_style(text_style()),
                 }
                 pb.set_message(status.to_owned());
-                if matches!(status, "Pull complete" | "Already exists" | "Pushed" | "Layer already exists") {
+                if matches!(
+                    status,
+                    "Pull complete" | "Already exists" | "Pushed" | "Layer already exists"
+                ) {
                     pb.finish();
                 }
             }
             (Some(id), false) => {
-                let transfer_update = m.progress_detail.as_ref().is_some_and(|d| d.current.unwrap_or(0) > 0)
-                    || (matches!(status, "Downloading" | "Pushing" | "Extracting") && m.progress_detail.is_some());
+                let transfer_update = m
+                    .progress_detail
+                    .as_ref()
+                    .is_some_and(|d| d.current.unwrap_or(0) > 0)
+                    || (matches!(status, "Downloading" | "Pushing" | "Extracting")
+                        && m.progress_detail.is_some());
                 if !transfer_update {
                     out(&format!("{id}: {status}\n"))?;
                 }
             }
-            (None, _) => {
-                match &self.multi {
-                    Some(multi) => {
-                        let _ = multi.println(status);
-                    }
-                    None => out(&format!("{status}\n"))?,
+            (None, _) => match &self.multi {
+                Some(multi) => {
+                    let _ = multi.println(status);
                 }
-            }
+                None => out(&format!("{status}\n"))?,
+            },
         }
         Ok(())
     }
@@ -129,7 +140,11 @@ pub async fn pull(c: &Client, a: &PullArgs) -> anyhow::Result<()> {
     if a.all_tags && (named.tag().is_some() || named.digest().is_some()) {
         bail!("tag can't be used with --all-tags/-a");
     }
-    let full = if a.all_tags { named.clone() } else { Reference::parse(&a.name).map_err(|e| anyhow!("{e}"))? };
+    let full = if a.all_tags {
+        named.clone()
+    } else {
+        Reference::parse(&a.name).map_err(|e| anyhow!("{e}"))?
+    };
     if !a.all_tags && named.tag().is_none() && named.digest().is_none() && !a.quiet {
         out("Using default tag: latest\n")?;
     }
@@ -143,7 +158,15 @@ pub async fn pull(c: &Client, a: &PullArgs) -> anyhow::Result<()> {
         q.push(("platform", p.clone()));
     }
     let auth = registry_auth_header(full.domain())?;
-    let resp = c.send(Method::POST, "/images/create", &q, empty(), &[("X-Registry-Auth", auth)]).await?;
+    let resp = c
+        .send(
+            Method::POST,
+            "/images/create",
+            &q,
+            empty(),
+            &[("X-Registry-Auth", auth)],
+        )
+        .await?;
     let mut d = Display::new(a.quiet);
     let mut failure = None;
     for_each_json_line::<JsonMessage>(resp, "pull", |m| {
@@ -157,7 +180,14 @@ pub async fn pull(c: &Client, a: &PullArgs) -> anyhow::Result<()> {
     if let Some(e) = failure {
         return Err(e);
     }
-    out(&format!("{}\n", if a.all_tags { full.name() } else { full.to_string() }))
+    out(&format!(
+        "{}\n",
+        if a.all_tags {
+            full.name()
+        } else {
+            full.to_string()
+        }
+    ))
 }
 
 /// `berth push`.
@@ -166,13 +196,25 @@ pub async fn push(c: &Client, a: &PushArgs) -> anyhow::Result<()> {
     if a.all_tags && named.tag().is_some() {
         bail!("tag can't be used with --all-tags/-a");
     }
-    let tag = if a.all_tags { String::new() } else { named.tag().unwrap_or("latest").to_owned() };
+    let tag = if a.all_tags {
+        String::new()
+    } else {
+        named.tag().unwrap_or("latest").to_owned()
+    };
     if !a.all_tags && named.tag().is_none() && !a.quiet {
         out("Using default tag: latest\n")?;
     }
     let auth = registry_auth_header(named.domain())?;
     let path = format!("/images/{}/push", named.repository().familiar_name());
-    let resp = c.send(Method::POST, &path, &[("tag", tag)], empty(), &[("X-Registry-Auth", auth)]).await?;
+    let resp = c
+        .send(
+            Method::POST,
+            &path,
+            &[("tag", tag)],
+            empty(),
+            &[("X-Registry-Auth", auth)],
+        )
+        .await?;
     let mut d = Display::new(a.quiet);
     let mut failure = None;
     for_each_json_line::<JsonMessage>(resp, "push", |m| {
@@ -199,14 +241,24 @@ pub async fn save(c: &Client, a: &SaveArgs) -> anyhow::Result<()> {
     let mut chunks = Box::pin(body_chunks(resp));
     match &a.output {
         Some(p) => {
-            let tmp = p.with_file_name(format!(".{}.tmp-{}", p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
+            let tmp = p.with_file_name(format!(
+                ".{}.tmp-{}",
+                p.file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                std::process::id()
+            ));
             let res = async {
-                let mut f = tokio::fs::File::create(&tmp).await.with_context(|| format!("cannot create {}", tmp.display()))?;
+                let mut f = tokio::fs::File::create(&tmp)
+                    .await
+                    .with_context(|| format!("cannot create {}", tmp.display()))?;
                 while let Some(ch) = chunks.next().await {
                     f.write_all(&ch?).await?;
                 }
                 f.sync_all().await?;
-                tokio::fs::rename(&tmp, p).await.with_context(|| format!("cannot rename into {}", p.display()))?;
+                tokio::fs::rename(&tmp, p)
+                    .await
+                    .with_context(|| format!("cannot rename into {}", p.display()))?;
                 anyhow::Ok(())
             }
             .await;
@@ -229,10 +281,15 @@ pub async fn save(c: &Client, a: &SaveArgs) -> anyhow::Result<()> {
 async fn file_or_stdin(input: Option<&Path>) -> anyhow::Result<berth_api::client::ReqBody> {
     Ok(match input {
         Some(p) if p != Path::new("-") => {
-            let f = tokio::fs::File::open(p).await.with_context(|| format!("open {}", p.display()))?;
+            let f = tokio::fs::File::open(p)
+                .await
+                .with_context(|| format!("open {}", p.display()))?;
             streaming(tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024))
         }
-        _ => streaming(tokio_util::io::ReaderStream::with_capacity(tokio::io::stdin(), 256 * 1024)),
+        _ => streaming(tokio_util::io::ReaderStream::with_capacity(
+            tokio::io::stdin(),
+            256 * 1024,
+        )),
     })
 }
 
@@ -243,7 +300,15 @@ pub async fn load(c: &Client, a: &LoadArgs) -> anyhow::Result<()> {
     }
     let body = file_or_stdin(a.input.as_deref()).await?;
     let q = vec![("quiet", if a.quiet { "1" } else { "0" }.to_owned())];
-    let resp = c.send(Method::POST, "/images/load", &q, body, &[("Content-Type", "application/x-tar".to_owned())]).await?;
+    let resp = c
+        .send(
+            Method::POST,
+            "/images/load",
+            &q,
+            body,
+            &[("Content-Type", "application/x-tar".to_owned())],
+        )
+        .await?;
     let mut failure = None;
     for_each_json_line::<JsonMessage>(resp, "load", |m| {
         if let Some(e) = m.error_message() {
@@ -280,13 +345,22 @@ pub async fn import(c: &Client, a: &ImportArgs) -> anyhow::Result<()> {
     if let Some(p) = &a.platform {
         q.push(("platform", p.clone()));
     }
-    let resp = c.send(Method::POST, "/images/create", &q, body, &[("Content-Type", "text/plain".to_owned())]).await?;
+    let resp = c
+        .send(
+            Method::POST,
+            "/images/create",
+            &q,
+            body,
+            &[("Content-Type", "text/plain".to_owned())],
+        )
+        .await?;
     let mut failure = None;
     for_each_json_line::<JsonMessage>(resp, "import", |m| {
         if let Some(e) = m.error_message() {
             failure = Some(anyhow!("{e}"));
         } else if let Some(s) = &m.status {
-            out(&format!("{s}\n")).map_err(|e| berth_api::client::ClientError::Request(e.to_string()))?;
+            out(&format!("{s}\n"))
+                .map_err(|e| berth_api::client::ClientError::Request(e.to_string()))?;
         }
         Ok(())
     })

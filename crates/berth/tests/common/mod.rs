@@ -38,7 +38,12 @@ impl Daemon {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e} (build it: cargo build -p berthd)", berthd_bin().display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "spawn {}: {e} (build it: cargo build -p berthd)",
+                    berthd_bin().display()
+                )
+            });
         env.cleanup().child(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while UnixStream::connect(env.socket()).is_err() {
@@ -67,7 +72,11 @@ impl Daemon {
 
     pub fn berth_stdin(&self, args: &[&str], stdin: Option<&Path>) -> Output {
         let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
-        c.arg("-H").arg(self.host()).args(args).env("BERTH_CLI_CONFIG", self.cli_config()).env_remove("BERTH_HOST");
+        c.arg("-H")
+            .arg(self.host())
+            .args(args)
+            .env("BERTH_CLI_CONFIG", self.cli_config())
+            .env_remove("BERTH_HOST");
         c.stdin(match stdin {
             Some(p) => Stdio::from(std::fs::File::open(p).unwrap()),
             None => Stdio::null(),
@@ -78,7 +87,12 @@ impl Daemon {
     /// `berth …`, asserting success; stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.berth(args);
-        assert!(o.status.success(), "berth {args:?} failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 
@@ -95,7 +109,12 @@ impl Daemon {
 
     pub fn docker_ok(&self, args: &[&str]) -> String {
         let o = self.docker(args);
-        assert!(o.status.success(), "docker {args:?} failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 
