@@ -1,0 +1,5 @@
+FROM node:20
+
+COPY index.js index.js
+
+CMD ["node", "index.js"]

@@ -1,0 +1,4 @@
+FROM node:20-alpine
+COPY . .
+RUN npm ci
+CMD ["node", "index.js"]
