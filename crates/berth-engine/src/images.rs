@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 
 use berth_image::{
-    ArchiveFormat, HistoryItem, ImageInspect, ImageStore, ImageSummary, ImportOptions, ListFilters,
-    PruneReport, RemoveItem,
+    ArchiveFormat, HistoryItem, ImageStore, ImageSummary, ImportOptions, ListFilters, PruneReport,
+    RemoveItem,
 };
 use berth_types::reference::Reference;
 use serde::Serialize;
@@ -160,12 +160,32 @@ impl Engine {
         .await
     }
 
-    /// `GET /images/{name}/json`.
-    pub async fn inspect_image(&self, name: &str) -> Result<ImageInspect, EngineError> {
+    /// `GET /images/{name}/json`, with Docker's `GraphDriver` (overlay2: the top layer as
+    /// `UpperDir`, the others as `LowerDir`, top first).
+    pub async fn inspect_image(&self, name: &str) -> Result<serde_json::Value, EngineError> {
         let n = name.to_owned();
         self.with_store(move |s| {
-            s.inspect(&n)
-                .map_err(|e| EngineError::from_store(e, &missing_name(&n)))
+            let missing = |e| EngineError::from_store(e, &missing_name(&n));
+            let inspect = s.inspect(&n).map_err(missing)?;
+            let dirs = s.lowerdirs(&n).map_err(missing)?;
+            let mut v =
+                serde_json::to_value(&inspect).map_err(|e| EngineError::Task(e.to_string()))?;
+            let mut data = serde_json::Map::new();
+            if let Some((top, lower)) = dirs.split_first() {
+                data.insert("UpperDir".into(), top.display().to_string().into());
+                if !lower.is_empty() {
+                    let joined: Vec<String> =
+                        lower.iter().map(|p| p.display().to_string()).collect();
+                    data.insert("LowerDir".into(), joined.join(":").into());
+                }
+            }
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "GraphDriver".into(),
+                    serde_json::json!({"Name": "overlay2", "Data": data}),
+                );
+            }
+            Ok(v)
         })
         .await
     }

@@ -74,6 +74,12 @@ fn inspect_and_history_show_the_image() {
     assert_eq!(img["RootFS"]["Type"], "layers");
     assert_eq!(img["RootFS"]["Layers"].as_array().unwrap().len(), 1);
     assert!(img["Size"].as_u64().unwrap() > 100_000);
+    assert_eq!(img["GraphDriver"]["Name"], "overlay2");
+    let upper = img["GraphDriver"]["Data"]["UpperDir"].as_str().unwrap();
+    assert!(
+        std::path::Path::new(upper).join("bin/busybox").is_file(),
+        "{upper}"
+    );
     // Inspect output is indented with 4 spaces, like docker's.
     assert!(
         d.ok(&["inspect", "busybox"])

@@ -75,6 +75,17 @@ fn pull_then_push_round_trip() {
     let o = d4.docker(&["pull", &src]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).trim_end().ends_with(&src), "{}", stdout(&o));
+    let dpush = format!("{host}/docker/pushed:3");
+    d4.docker_ok(&["tag", &src, &dpush]);
+    let o = d4.docker(&["push", &dpush]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("3: digest: sha256:"), "{}", stdout(&o));
+    assert_eq!(
+        reg.get("/v2/docker/pushed/manifests/3", None)
+            .unwrap()
+            .status,
+        200
+    );
     // search lists the registry's catalog.
     let s = d.ok(&["search", &format!("{host}/busy")]);
     assert!(
