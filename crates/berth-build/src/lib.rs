@@ -15,6 +15,7 @@ pub mod instruction;
 pub mod lex;
 pub mod parser;
 pub mod plan;
+mod step;
 
 pub use config::{Healthcheck, History, ImageConfig};
 pub use instruction::{CommandLine, HealthcheckArgs, Instruction, Kind};
