@@ -342,3 +342,34 @@ fn events_stream_live_and_replay_with_until() {
     let pid = d.pid;
     assert!(pid > 0);
 }
+
+#[test]
+fn sigterm_ends_open_event_streams_and_exits() {
+    let env = TestEnv::new().expect("test env");
+    let mut child = spawn(&env, &[]);
+    let sock = env.run_root().join("berth.sock");
+    wait_socket(&sock);
+    let mut s = UnixStream::connect(&sock).unwrap();
+    write!(s, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    // The stream ends (EOF) instead of holding the shutdown for the drain timeout.
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert!(!sock.exists());
+}
