@@ -11,6 +11,7 @@ pub mod cache;
 pub mod config;
 pub mod copy;
 pub mod dockerignore;
+pub mod driver;
 pub mod instruction;
 pub mod lex;
 pub mod parser;

@@ -606,6 +606,11 @@ impl BuildPlan {
         })
     }
 
+    /// The target platform of the build.
+    pub fn platform(&self) -> &Platform {
+        &self.options.platform
+    }
+
     /// Build args given but declared by no ARG in the stages built (Docker warns about them).
     pub fn unused_build_args(&self) -> Vec<String> {
         let mut declared: BTreeSet<&str> = self.meta_args.keys().map(String::as_str).collect();
