@@ -187,6 +187,14 @@ fn clear_errors_for_unsupported_options_and_json_log() {
     let line: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().lines().next().unwrap()).unwrap();
     assert_eq!(line["level"], "error");
     assert!(line["msg"].as_str().unwrap().contains("/no/such"), "{line}");
+    // spec features berth does not implement are refused by name, never ignored
+    let id = env.id(BERTH);
+    env.edit(|s| {
+        s["process"]["args"] = serde_json::json!(["true"]);
+        s["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
+    });
+    let o = env.berth(&["run", "-b", &b, &id]);
+    assert!(!o.status.success() && stderr(&o).contains("linux.personality"), "{}", stderr(&o));
     let o = env.berth(&["spec", "--rootless"]);
     assert!(!o.status.success() && stderr(&o).contains("not supported"));
 }

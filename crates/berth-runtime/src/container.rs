@@ -188,6 +188,11 @@ impl Container {
 
     fn create_in(id: &str, spec: Spec, opts: &CreateOpts, dir: &Path, guard: &mut DirGuard) -> Result<Container> {
         let process = spec.process().clone().ok_or_else(|| Error::Spec("process is missing".into()))?;
+        crate::process::check_supported(&spec).map_err(Error::Spec)?;
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(crate::process::compile_seccomp(s).map_err(|e| Error::Spec(format!("linux.seccomp: {e}")))?),
+            None => None,
+        };
         let root = spec.root().as_ref().ok_or_else(|| Error::Spec("root is missing".into()))?;
         let rootfs = if root.path().is_absolute() { root.path().clone() } else { opts.bundle.join(root.path()) };
         let rootfs = rootfs.canonicalize().map_err(|e| Error::io("rootfs", &rootfs, e))?;
@@ -252,6 +257,7 @@ impl Container {
             preserve_fds: opts.preserve_fds,
             join,
             in_userns,
+            seccomp,
         };
         // the child's copies of our fds are its own; ours are dropped when `ctx` goes
         let (mut pid, pidfd) = crate::clone::spawn(flags, cg_fd.as_ref().map(|f| f.as_fd()), move || child_main(ctx))?;
@@ -601,8 +607,12 @@ impl Container {
         let (parent_sock, child_sock) = sync::pair()?;
         let spec = &self.state.config;
         let preserve_fds = opts.preserve_fds;
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(crate::process::compile_seccomp(s).map_err(|e| Error::Spec(format!("linux.seccomp: {e}")))?),
+            None => None,
+        };
         let (first, _) = crate::clone::spawn(berth_sys::CLONE_PIDFD as u64, cg_fd.as_ref().map(|f| f.as_fd()), move || {
-            child_main(ChildCtx { mode: Mode::Exec, spec, process, sock: child_sock, console, preserve_fds, join, in_userns })
+            child_main(ChildCtx { mode: Mode::Exec, spec, process, sock: child_sock, console, preserve_fds, join, in_userns, seccomp })
         })?;
         let mut guard = KillGuard(Some(first));
         if cg_fd.is_none() {

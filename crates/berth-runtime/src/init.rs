@@ -27,6 +27,8 @@ pub(crate) struct ChildCtx<'a> {
     /// Namespaces to join, user first.
     pub join: Vec<(OwnedFd, LinuxNamespaceType)>,
     pub in_userns: bool,
+    /// The seccomp filter, compiled by the runtime before the clone.
+    pub seccomp: Option<libseccomp::ScmpFilterContext>,
 }
 
 /// The child's entry point; returns the exit code for `_exit` on failure.
@@ -178,7 +180,7 @@ fn run_inner(ctx: &mut ChildCtx<'_>) -> R<()> {
     if nnp {
         rustix::thread::set_no_new_privs(true).map_err(sysio(Stage::Capabilities, "set no_new_privs"))?;
     }
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let seccomp = ctx.seccomp.as_ref();
     if let (Some(s), false) = (seccomp, nnp) {
         // without no_new_privs the filter needs CAP_SYS_ADMIN: load it while we have it
         process::load_seccomp(s)?;

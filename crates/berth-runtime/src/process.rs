@@ -160,6 +160,9 @@ fn enum_name<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn action_of(name: &str, errno_ret: Option<u32>, default_errno: Option<u32>) -> Result<libseccomp::ScmpAction, String> {
+    if name == "SCMP_ACT_NOTIFY" {
+        return Err("seccomp action SCMP_ACT_NOTIFY is not supported (no listener support)".into());
+    }
     let val = match name {
         "SCMP_ACT_ERRNO" => Some(errno_ret.or(default_errno).unwrap_or(libc::EPERM as u32) as i32),
         "SCMP_ACT_TRACE" => Some(errno_ret.or(default_errno).unwrap_or(libc::EPERM as u32) as i32),
@@ -174,6 +177,20 @@ pub fn compile_seccomp(s: &LinuxSeccomp) -> Result<libseccomp::ScmpFilterContext
     let mut f = libseccomp::ScmpFilterContext::new(default).map_err(|e| format!("seccomp init: {e}"))?;
     // no_new_privs is our decision (process.noNewPrivileges), not libseccomp's
     f.set_ctl_nnp(false).map_err(|e| format!("seccomp nnp ctl: {e}"))?;
+    for flag in s.flags().as_deref().unwrap_or(&[]) {
+        use oci_spec::runtime::LinuxSeccompFilterFlag as F;
+        match flag {
+            F::SeccompFilterFlagLog => f.set_ctl_log(true).map(|_| ()),
+            F::SeccompFilterFlagTsync => f.set_ctl_tsync(true).map(|_| ()),
+            F::SeccompFilterFlagSpecAllow => f.set_ctl_ssb(true).map(|_| ()),
+            // only meaningful with a notify listener, which we refuse below
+            F::SeccompFilterFlagWaitKillableRecv => Ok(()),
+        }
+        .map_err(|e| format!("seccomp flag {}: {e}", enum_name(flag)))?;
+    }
+    if s.listener_path().is_some() {
+        return Err("seccomp listenerPath (SCMP_ACT_NOTIFY agents) is not supported".into());
+    }
     for a in s.architectures().as_deref().unwrap_or(&[]) {
         let name = enum_name(a);
         let arch = libseccomp::ScmpArch::from_str(&name).map_err(|e| format!("seccomp architecture {name}: {e}"))?;
@@ -202,9 +219,40 @@ pub fn compile_seccomp(s: &LinuxSeccomp) -> Result<libseccomp::ScmpFilterContext
     Ok(f)
 }
 
-pub fn load_seccomp(s: &LinuxSeccomp) -> R<()> {
-    let f = compile_seccomp(s).map_err(|m| InitError::plain(Stage::Seccomp, None, m))?;
+/// Load a filter compiled by the runtime before the clone (so profile errors surface in
+/// the caller, and the BPF is built once, not in every child).
+pub fn load_seccomp(f: &libseccomp::ScmpFilterContext) -> R<()> {
     f.load().map_err(|e| InitError::plain(Stage::Seccomp, None, format!("load seccomp filter: {e}")))
+}
+
+/// Reject spec features this runtime does not implement, instead of ignoring them.
+pub fn check_supported(spec: &oci_spec::runtime::Spec) -> Result<(), String> {
+    let mut bad = Vec::new();
+    if let Some(l) = spec.linux() {
+        for (set, name) in [
+            (l.personality().is_some(), "linux.personality"),
+            (l.intel_rdt().is_some(), "linux.intelRdt"),
+            (l.time_offsets().is_some(), "linux.timeOffsets"),
+            (l.net_devices().is_some(), "linux.netDevices"),
+            (l.memory_policy().is_some(), "linux.memoryPolicy"),
+        ] {
+            if set {
+                bad.push(name);
+            }
+        }
+    }
+    if let Some(p) = spec.process() {
+        for (set, name) in [
+            (p.scheduler().is_some(), "process.scheduler"),
+            (p.io_priority().is_some(), "process.ioPriority"),
+            (p.exec_cpu_affinity().is_some(), "process.execCPUAffinity"),
+        ] {
+            if set {
+                bad.push(name);
+            }
+        }
+    }
+    if bad.is_empty() { Ok(()) } else { Err(format!("not supported by berth-runtime: {}", bad.join(", "))) }
 }
 
 /// The env value of `key` in an OCI env list.
@@ -327,6 +375,24 @@ mod tests {
         }))
         .unwrap();
         compile_seccomp(&s).unwrap();
+        let notify: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap();
+        assert!(compile_seccomp(&notify).unwrap_err().contains("SCMP_ACT_NOTIFY"));
+    }
+
+    #[test]
+    fn unsupported_spec_fields_are_named() {
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.1.0",
+            "linux": {"personality": {"domain": "LINUX32"}, "intelRdt": {"closID": "x"}}
+        }))
+        .unwrap();
+        let e = check_supported(&spec).unwrap_err();
+        assert!(e.contains("linux.personality") && e.contains("linux.intelRdt"), "{e}");
+        assert!(check_supported(&oci_spec::runtime::Spec::default()).is_ok());
     }
 
     #[test]
