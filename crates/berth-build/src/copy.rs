@@ -18,6 +18,10 @@ pub enum CopyError {
     BadChmod(String),
     #[error("invalid chown parameter: {0:?}")]
     BadChown(String),
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    NoSuchUser(String),
+    #[error("unable to find group {0}: no matching entries in group file")]
+    NoSuchGroup(String),
 }
 
 /// A path in the build context (relative, `/`-separated, no leading `/`).
@@ -270,6 +274,39 @@ pub fn parse_chown(s: &str) -> Result<Chown, CopyError> {
     Ok(Chown {
         user: u.to_string(),
         group: g.map(str::to_string),
+    })
+}
+
+/// Resolves `--chown` to numeric ids with the image's `/etc/passwd` and `/etc/group`
+/// text. Without a group the gid is the uid (Docker: "a username without groupname … will
+/// use the same numeric UID as the GID").
+pub fn resolve_chown(
+    chown: &Chown,
+    passwd: Option<&str>,
+    group: Option<&str>,
+) -> Result<(u32, u32), CopyError> {
+    let uid = match chown.user.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => {
+            lookup(passwd, &chown.user).ok_or_else(|| CopyError::NoSuchUser(chown.user.clone()))?
+        }
+    };
+    let gid = match &chown.group {
+        None => uid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup(group, g).ok_or_else(|| CopyError::NoSuchGroup(g.clone()))?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Finds `name` in passwd/group text and returns its third field (the id).
+fn lookup(file: Option<&str>, name: &str) -> Option<u32> {
+    file?.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
     })
 }
 

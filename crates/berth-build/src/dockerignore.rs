@@ -256,23 +256,27 @@ impl PatternMatcher {
         matched
     }
 
-    /// Whether a directory may hold a re-included path, so a walker must descend into an
-    /// excluded directory (Docker walks into it when any `!` pattern could match below).
+    /// Whether a walker must descend into an ignored directory because a `!` pattern may
+    /// re-include something below it (Docker's archive walker: an exclusion pattern whose
+    /// text starts with `<dir>/`).
     pub fn may_include_below(&self, dir: &str) -> bool {
         if !self.exclusions {
             return false;
         }
-        let dir = clean(dir);
-        self.patterns.iter().filter(|p| p.exclusion).any(|p| {
-            let pat = &p.cleaned;
-            pat.starts_with(&format!("{dir}/"))
-                || pat.starts_with("**")
-                || p.match_type == MatchType::Regexp
-        })
+        let dir_slash = format!("{}/", clean(dir));
+        self.patterns
+            .iter()
+            .filter(|p| p.exclusion)
+            .any(|p| format!("{}/", p.cleaned).starts_with(&dir_slash))
+    }
+
+    /// Whether a context path is left out of the build context.
+    pub fn excludes(&self, path: &str) -> bool {
+        let p = clean(path);
+        p != "." && self.matches_or_parent_matches(&p)
     }
 }
 
-/// Go's `filepath.Dir`.
 /// Docker's package-level `MatchesOrParentMatches(file, patterns)`: the file is cleaned
 /// first and `.` (the whole context) never matches.
 pub fn matches_or_parent_matches<S: AsRef<str>>(
@@ -287,6 +291,7 @@ pub fn matches_or_parent_matches<S: AsRef<str>>(
     Ok(pm.matches_or_parent_matches(&file))
 }
 
+/// Go's `filepath.Dir`.
 fn parent_of(file: &str) -> String {
     match file.rfind('/') {
         Some(i) => clean(&file[..=i]),
@@ -323,6 +328,23 @@ pub fn read_patterns(text: &str) -> Vec<String> {
         out.push(pat);
     }
     out
+}
+
+/// Adds Docker's client-side rule that the Dockerfile and `.dockerignore` are always sent:
+/// `!.dockerignore` and `!<dockerfile>` (when the Dockerfile lies inside the context;
+/// `dockerfile_rel` is relative to the context root).
+pub fn keep_build_files(mut patterns: Vec<String>, dockerfile_rel: Option<&str>) -> Vec<String> {
+    if patterns.is_empty() {
+        return patterns;
+    }
+    patterns.push("!.dockerignore".to_string());
+    if let Some(df) = dockerfile_rel {
+        let c = clean(df);
+        if !c.starts_with("../") && c != ".." {
+            patterns.push(format!("!{}", c.trim_start_matches('/')));
+        }
+    }
+    patterns
 }
 
 /// Chooses the ignore file: `<Dockerfile>.dockerignore` next to the Dockerfile wins over

@@ -162,3 +162,25 @@ fn chown_and_chmod() {
     );
     assert!(parse_chmod("8").is_err());
 }
+
+#[test]
+fn chown_by_name_or_id() {
+    use berth_build::copy::resolve_chown;
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\nsherzod:x:1001:1002::/home/sherzod:/bin/bash\n";
+    let group = "root:x:0:\nnode:x:1000:\nsherzod:x:1002:\nstaff:x:50:node\n";
+    let r = |s: &str| resolve_chown(&parse_chown(s).unwrap(), Some(passwd), Some(group));
+    assert_eq!(r("node:node").unwrap(), (1000, 1000));
+    assert_eq!(r("sherzod").unwrap(), (1001, 1001));
+    assert_eq!(r("sherzod:sherzod").unwrap(), (1001, 1002));
+    assert_eq!(r("1234:staff").unwrap(), (1234, 50));
+    assert_eq!(r("1234").unwrap(), (1234, 1234));
+    assert_eq!(
+        r("nobody").unwrap_err(),
+        CopyError::NoSuchUser("nobody".into())
+    );
+    assert_eq!(
+        r("node:wheel").unwrap_err().to_string(),
+        "unable to find group wheel: no matching entries in group file"
+    );
+    assert!(resolve_chown(&parse_chown("node").unwrap(), None, None).is_err());
+}

@@ -302,3 +302,33 @@ fn dockerfile_specific_ignore_file_wins() {
     let none = |_: &Path| false;
     assert_eq!(ignore_file_for(ctx, df, &none), None);
 }
+
+#[test]
+fn walker_descends_only_when_an_exception_lies_below() {
+    let pm = PatternMatcher::new(&["docs", "!docs/README.md", "vendor"]).unwrap();
+    assert!(pm.excludes("docs"));
+    assert!(pm.may_include_below("docs"));
+    assert!(!pm.excludes("docs/README.md"));
+    assert!(pm.excludes("vendor/x"));
+    assert!(!pm.may_include_below("vendor"));
+    assert!(!pm.excludes("."));
+    let none = PatternMatcher::new(&["docs"]).unwrap();
+    assert!(!none.may_include_below("docs"));
+}
+
+#[test]
+fn dockerfile_and_ignore_file_are_always_sent() {
+    use berth_build::dockerignore::keep_build_files;
+    let pats = keep_build_files(read_patterns("*\n"), Some("build/Dockerfile"));
+    assert_eq!(pats, vec!["*", "!.dockerignore", "!build/Dockerfile"]);
+    let pm = PatternMatcher::new(&pats).unwrap();
+    assert!(!pm.excludes(".dockerignore"));
+    assert!(!pm.excludes("build/Dockerfile"));
+    assert!(pm.excludes("index.js"));
+    // a Dockerfile outside the context is not named; no patterns stay no patterns
+    assert_eq!(
+        keep_build_files(vec!["x".into()], Some("../Dockerfile")),
+        vec!["x", "!.dockerignore"]
+    );
+    assert!(keep_build_files(Vec::new(), Some("Dockerfile")).is_empty());
+}
