@@ -251,6 +251,14 @@ pub fn check_supported(spec: &oci_spec::runtime::Spec) -> Result<(), String> {
                 bad.push(name);
             }
         }
+        // like runc: a label is only an error when the host enforces that LSM
+        let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.trim() == "Y");
+        if p.apparmor_profile().as_deref().is_some_and(|v| !v.is_empty()) && apparmor {
+            bad.push("process.apparmorProfile (AppArmor is enabled on this host)");
+        }
+        if p.selinux_label().as_deref().is_some_and(|v| !v.is_empty()) && std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+            bad.push("process.selinuxLabel (SELinux is enabled on this host)");
+        }
     }
     if bad.is_empty() { Ok(()) } else { Err(format!("not supported by berth-runtime: {}", bad.join(", "))) }
 }
