@@ -249,15 +249,13 @@ impl Engine {
     }
 
     fn publish_removals(&self, id: &str, items: &[RemoveItem]) {
-        let mut current = id.to_owned();
         for item in items {
             match item {
                 RemoveItem::Untagged(t) => {
                     self.events
-                        .publish(Event::new("image", "untag", &current).attr("name", t));
+                        .publish(Event::new("image", "untag", id).attr("name", t));
                 }
                 RemoveItem::Deleted(d) => {
-                    current = d.clone();
                     self.events
                         .publish(Event::new("image", "delete", d).attr("name", d));
                 }

@@ -3,6 +3,7 @@
 //! when nothing answers, `berthd` (next to this binary) is started in the background.
 
 use std::ffi::OsString;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,7 +43,7 @@ pub fn resolve(
     let exec_root = env("BERTH_RUNROOT")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(berth_api_default_exec_root()));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_EXEC_ROOT));
     if let Some(h) = flag {
         return Ok(Target {
             socket: parse_host(h)?,
@@ -64,9 +65,8 @@ pub fn resolve(
     })
 }
 
-fn berth_api_default_exec_root() -> &'static str {
-    "/run/berth"
-}
+/// berthd's default `--exec-root`.
+const DEFAULT_EXEC_ROOT: &str = "/run/berth";
 
 /// A client whose version is negotiated, starting the daemon first when allowed.
 pub async fn connect(target: &Target) -> anyhow::Result<Client> {
@@ -156,8 +156,6 @@ fn start_daemon(target: &Target) -> anyhow::Result<()> {
     drop(child);
     Ok(())
 }
-
-use std::os::unix::process::CommandExt as _;
 
 #[cfg(test)]
 mod tests {

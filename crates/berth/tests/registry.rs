@@ -32,6 +32,23 @@ fn pull_then_push_round_trip() {
     );
     let digests = d.ok(&["images", "--digests", "--format", "{{.Digest}}"]);
     assert!(digests.starts_with("sha256:"), "{digests}");
+    // By digest, through the docker CLI's `tag=sha256:…` form.
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap()
+        .to_owned();
+    let by_digest = format!("{host}/lib/busybox@{digest}");
+    let o = d.ok(&["pull", &by_digest]);
+    assert!(o.ends_with(&format!("{by_digest}\n")), "{o}");
+    // A malformed --platform is the daemon's 400.
+    let bad = d.berth(&["pull", "--platform", "bogus", &src]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("invalid platform \"bogus\""),
+        "{}",
+        stderr(&bad)
+    );
     // Again: up to date; -q prints only the reference.
     assert_eq!(d.ok(&["pull", "-q", &src]), format!("{src}\n"));
     // Unknown repository: 404 before streaming.
