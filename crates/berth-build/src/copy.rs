@@ -317,3 +317,50 @@ pub fn parse_chmod(s: &str) -> Result<u32, CopyError> {
     }
     u32::from_str_radix(s, 8).map_err(|_| CopyError::BadChmod(s.to_string()))
 }
+
+/// True for an ADD source fetched over HTTP(S).
+pub fn is_url(src: &str) -> bool {
+    let l = src.to_ascii_lowercase();
+    l.starts_with("http://") || l.starts_with("https://")
+}
+
+/// True for an ADD source naming a git repository.
+pub fn is_git_url(src: &str) -> bool {
+    let l = src.to_ascii_lowercase();
+    l.starts_with("git@")
+        || l.starts_with("git://")
+        || (is_url(&l) && (l.ends_with(".git") || l.contains(".git#")))
+}
+
+/// How a local ADD source archive is compressed; ADD extracts these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Archive {
+    Tar,
+    Gzip,
+    Bzip2,
+    Xz,
+    Zstd,
+}
+
+/// Detects an archive from the first bytes of a file (at least 262 for plain tar), as
+/// Docker does by content, not by name. A compressed stream is reported by its
+/// compression; the engine checks that it holds a tar after decompressing.
+pub fn detect_archive(header: &[u8]) -> Option<Archive> {
+    if header.starts_with(&[0x1f, 0x8b, 0x08]) {
+        return Some(Archive::Gzip);
+    }
+    if header.starts_with(b"BZh") {
+        return Some(Archive::Bzip2);
+    }
+    if header.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        return Some(Archive::Xz);
+    }
+    if header.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Some(Archive::Zstd);
+    }
+    if header.len() >= 262 && &header[257..262] == b"ustar" {
+        return Some(Archive::Tar);
+    }
+    None
+}

@@ -717,6 +717,31 @@ impl BuildPlan {
     }
 }
 
+impl BuildPlan {
+    /// BuildKit's progress label for step `step` of stage `stage` (step 0 is the FROM):
+    /// `[build 2/5] RUN npm ci`, `[stage-1 1/3] FROM alpine`, or `[2/3] ...` for a
+    /// single-stage Dockerfile. `instruction` is the text to show.
+    pub fn progress_label(
+        &self,
+        stage: usize,
+        step: usize,
+        total_steps: usize,
+        instruction: &str,
+    ) -> String {
+        let n = total_steps + 1;
+        let i = step + 1;
+        if self.stages.len() == 1 {
+            return format!("[{i}/{n}] {instruction}");
+        }
+        let name = self
+            .stages
+            .get(stage)
+            .and_then(|s| s.name.clone())
+            .unwrap_or_else(|| format!("stage-{stage}"));
+        format!("[{name} {i}/{n}] {instruction}")
+    }
+}
+
 /// Errors of [`BuildPlan::plan_all`].
 #[derive(Debug, thiserror::Error)]
 pub enum PlanAllError<E> {

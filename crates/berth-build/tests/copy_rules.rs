@@ -184,3 +184,29 @@ fn chown_by_name_or_id() {
     );
     assert!(resolve_chown(&parse_chown("node").unwrap(), None, None).is_err());
 }
+
+#[test]
+fn add_sources_urls_and_archives() {
+    use berth_build::copy::{Archive, detect_archive, is_git_url, is_url};
+    assert!(is_url("https://example.invalid/a.tgz"));
+    assert!(is_url("HTTP://x/y"));
+    assert!(!is_url("./http.txt"));
+    assert!(is_git_url("https://github.com/moby/buildkit.git#v0.10.1"));
+    assert!(is_git_url("git@github.com:moby/buildkit.git"));
+    assert!(!is_git_url("https://example.invalid/file.tar.gz"));
+    assert_eq!(detect_archive(&[0x1f, 0x8b, 0x08, 0]), Some(Archive::Gzip));
+    assert_eq!(detect_archive(b"BZh91AY"), Some(Archive::Bzip2));
+    assert_eq!(
+        detect_archive(&[0xfd, b'7', b'z', b'X', b'Z', 0, 1]),
+        Some(Archive::Xz)
+    );
+    assert_eq!(
+        detect_archive(&[0x28, 0xb5, 0x2f, 0xfd, 0]),
+        Some(Archive::Zstd)
+    );
+    let mut tar = vec![0u8; 512];
+    tar[257..263].copy_from_slice(b"ustar\0");
+    assert_eq!(detect_archive(&tar), Some(Archive::Tar));
+    assert_eq!(detect_archive(b"just text, not an archive"), None);
+    assert_eq!(detect_archive(&[]), None);
+}

@@ -584,3 +584,18 @@ fn dest_resolution_against_workdir() {
         .collect();
     assert_eq!(d, vec!["/rel", "/app/rel", "/app/", "/abs/"]);
 }
+
+#[test]
+fn progress_labels_like_buildkit() {
+    let p = plan(MULTI, BuildOptions::default());
+    assert_eq!(
+        p.progress_label(2, 1, 2, "RUN npm run build"),
+        "[build 2/3] RUN npm run build"
+    );
+    assert_eq!(
+        p.progress_label(4, 0, 3, "FROM nginx:latest"),
+        "[stage-4 1/4] FROM nginx:latest"
+    );
+    let single = plan("FROM a\nRUN x\n", BuildOptions::default());
+    assert_eq!(single.progress_label(0, 1, 1, "RUN x"), "[2/2] RUN x");
+}
