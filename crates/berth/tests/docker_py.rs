@@ -98,3 +98,50 @@ print("ok")
         format!("{}\nok\n", busybox_id())
     );
 }
+
+#[test]
+fn docker_py_pulls_and_pushes_through_berthd() {
+    use berth_testkit::{Flavor, Registry};
+    let py = python();
+    let reg = Registry::start(Flavor::Plain).unwrap();
+    reg.push_busybox("py/busybox:1").unwrap();
+    let d = Daemon::start_with_config(&format!("[registries]\ninsecure = [\"{}\"]\n", reg.host()));
+    let script = r#"
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1])
+host = sys.argv[2]
+img = c.images.pull(host + "/py/busybox", tag="1")
+print(img.id)
+assert img.tags == [host + "/py/busybox:1"], img.tags
+assert img.tag(host + "/py/copy", "2")
+out = c.images.push(host + "/py/copy", tag="2")
+assert '"Digest"' in out or "digest: sha256:" in out, out
+try:
+    c.images.pull(host + "/py/nothing", tag="1")
+    raise SystemExit("expected NotFound")
+except docker.errors.NotFound:
+    pass
+print("ok")
+"#;
+    let out = Command::new(&py)
+        .arg("-c")
+        .arg(script)
+        .arg(d.host())
+        .arg(reg.host())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\nok\n", busybox_id())
+    );
+    assert_eq!(
+        reg.get("/v2/py/copy/manifests/2", None).unwrap().status,
+        200
+    );
+}
