@@ -59,9 +59,17 @@ fn log_line(cli: &Cli, level: &str, msg: &str) {
         let line = if cli.log_format == "json" {
             serde_json::json!({"level": level, "msg": msg, "time": berth_runtime::state::now_rfc3339()}).to_string()
         } else {
-            format!("time=\"{}\" level={level} msg={:?}", berth_runtime::state::now_rfc3339(), msg)
+            format!(
+                "time=\"{}\" level={level} msg={:?}",
+                berth_runtime::state::now_rfc3339(),
+                msg
+            )
         };
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{line}");
         }
     }
@@ -69,7 +77,8 @@ fn log_line(cli: &Cli, level: &str, msg: &str) {
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("berth-tmp");
-    std::fs::write(&tmp, pid.to_string()).with_context(|| format!("failed to write pid file {tmp:?}"))?;
+    std::fs::write(&tmp, pid.to_string())
+        .with_context(|| format!("failed to write pid file {tmp:?}"))?;
     std::fs::rename(&tmp, path).with_context(|| format!("failed to write pid file {path:?}"))
 }
 
@@ -80,7 +89,8 @@ fn load_spec(bundle: &Path) -> Result<oci_spec::runtime::Spec> {
 }
 
 fn create(cli: &Cli, a: &CreateArgs) -> Result<Container> {
-    let bundle = std::fs::canonicalize(&a.bundle).with_context(|| format!("bundle {:?}", a.bundle))?;
+    let bundle =
+        std::fs::canonicalize(&a.bundle).with_context(|| format!("bundle {:?}", a.bundle))?;
     let spec = load_spec(&bundle)?;
     let opts = CreateOpts {
         root: cli.root.clone(),
@@ -99,11 +109,22 @@ fn create(cli: &Cli, a: &CreateArgs) -> Result<Container> {
 
 /// systemd socket activation: LISTEN_FDS=n adds n preserved fds, as runc does.
 fn listen_fds() -> u32 {
-    std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Signals `run`/`exec` pass on to the container process, as runc does.
-const FORWARDED: [i32; 7] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
+const FORWARDED: [i32; 7] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
 
 /// Wait for our (already exec'd) child `pid`, forwarding signals we receive to it;
 /// returns its exit code (128+n when a signal killed it).
@@ -113,7 +134,10 @@ fn forward_signals_until_exit(pid: i32) -> Result<i32> {
     berth_sys::block_signals(&sigs).context("block signals")?;
     let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| anyhow!("pid 0"))?;
     loop {
-        if let Some((_, st)) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG).context("waitpid")? {
+        if let Some((_, st)) =
+            rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG)
+                .context("waitpid")?
+        {
             return Ok(berth_runtime::exit_code_of(st));
         }
         match berth_sys::wait_signal(&sigs, 1000).context("wait for signals")? {
@@ -189,17 +213,24 @@ fn parse_size(s: &str) -> Result<i64> {
 fn run(cli: &Cli) -> Result<i32> {
     if cli.debug {
         let args: Vec<String> = std::env::args().collect();
-        let msg = format!("berth-runc {} invoked as {args:?}", env!("CARGO_PKG_VERSION"));
+        let msg = format!(
+            "berth-runc {} invoked as {args:?}",
+            env!("CARGO_PKG_VERSION")
+        );
         log_line(cli, "debug", &msg);
         if cli.log.is_none() {
             let _ = writeln!(std::io::stderr(), "berth-runc: debug: {msg}");
         }
     }
     if cli.systemd_cgroup {
-        bail!("--systemd-cgroup is not supported: there is no systemd on this host; use the cgroupfs manager");
+        bail!(
+            "--systemd-cgroup is not supported: there is no systemd on this host; use the cgroupfs manager"
+        );
     }
     if cli.rootless.as_deref() == Some("true") {
-        bail!("--rootless (rootless containers, also `spec --rootless`) is not supported: berth-runc runs as root");
+        bail!(
+            "--rootless (rootless containers, also `spec --rootless`) is not supported: berth-runc runs as root"
+        );
     }
     match &cli.cmd {
         Cmd::Create(a) => {
@@ -210,7 +241,11 @@ fn run(cli: &Cli) -> Result<i32> {
             Container::load(&cli.root, id)?.start()?;
             Ok(0)
         }
-        Cmd::Run { create: a, detach, keep } => {
+        Cmd::Run {
+            create: a,
+            detach,
+            keep,
+        } => {
             if !detach {
                 // the container may be a grandchild (pid namespace joined by path)
                 let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
@@ -229,12 +264,30 @@ fn run(cli: &Cli) -> Result<i32> {
             }
             Ok(code)
         }
-        Cmd::Exec { id, command, process, tty, console_socket, detach, pid_file, cwd, env, user, additional_gids, cap, no_new_privs, preserve_fds, .. } => {
+        Cmd::Exec {
+            id,
+            command,
+            process,
+            tty,
+            console_socket,
+            detach,
+            pid_file,
+            cwd,
+            env,
+            user,
+            additional_gids,
+            cap,
+            no_new_privs,
+            preserve_fds,
+            ..
+        } => {
             let c = Container::load(&cli.root, id)?;
             let mut p: oci_spec::runtime::Process = match process {
                 Some(f) => {
-                    let data = std::fs::read(f).with_context(|| format!("failed to read process file {f:?}"))?;
-                    serde_json::from_slice(&data).with_context(|| format!("invalid process JSON {f:?}"))?
+                    let data = std::fs::read(f)
+                        .with_context(|| format!("failed to read process file {f:?}"))?;
+                    serde_json::from_slice(&data)
+                        .with_context(|| format!("invalid process JSON {f:?}"))?
                 }
                 None => {
                     if command.is_empty() {
@@ -256,23 +309,35 @@ fn run(cli: &Cli) -> Result<i32> {
             }
             if let Some(u) = user {
                 let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
-                p.user_mut().set_uid(uid.parse().with_context(|| format!("invalid uid in --user {u:?}"))?);
-                p.user_mut().set_gid(gid.parse().with_context(|| format!("invalid gid in --user {u:?}"))?);
+                p.user_mut().set_uid(
+                    uid.parse()
+                        .with_context(|| format!("invalid uid in --user {u:?}"))?,
+                );
+                p.user_mut().set_gid(
+                    gid.parse()
+                        .with_context(|| format!("invalid gid in --user {u:?}"))?,
+                );
             }
             if !additional_gids.is_empty() {
-                p.user_mut().set_additional_gids(Some(additional_gids.clone()));
+                p.user_mut()
+                    .set_additional_gids(Some(additional_gids.clone()));
             }
             if !cap.is_empty() {
                 let mut caps = p.capabilities().clone().unwrap_or_default();
                 for name in cap {
-                    let c: oci_spec::runtime::Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
-                        .map_err(|_| anyhow!("unknown capability {name:?}"))?;
+                    let c: oci_spec::runtime::Capability =
+                        serde_json::from_value(serde_json::Value::String(name.clone()))
+                            .map_err(|_| anyhow!("unknown capability {name:?}"))?;
                     let add = |s: Option<oci_spec::runtime::Capabilities>| {
                         let mut s = s.unwrap_or_default();
                         s.insert(c);
                         Some(s)
                     };
-                    let (b, e, pm) = (add(caps.bounding().clone()), add(caps.effective().clone()), add(caps.permitted().clone()));
+                    let (b, e, pm) = (
+                        add(caps.bounding().clone()),
+                        add(caps.effective().clone()),
+                        add(caps.permitted().clone()),
+                    );
                     caps.set_bounding(b);
                     caps.set_effective(e);
                     caps.set_permitted(pm);
@@ -285,7 +350,13 @@ fn run(cli: &Cli) -> Result<i32> {
             if !detach {
                 let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
             }
-            let pid = c.exec(&p, &ExecOpts { console_socket: console_socket.clone(), preserve_fds: *preserve_fds + listen_fds() })?;
+            let pid = c.exec(
+                &p,
+                &ExecOpts {
+                    console_socket: console_socket.clone(),
+                    preserve_fds: *preserve_fds + listen_fds(),
+                },
+            )?;
             if let Some(f) = pid_file {
                 write_pid_file(f, pid)?;
             }
@@ -334,10 +405,22 @@ fn run(cli: &Cli) -> Result<i32> {
                     .collect();
                 writeln!(out, "{}", serde_json::to_string(&v)?)?;
             } else if format == "table" {
-                writeln!(out, "{:<20} {:<8} {:<10} {:<40} {:<31} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED")?;
+                writeln!(
+                    out,
+                    "{:<20} {:<8} {:<10} {:<40} {:<31} OWNER",
+                    "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+                )?;
                 for c in &all {
                     let s = c.oci_state();
-                    writeln!(out, "{:<20} {:<8} {:<10} {:<40} {:<31} root", c.id(), s["pid"], c.status(), c.state.bundle.display(), c.state.created)?;
+                    writeln!(
+                        out,
+                        "{:<20} {:<8} {:<10} {:<40} {:<31} root",
+                        c.id(),
+                        s["pid"],
+                        c.status(),
+                        c.state.bundle.display(),
+                        c.state.created
+                    )?;
                 }
             } else {
                 bail!("invalid --format {format:?}: use table or json");
@@ -351,7 +434,8 @@ fn run(cli: &Cli) -> Result<i32> {
             } else {
                 println!("PID      CMD");
                 for p in pids {
-                    let cmd = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+                    let cmd =
+                        std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
                     println!("{p:<8} {}", cmd.trim());
                 }
             }
@@ -365,7 +449,20 @@ fn run(cli: &Cli) -> Result<i32> {
             Container::load(&cli.root, id)?.resume()?;
             Ok(0)
         }
-        Cmd::Update { id, resources, memory, memory_reservation, memory_swap, pids_limit, cpu_shares, cpu_quota, cpu_period, cpuset_cpus, cpuset_mems, blkio_weight } => {
+        Cmd::Update {
+            id,
+            resources,
+            memory,
+            memory_reservation,
+            memory_swap,
+            pids_limit,
+            cpu_shares,
+            cpu_quota,
+            cpu_period,
+            cpuset_cpus,
+            cpuset_mems,
+            blkio_weight,
+        } => {
             let c = Container::load(&cli.root, id)?;
             let mut v = match resources {
                 Some(f) if f.as_os_str() == "-" => {
@@ -373,11 +470,15 @@ fn run(cli: &Cli) -> Result<i32> {
                     std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
                     serde_json::from_str(&s).context("invalid resources JSON on stdin")?
                 }
-                Some(f) => serde_json::from_slice(&std::fs::read(f).with_context(|| format!("failed to read {f:?}"))?)
-                    .with_context(|| format!("invalid resources JSON {f:?}"))?,
+                Some(f) => serde_json::from_slice(
+                    &std::fs::read(f).with_context(|| format!("failed to read {f:?}"))?,
+                )
+                .with_context(|| format!("invalid resources JSON {f:?}"))?,
                 None => serde_json::json!({}),
             };
-            let obj = v.as_object_mut().ok_or_else(|| anyhow!("resources must be a JSON object"))?;
+            let obj = v
+                .as_object_mut()
+                .ok_or_else(|| anyhow!("resources must be a JSON object"))?;
             let mut mem = serde_json::Map::new();
             if let Some(m) = memory {
                 mem.insert("limit".into(), parse_size(m)?.into());
@@ -416,7 +517,8 @@ fn run(cli: &Cli) -> Result<i32> {
             if let Some(w) = blkio_weight {
                 obj.insert("blockIO".into(), serde_json::json!({"weight": w}));
             }
-            let res: oci_spec::runtime::LinuxResources = serde_json::from_value(v).context("invalid linux.resources")?;
+            let res: oci_spec::runtime::LinuxResources =
+                serde_json::from_value(v).context("invalid linux.resources")?;
             c.update(&res)?;
             Ok(0)
         }
@@ -425,7 +527,8 @@ fn run(cli: &Cli) -> Result<i32> {
             if path.exists() {
                 bail!("file {path:?} exists: remove it first");
             }
-            std::fs::write(&path, serde_json::to_string_pretty(&defaults::spec())?).with_context(|| format!("failed to write {path:?}"))?;
+            std::fs::write(&path, serde_json::to_string_pretty(&defaults::spec())?)
+                .with_context(|| format!("failed to write {path:?}"))?;
             Ok(0)
         }
         Cmd::Features => {

@@ -28,15 +28,22 @@ fn probe_env() -> Env {
     env.edit(|s| {
         s["hostname"] = "conformance".into();
         s["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
-        s["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 2048}]);
-        s["process"]["user"] = serde_json::json!({"uid": 65534, "gid": 65534, "additionalGids": [5], "umask": 18});
+        s["process"]["rlimits"] =
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 2048}]);
+        s["process"]["user"] =
+            serde_json::json!({"uid": 65534, "gid": 65534, "additionalGids": [5], "umask": 18});
         s["process"]["cwd"] = "/tmp".into();
     });
     env
 }
 
 fn report(o: &std::process::Output) -> Vec<String> {
-    assert!(o.status.success(), "probe failed: {}\n{}", stdout(o), stderr(o));
+    assert!(
+        o.status.success(),
+        "probe failed: {}\n{}",
+        stdout(o),
+        stderr(o)
+    );
     stdout(o).lines().map(str::to_string).collect()
 }
 
@@ -77,7 +84,11 @@ fn berth_agrees_with_runc() {
 
 #[test]
 fn seccomp_errno_and_caps_agree_with_runc() {
-    let env = Env::new(&["sh", "-c", "mkdir /tmp/x; echo rc=$?; grep -E '^(Seccomp|CapEff|CapAmb):' /proc/self/status"]);
+    let env = Env::new(&[
+        "sh",
+        "-c",
+        "mkdir /tmp/x; echo rc=$?; grep -E '^(Seccomp|CapEff|CapAmb):' /proc/self/status",
+    ]);
     env.edit(|s| {
         s["linux"]["seccomp"] = serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",
@@ -91,8 +102,15 @@ fn seccomp_errno_and_caps_agree_with_runc() {
         });
     });
     let ours = report(&env.run_with(BERTH));
-    assert!(ours.contains(&"rc=1".to_string()) && ours.contains(&"Seccomp:\t2".to_string()), "{ours:?}");
-    assert!(ours.contains(&"CapEff:\t0000000000002021".to_string()) && ours.contains(&"CapAmb:\t0000000000000020".to_string()), "{ours:?}");
+    assert!(
+        ours.contains(&"rc=1".to_string()) && ours.contains(&"Seccomp:\t2".to_string()),
+        "{ours:?}"
+    );
+    assert!(
+        ours.contains(&"CapEff:\t0000000000002021".to_string())
+            && ours.contains(&"CapAmb:\t0000000000000020".to_string()),
+        "{ours:?}"
+    );
     let runc = report(&env.run_with("runc"));
     assert_eq!(ours, runc);
 }
@@ -104,6 +122,9 @@ fn berth_agrees_with_crun() {
     let crun = env.crun();
     // Known, deliberate difference: crun always creates the /dev/core -> /proc/kcore
     // symlink; runc (and berth-runc) only when /proc/kcore exists, which it does not here.
-    let theirs: Vec<String> = report(&env.run_with(&crun)).into_iter().map(|l| l.replace("devices=core ", "devices=")).collect();
+    let theirs: Vec<String> = report(&env.run_with(&crun))
+        .into_iter()
+        .map(|l| l.replace("devices=core ", "devices="))
+        .collect();
     assert_eq!(ours, theirs, "berth-runc and crun see different containers");
 }

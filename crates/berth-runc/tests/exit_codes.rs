@@ -29,10 +29,16 @@ fn shell_exit_code_passes_through() {
 fn missing_binary_exits_127_naming_it() {
     let (c, err) = code(&["/no/such-binary"]);
     assert_eq!(c, 127, "{err}");
-    assert!(err.contains("/no/such-binary") && err.contains("no such file or directory"), "{err}");
+    assert!(
+        err.contains("/no/such-binary") && err.contains("no such file or directory"),
+        "{err}"
+    );
     let (c, err) = code(&["no-such-cmd-in-path"]);
     assert_eq!(c, 127, "{err}");
-    assert!(err.contains("no-such-cmd-in-path") && err.contains("executable file not found"), "{err}");
+    assert!(
+        err.contains("no-such-cmd-in-path") && err.contains("executable file not found"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -60,7 +66,11 @@ fn sigkill_from_outside_exits_137() {
         if st.status.success() && stdout(&st).contains("\"running\"") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "never running: {}", stderr(&st));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never running: {}",
+            stderr(&st)
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let k = env.berth(&["kill", &id, "KILL"]);
@@ -74,12 +84,20 @@ fn bad_cwd_is_a_cwd_error() {
     env.edit(|s| s["process"]["cwd"] = "/does/not/exist".into());
     let o = env.run_with(BERTH);
     assert_ne!(o.status.code(), Some(0));
-    assert!(stderr(&o).contains("Cwd") && stderr(&o).contains("/does/not/exist"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Cwd") && stderr(&o).contains("/does/not/exist"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn run_forwards_sigterm_to_the_container() {
-    let env = Env::new(&["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.05; done"]);
+    let env = Env::new(&[
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; while true; do sleep 0.05; done",
+    ]);
     let id = env.id(BERTH);
     let mut child = std::process::Command::new(BERTH)
         .arg("--root")
@@ -93,7 +111,11 @@ fn run_forwards_sigterm_to_the_container() {
         if stdout(&st).contains("\"running\"") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "never running: {}", stderr(&st));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never running: {}",
+            stderr(&st)
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     // give the shell a moment to install its trap

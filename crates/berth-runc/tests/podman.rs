@@ -16,10 +16,17 @@ struct Podman {
 impl Podman {
     fn new() -> Podman {
         assert!(
-            Command::new("podman").arg("--version").output().map(|o| o.status.success()).unwrap_or(false),
+            Command::new("podman")
+                .arg("--version")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false),
             "podman is required for these tests (apt-get install podman)"
         );
-        let dir = tempfile::Builder::new().prefix("berth-podman-test").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-podman-test")
+            .tempdir()
+            .unwrap();
         let own = std::fs::read_to_string("/proc/self/cgroup")
             .unwrap()
             .lines()
@@ -38,7 +45,17 @@ impl Podman {
         busybox_rootfs(&rootfs);
         std::fs::create_dir_all(&arch).unwrap();
         let layer = arch.join("layer.tar");
-        assert!(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&layer).arg(".").status().unwrap().success());
+        assert!(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&rootfs)
+                .arg("-cf")
+                .arg(&layer)
+                .arg(".")
+                .status()
+                .unwrap()
+                .success()
+        );
         let sum = Command::new("sha256sum").arg(&layer).output().unwrap();
         let hex = stdout(&sum).split_whitespace().next().unwrap().to_string();
         let config = serde_json::json!({
@@ -53,7 +70,17 @@ impl Podman {
         )
         .unwrap();
         let image = p.dir.path().join("image.tar");
-        assert!(Command::new("tar").arg("-C").arg(&arch).arg("-cf").arg(&image).args(["manifest.json", "config.json", "layer.tar"]).status().unwrap().success());
+        assert!(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&arch)
+                .arg("-cf")
+                .arg(&image)
+                .args(["manifest.json", "config.json", "layer.tar"])
+                .status()
+                .unwrap()
+                .success()
+        );
         let o = p.cmd(&["load", "-i", image.to_str().unwrap()]);
         assert!(o.status.success(), "podman load: {}", stderr(&o));
         p
@@ -88,7 +115,16 @@ impl Podman {
     /// For `run -d`: conmon keeps podman's stdio, so only collect the status.
     fn detached(&self, name: &str, args: &[&str]) {
         let parent = format!("--cgroup-parent={}", self.cg_parent);
-        let mut a = vec!["run", "-d", "--name", name, "--network", "none", &parent, "localhost/berth-busybox"];
+        let mut a = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            &parent,
+            "localhost/berth-busybox",
+        ];
         a.extend_from_slice(args);
         let errf = self.dir.path().join(format!("{name}.err"));
         let st = self
@@ -98,13 +134,22 @@ impl Podman {
             .stderr(std::fs::File::create(&errf).unwrap())
             .status()
             .unwrap();
-        assert!(st.success(), "run -d: {}", std::fs::read_to_string(&errf).unwrap_or_default());
+        assert!(
+            st.success(),
+            "run -d: {}",
+            std::fs::read_to_string(&errf).unwrap_or_default()
+        );
     }
 }
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        let _ = self.base().args(["rm", "-af", "-t", "0"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status();
+        let _ = self
+            .base()
+            .args(["rm", "-af", "-t", "0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
         let name = self.cg_parent.rsplit('/').next().unwrap().to_string();
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
             for h in rd.flatten() {
@@ -149,10 +194,19 @@ fn podman_run_rm_true_and_exit_codes() {
 fn podman_detached_stop_and_exec() {
     let p = Podman::new();
     p.detached("d1", &["sleep", "1000"]);
-    let o = p.cmd(&["exec", "d1", "sh", "-c", "echo exec-ok; cat /proc/1/cmdline | tr '\\0' ' '"]);
+    let o = p.cmd(&[
+        "exec",
+        "d1",
+        "sh",
+        "-c",
+        "echo exec-ok; cat /proc/1/cmdline | tr '\\0' ' '",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "exec-ok\nsleep 1000 ");
-    assert_eq!(p.cmd(&["exec", "d1", "sh", "-c", "exit 5"]).status.code(), Some(5));
+    assert_eq!(
+        p.cmd(&["exec", "d1", "sh", "-c", "exit 5"]).status.code(),
+        Some(5)
+    );
     let o = p.cmd(&["exec", "--user", "65534", "d1", "id", "-u"]);
     assert_eq!(stdout(&o), "65534\n", "{}", stderr(&o));
     // exec -t: a new pty, its master handed to conmon over the console socket
@@ -160,15 +214,27 @@ fn podman_detached_stop_and_exec() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).starts_with("/dev/pts/"), "{}", stdout(&o));
     // -i: stdin reaches the container
-    let o = p.base().args(["exec", "-i", "d1", "cat"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().and_then(|mut c| {
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(b"through stdin\n")?;
-        c.wait_with_output()
-    }).unwrap();
+    let o = p
+        .base()
+        .args(["exec", "-i", "d1", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"through stdin\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
     assert_eq!(stdout(&o), "through stdin\n");
     let o = p.cmd(&["stop", "-t", "1", "d1"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = p.cmd(&["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "d1"]);
+    let o = p.cmd(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "d1",
+    ]);
     assert_eq!(stdout(&o).trim(), "exited 137", "{}", stderr(&o));
 }
 
@@ -180,7 +246,13 @@ fn podman_limits_user_caps_readonly() {
         &["sh", "-c", "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes; id -u; id -g; grep CapEff /proc/self/status; touch /x 2>/dev/null || echo read-only"],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), format!("33\n{}\n65534\n65534\nCapEff:\t0000000000000000\nread-only\n", 64 << 20));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "33\n{}\n65534\n65534\nCapEff:\t0000000000000000\nread-only\n",
+            64 << 20
+        )
+    );
 }
 
 #[test]
@@ -196,7 +268,18 @@ fn podman_network_none_and_tty() {
     let parent = format!("--cgroup-parent={}", p.cg_parent);
     let o = p
         .base()
-        .args(["run", "--rm", "-i", "--network", "none", &parent, "localhost/berth-busybox", "sh", "-c", "cat; echo end"])
+        .args([
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            "none",
+            &parent,
+            "localhost/berth-busybox",
+            "sh",
+            "-c",
+            "cat; echo end",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

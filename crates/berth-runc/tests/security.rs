@@ -15,7 +15,11 @@ fn container_cannot_reach_runtime_binary_via_proc_self_exe() {
     let env = Env::new(&["/proc/self/exe", "--version"]);
     let o = env.run_with(BERTH);
     assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stderr(&o).contains("refusing to execute the runtime binary"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("refusing to execute the runtime binary"),
+        "{}",
+        stderr(&o)
+    );
     // the original exploit: a script whose interpreter is /proc/self/exe
     let env = Env::new(&["/bin/evil"]);
     let evil = env.bundle.join("rootfs/bin/evil");
@@ -23,9 +27,17 @@ fn container_cannot_reach_runtime_binary_via_proc_self_exe() {
     std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let o = env.run_with(BERTH);
     assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stderr(&o).contains("refusing to execute the runtime binary"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("refusing to execute the runtime binary"),
+        "{}",
+        stderr(&o)
+    );
     // and the classic write attempt from inside, through every /proc/*/exe visible
-    let env = Env::new(&["sh", "-c", "for e in /proc/[0-9]*/exe; do echo pwned > $e && echo WROTE $e; done; true"]);
+    let env = Env::new(&[
+        "sh",
+        "-c",
+        "for e in /proc/[0-9]*/exe; do echo pwned > $e && echo WROTE $e; done; true",
+    ]);
     let o = env.run_with(BERTH);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stdout(&o).contains("WROTE"), "{}", stdout(&o));
@@ -43,7 +55,10 @@ fn no_host_fd_leaks_into_container() {
         root.display(),
         env.bundle.display()
     );
-    let o = std::process::Command::new("sh").args(["-c", &cmd]).output().unwrap();
+    let o = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     // 0-2 and ls's own directory fd
     assert_eq!(stdout(&o), "0 1 2 3 ");
@@ -63,7 +78,10 @@ fn preserved_fds_are_passed() {
         root.display(),
         env.bundle.display()
     );
-    let o = std::process::Command::new("sh").args(["-c", &cmd]).output().unwrap();
+    let o = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "preserved\n0 1 2 3 4 ");
 }
@@ -80,15 +98,27 @@ fn cwd_cannot_escape_through_leaked_fd() {
         env.root_for(BERTH).display(),
         env.bundle.display()
     );
-    let o = std::process::Command::new("sh").args(["-c", &cmd]).output().unwrap();
-    assert_ne!(o.status.code(), Some(0), "container started outside its root: {}", stdout(&o));
+    let o = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .output()
+        .unwrap();
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "container started outside its root: {}",
+        stdout(&o)
+    );
     assert!(stderr(&o).contains("Cwd"), "{}", stderr(&o));
 }
 
 /// Masked paths stay masked: unmounting the mask or reading through it fails.
 #[test]
 fn masked_paths_stay_masked() {
-    let env = Env::new(&["sh", "-c", "umount /proc/keys 2>/dev/null && echo UNMASKED; umount -l /sys/firmware 2>/dev/null && echo UNMASKED; wc -c < /proc/keys; ls /sys/firmware | wc -l"]);
+    let env = Env::new(&[
+        "sh",
+        "-c",
+        "umount /proc/keys 2>/dev/null && echo UNMASKED; umount -l /sys/firmware 2>/dev/null && echo UNMASKED; wc -c < /proc/keys; ls /sys/firmware | wc -l",
+    ]);
     let o = env.run_with(BERTH);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "0\n0\n");

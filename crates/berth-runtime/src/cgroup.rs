@@ -11,11 +11,19 @@ pub fn for_spec(cgroups_path: Option<&str>, id: &str) -> Result<Box<dyn Cgroup>>
 
 /// runc's default device allow-list, appended after the spec's own rules so the default
 /// /dev set (and a pty) works even when the spec starts with "deny all".
-pub fn with_default_devices(res: &oci_spec::runtime::LinuxResources) -> oci_spec::runtime::LinuxResources {
+pub fn with_default_devices(
+    res: &oci_spec::runtime::LinuxResources,
+) -> oci_spec::runtime::LinuxResources {
     let mut res = res.clone();
-    let Some(list) = res.devices().clone() else { return res };
+    let Some(list) = res.devices().clone() else {
+        return res;
+    };
     let mut list = list;
-    let rule = |typ: &str, major: Option<i64>, minor: Option<i64>, access: &str| -> Option<oci_spec::runtime::LinuxDeviceCgroup> {
+    let rule = |typ: &str,
+                major: Option<i64>,
+                minor: Option<i64>,
+                access: &str|
+     -> Option<oci_spec::runtime::LinuxDeviceCgroup> {
         serde_json::from_value(serde_json::json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": access})).ok()
     };
     let defaults = [
@@ -33,7 +41,9 @@ pub fn with_default_devices(res: &oci_spec::runtime::LinuxResources) -> oci_spec
     ];
     // defaults go first so the spec's later rules (e.g. an explicit deny) still win
     let mut out: Vec<_> = Vec::new();
-    let (first_deny_all, rest): (Vec<_>, Vec<_>) = list.drain(..).partition(|d| !d.allow() && d.major().is_none() && d.minor().is_none() && d.typ().is_none());
+    let (first_deny_all, rest): (Vec<_>, Vec<_>) = list.drain(..).partition(|d| {
+        !d.allow() && d.major().is_none() && d.minor().is_none() && d.typ().is_none()
+    });
     out.extend(first_deny_all);
     out.extend(defaults.into_iter().flatten());
     out.extend(rest);
@@ -46,7 +56,12 @@ pub fn with_default_devices(res: &oci_spec::runtime::LinuxResources) -> oci_spec
 /// under the caller's own cgroup of that hierarchy, absolute ones are taken as given.
 pub fn v1_paths(cgroups_path: Option<&str>, id: &str) -> Vec<(String, String)> {
     let rel = match Placement::from_oci(cgroups_path, id) {
-        Placement::Absolute(p) => return own_hierarchies().into_iter().map(|(h, _)| (h, p.clone())).collect(),
+        Placement::Absolute(p) => {
+            return own_hierarchies()
+                .into_iter()
+                .map(|(h, _)| (h, p.clone()))
+                .collect();
+        }
         Placement::UnderOwn(r) => r,
     };
     own_hierarchies()
@@ -64,7 +79,10 @@ fn own_hierarchies() -> Vec<(String, String)> {
             if ctrl.is_empty() {
                 return None;
             }
-            Some((ctrl.trim_start_matches("name=").to_string(), path.to_string()))
+            Some((
+                ctrl.trim_start_matches("name=").to_string(),
+                path.to_string(),
+            ))
         })
         .collect()
 }

@@ -7,7 +7,11 @@ use crate::error::{Error, Result};
 
 /// Run `child` in a new process created with `flags` (namespaces, CLONE_PIDFD), born in
 /// the cgroup `cgroup` when given (v2). Returns the child's pid and pidfd.
-pub fn spawn(flags: u64, cgroup: Option<BorrowedFd<'_>>, child: impl FnOnce() -> i32) -> Result<(i32, Option<OwnedFd>)> {
+pub fn spawn(
+    flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+    child: impl FnOnce() -> i32,
+) -> Result<(i32, Option<OwnedFd>)> {
     // SAFETY: the runtime calls this from a single-threaded process (berth-runc, a shim)
     // or from a thread whose siblings are idle (tests); the child runs only our init code
     // and leaves with _exit, never returning into the caller's stack frames.

@@ -52,8 +52,16 @@ fn validate_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 1024 {
         return Err(Error::InvalidId(id.into(), "must be 1 to 1024 characters"));
     }
-    if id == "." || id == ".." || !id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c)) {
-        return Err(Error::InvalidId(id.into(), "only [a-zA-Z0-9_+.-] are allowed"));
+    if id == "."
+        || id == ".."
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c))
+    {
+        return Err(Error::InvalidId(
+            id.into(),
+            "only [a-zA-Z0-9_+.-] are allowed",
+        ));
     }
     Ok(())
 }
@@ -85,20 +93,37 @@ fn ns_file(t: LinuxNamespaceType) -> &'static str {
 }
 
 fn open_path(path: &Path, flags: rustix::fs::OFlags) -> Result<OwnedFd> {
-    rustix::fs::open(path, flags | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| Error::io("failed to open", path, e.into()))
+    rustix::fs::open(
+        path,
+        flags | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::io("failed to open", path, e.into()))
 }
 
 fn connect_console(path: &Path) -> Result<OwnedFd> {
-    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType, connect, socket_with};
-    let s = socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).map_err(|e| Error::sys("console socket", e))?;
-    let addr = SocketAddrUnix::new(path).map_err(|e| Error::io("invalid console socket path", path, e.into()))?;
-    connect(&s, &addr).map_err(|e| Error::io("failed to connect to console socket", path, e.into()))?;
+    use rustix::net::{
+        AddressFamily, SocketAddrUnix, SocketFlags, SocketType, connect, socket_with,
+    };
+    let s = socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::sys("console socket", e))?;
+    let addr = SocketAddrUnix::new(path)
+        .map_err(|e| Error::io("invalid console socket path", path, e.into()))?;
+    connect(&s, &addr)
+        .map_err(|e| Error::io("failed to connect to console socket", path, e.into()))?;
     Ok(s)
 }
 
 fn write_id_map(pid: i32, file: &str, maps: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {
-    let text: String = maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect();
+    let text: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
     let path = format!("/proc/{pid}/{file}");
     std::fs::write(&path, text).map_err(|e| Error::io("failed to write id map", path, e))
 }
@@ -106,7 +131,12 @@ fn write_id_map(pid: i32, file: &str, maps: &[oci_spec::runtime::LinuxIdMapping]
 /// Read messages from the init until it is ready; answers hook requests. With
 /// `expect_pid` (a pid namespace was joined, so an intermediate forked the real init) also
 /// wait for the intermediate's `Pid` report, which may arrive after the init's `Ready`.
-fn await_ready(sock: &OwnedFd, mut on_hooks: impl FnMut() -> Result<()>, pid: &mut i32, expect_pid: bool) -> Result<()> {
+fn await_ready(
+    sock: &OwnedFd,
+    mut on_hooks: impl FnMut() -> Result<()>,
+    pid: &mut i32,
+    expect_pid: bool,
+) -> Result<()> {
     let (mut ready, mut got_pid) = (false, !expect_pid);
     loop {
         if ready && got_pid {
@@ -116,7 +146,8 @@ fn await_ready(sock: &OwnedFd, mut on_hooks: impl FnMut() -> Result<()>, pid: &m
             Some(Msg::Ready) => ready = true,
             Some(Msg::RunHooks) => {
                 on_hooks()?;
-                sync::send(sock, &Msg::HooksDone).map_err(|e| Error::Protocol(format!("write to init: {e}")))?;
+                sync::send(sock, &Msg::HooksDone)
+                    .map_err(|e| Error::Protocol(format!("write to init: {e}")))?;
             }
             Some(Msg::Pid { pid: p }) => {
                 *pid = p;
@@ -131,7 +162,10 @@ fn await_ready(sock: &OwnedFd, mut on_hooks: impl FnMut() -> Result<()>, pid: &m
 
 fn reap(pid: i32) -> Option<rustix::process::WaitStatus> {
     let p = rustix::process::Pid::from_raw(pid)?;
-    rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty()).ok().flatten().map(|(_, s)| s)
+    rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
+        .ok()
+        .flatten()
+        .map(|(_, s)| s)
 }
 
 /// The exit code a shell reports for a wait status (128+n for a signal).
@@ -159,7 +193,12 @@ impl Container {
     /// The container's cgroup, re-resolved from its spec (on v1 each hierarchy has its
     /// own parent, so one recorded path is not enough).
     fn cgroup(&self) -> Result<Box<dyn Cgroup>> {
-        let path = self.state.config.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+        let path = self
+            .state
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().clone());
         cgroup::for_spec(path.as_ref().and_then(|p| p.to_str()), &self.state.id)
     }
 
@@ -171,10 +210,13 @@ impl Container {
     pub fn create(id: &str, spec: Spec, opts: &CreateOpts) -> Result<Container> {
         validate_id(id)?;
         let dir = opts.root.join(id);
-        std::fs::create_dir_all(&opts.root).map_err(|e| Error::io("failed to create state root", &opts.root, e))?;
+        std::fs::create_dir_all(&opts.root)
+            .map_err(|e| Error::io("failed to create state root", &opts.root, e))?;
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(id.into()));
+            }
             Err(e) => return Err(Error::io("failed to create state dir", &dir, e)),
         }
         let mut cleanup = DirGuard(Some(dir.clone()), None);
@@ -186,16 +228,37 @@ impl Container {
         r
     }
 
-    fn create_in(id: &str, spec: Spec, opts: &CreateOpts, dir: &Path, guard: &mut DirGuard) -> Result<Container> {
-        let process = spec.process().clone().ok_or_else(|| Error::Spec("process is missing".into()))?;
+    fn create_in(
+        id: &str,
+        spec: Spec,
+        opts: &CreateOpts,
+        dir: &Path,
+        guard: &mut DirGuard,
+    ) -> Result<Container> {
+        let process = spec
+            .process()
+            .clone()
+            .ok_or_else(|| Error::Spec("process is missing".into()))?;
         crate::process::check_supported(&spec).map_err(Error::Spec)?;
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(crate::process::compile_seccomp(s).map_err(|e| Error::Spec(format!("linux.seccomp: {e}")))?),
+            Some(s) => Some(
+                crate::process::compile_seccomp(s)
+                    .map_err(|e| Error::Spec(format!("linux.seccomp: {e}")))?,
+            ),
             None => None,
         };
-        let root = spec.root().as_ref().ok_or_else(|| Error::Spec("root is missing".into()))?;
-        let rootfs = if root.path().is_absolute() { root.path().clone() } else { opts.bundle.join(root.path()) };
-        let rootfs = rootfs.canonicalize().map_err(|e| Error::io("rootfs", &rootfs, e))?;
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| Error::Spec("root is missing".into()))?;
+        let rootfs = if root.path().is_absolute() {
+            root.path().clone()
+        } else {
+            opts.bundle.join(root.path())
+        };
+        let rootfs = rootfs
+            .canonicalize()
+            .map_err(|e| Error::io("rootfs", &rootfs, e))?;
         let linux = spec.linux().clone().unwrap_or_default();
         let namespaces = linux.namespaces().clone().unwrap_or_default();
         let mut flags = berth_sys::CLONE_PIDFD as u64;
@@ -212,27 +275,50 @@ impl Container {
         let new_user = flags & ns_flag(LinuxNamespaceType::User) != 0;
         let in_userns = new_user || join.iter().any(|(_, t)| *t == LinuxNamespaceType::User);
         if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
-            return Err(Error::Spec("process.terminal is true but no console socket was given".into()));
+            return Err(Error::Spec(
+                "process.terminal is true but no console socket was given".into(),
+            ));
         }
-        let console = opts.console_socket.as_deref().map(connect_console).transpose()?;
+        let console = opts
+            .console_socket
+            .as_deref()
+            .map(connect_console)
+            .transpose()?;
 
         let cg = cgroup::for_spec(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), id)?;
         cg.create()?;
-        guard.1 = Some(cgroup::for_spec(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), id)?);
+        guard.1 = Some(cgroup::for_spec(
+            linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
+            id,
+        )?);
         if let Some(res) = linux.resources() {
             cg.apply(&cgroup::with_default_devices(res))?;
         }
         let fifo = dir.join("exec.fifo");
-        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_bits_truncate(0o622), 0)
-            .map_err(|e| Error::io("failed to create exec fifo", &fifo, e.into()))?;
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_bits_truncate(0o622),
+            0,
+        )
+        .map_err(|e| Error::io("failed to create exec fifo", &fifo, e.into()))?;
         if new_user {
             // the init opens the fifo as the container's root: make it that user's
             let host = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
-                maps.as_deref().unwrap_or(&[]).iter().find(|m| m.container_id() == 0).map(|m| m.host_id())
+                maps.as_deref()
+                    .unwrap_or(&[])
+                    .iter()
+                    .find(|m| m.container_id() == 0)
+                    .map(|m| m.host_id())
             };
             let (u, g) = (host(linux.uid_mappings()), host(linux.gid_mappings()));
-            rustix::fs::chown(&fifo, u.map(rustix::fs::Uid::from_raw), g.map(rustix::fs::Gid::from_raw))
-                .map_err(|e| Error::io("failed to chown exec fifo", &fifo, e.into()))?;
+            rustix::fs::chown(
+                &fifo,
+                u.map(rustix::fs::Uid::from_raw),
+                g.map(rustix::fs::Gid::from_raw),
+            )
+            .map_err(|e| Error::io("failed to chown exec fifo", &fifo, e.into()))?;
         }
         let fifo_fd = open_path(&fifo, rustix::fs::OFlags::PATH)?;
         let (parent_sock, child_sock) = sync::pair()?;
@@ -244,9 +330,20 @@ impl Container {
                 no_pivot: opts.no_pivot,
                 keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
                 cgroup_path: cg.path().to_string(),
-                hook_state: serde_json::from_slice(&oci_state_json(id, "creating", 0, &opts.bundle, &spec)).unwrap_or_default(),
-                v1_paths: cgroup::v1_paths(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), id),
-                new_mnt: flags & ns_flag(LinuxNamespaceType::Mount) != 0 || join.iter().any(|(_, t)| *t == LinuxNamespaceType::Mount),
+                hook_state: serde_json::from_slice(&oci_state_json(
+                    id,
+                    "creating",
+                    0,
+                    &opts.bundle,
+                    &spec,
+                ))
+                .unwrap_or_default(),
+                v1_paths: cgroup::v1_paths(
+                    linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
+                    id,
+                ),
+                new_mnt: flags & ns_flag(LinuxNamespaceType::Mount) != 0
+                    || join.iter().any(|(_, t)| *t == LinuxNamespaceType::Mount),
                 new_uts: flags & ns_flag(LinuxNamespaceType::Uts) != 0,
                 new_cgroupns: flags & ns_flag(LinuxNamespaceType::Cgroup) != 0,
             },
@@ -260,7 +357,10 @@ impl Container {
             seccomp,
         };
         // the child's copies of our fds are its own; ours are dropped when `ctx` goes
-        let (mut pid, pidfd) = crate::clone::spawn(flags, cg_fd.as_ref().map(|f| f.as_fd()), move || child_main(ctx))?;
+        let (mut pid, pidfd) =
+            crate::clone::spawn(flags, cg_fd.as_ref().map(|f| f.as_fd()), move || {
+                child_main(ctx)
+            })?;
         let first_pid = pid;
         let mut kill_guard = KillGuard(Some(pid));
         if cg_fd.is_none() {
@@ -268,14 +368,24 @@ impl Container {
         }
         if new_user {
             // gid_map needs setgroups denied only for an unprivileged writer; we are root
-            write_id_map(pid, "uid_map", linux.uid_mappings().as_deref().unwrap_or(&[]))?;
-            write_id_map(pid, "gid_map", linux.gid_mappings().as_deref().unwrap_or(&[]))?;
+            write_id_map(
+                pid,
+                "uid_map",
+                linux.uid_mappings().as_deref().unwrap_or(&[]),
+            )?;
+            write_id_map(
+                pid,
+                "gid_map",
+                linux.gid_mappings().as_deref().unwrap_or(&[]),
+            )?;
         }
         if let Some(adj) = process.oom_score_adj() {
             let path = format!("/proc/{pid}/oom_score_adj");
-            std::fs::write(&path, adj.to_string()).map_err(|e| Error::io("failed to set oom_score_adj", path, e))?;
+            std::fs::write(&path, adj.to_string())
+                .map_err(|e| Error::io("failed to set oom_score_adj", path, e))?;
         }
-        sync::send(&parent_sock, &Msg::Go).map_err(|e| Error::Protocol(format!("write to init: {e}")))?;
+        sync::send(&parent_sock, &Msg::Go)
+            .map_err(|e| Error::Protocol(format!("write to init: {e}")))?;
         let bundle = opts.bundle.clone();
         let hook_state = |pid: i32| oci_state_json(id, "creating", pid, &bundle, &spec);
         let hooks = spec.hooks().clone();
@@ -302,7 +412,8 @@ impl Container {
             kill_guard.kill_and_reap(first_pid);
             return Err(e);
         }
-        let start_time = process_start_time(pid).ok_or_else(|| Error::InitVanished("exited right after setup".into()))?;
+        let start_time = process_start_time(pid)
+            .ok_or_else(|| Error::InitVanished("exited right after setup".into()))?;
         let state = State {
             id: id.to_string(),
             pid,
@@ -316,7 +427,12 @@ impl Container {
         };
         state.save(dir)?;
         kill_guard.0 = None;
-        Ok(Container { state, dir: dir.to_path_buf(), sync: Some(parent_sock), pidfd: if pid == first_pid { pidfd } else { None } })
+        Ok(Container {
+            state,
+            dir: dir.to_path_buf(),
+            sync: Some(parent_sock),
+            pidfd: if pid == first_pid { pidfd } else { None },
+        })
     }
 
     /// Load a container's recorded state.
@@ -327,7 +443,12 @@ impl Container {
             return Err(Error::NotFound(id.into()));
         }
         let state = State::load(&dir)?;
-        Ok(Container { state, dir, sync: None, pidfd: None })
+        Ok(Container {
+            state,
+            dir,
+            sync: None,
+            pidfd: None,
+        })
     }
 
     /// Every container under `root`.
@@ -361,7 +482,10 @@ impl Container {
             return Status::Created;
         }
         if let Ok(cg) = self.cgroup()
-            && matches!(cg.freezer_state(), Ok(berth_cgroups::FreezerState::Frozen | berth_cgroups::FreezerState::Freezing))
+            && matches!(
+                cg.freezer_state(),
+                Ok(berth_cgroups::FreezerState::Frozen | berth_cgroups::FreezerState::Freezing)
+            )
         {
             return Status::Paused;
         }
@@ -371,7 +495,11 @@ impl Container {
     /// runc's `state` JSON.
     pub fn oci_state(&self) -> serde_json::Value {
         let status = self.status();
-        let pid = if status == Status::Stopped { 0 } else { self.state.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.state.pid
+        };
         let mut v = serde_json::json!({
             "ociVersion": "1.1.0",
             "id": self.state.id,
@@ -392,11 +520,18 @@ impl Container {
     pub fn start(&mut self) -> Result<()> {
         let status = self.status();
         if !status.can_start() {
-            return Err(Error::BadStatus { id: self.state.id.clone(), status: status.to_string(), op: "start" });
+            return Err(Error::BadStatus {
+                id: self.state.id.clone(),
+                status: status.to_string(),
+                op: "start",
+            });
         }
         let fifo = self.fifo_path();
         // the init holds the fifo open for reading: without a reader this is ENXIO
-        let fd = match open_path(&fifo, rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK) {
+        let fd = match open_path(
+            &fifo,
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
+        ) {
             Ok(fd) => fd,
             Err(e) => {
                 if let Some(sock) = self.sync.take()
@@ -407,7 +542,8 @@ impl Container {
                 return Err(e);
             }
         };
-        berth_sys::write_all_fd(&fd, b"0").map_err(|e| Error::io("failed to write exec fifo", &fifo, e))?;
+        berth_sys::write_all_fd(&fd, b"0")
+            .map_err(|e| Error::io("failed to write exec fifo", &fifo, e))?;
         drop(fd);
         let _ = std::fs::remove_file(&fifo);
         if let Some(sock) = self.sync.take() {
@@ -419,7 +555,13 @@ impl Container {
         self.state.status = Status::Running;
         self.state.save(&self.dir)?;
         if let Some(h) = self.state.config.hooks().clone() {
-            let st = oci_state_json(&self.state.id, "running", self.state.pid, &self.state.bundle, &self.state.config);
+            let st = oci_state_json(
+                &self.state.id,
+                "running",
+                self.state.pid,
+                &self.state.bundle,
+                &self.state.config,
+            );
             hooks::run_hooks("poststart", h.poststart().as_ref(), &st)?;
         }
         Ok(())
@@ -451,18 +593,29 @@ impl Container {
             return Ok(());
         }
         if !status.can_kill() {
-            return Err(Error::BadStatus { id: self.state.id.clone(), status: status.to_string(), op: "kill" });
+            return Err(Error::BadStatus {
+                id: self.state.id.clone(),
+                status: status.to_string(),
+                op: "kill",
+            });
         }
-        let pid = rustix::process::Pid::from_raw(self.state.pid).ok_or_else(|| Error::Protocol("pid 0".into()))?;
-        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).map_err(|e| Error::sys("pidfd_open", e))?;
+        let pid = rustix::process::Pid::from_raw(self.state.pid)
+            .ok_or_else(|| Error::Protocol("pid 0".into()))?;
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            .map_err(|e| Error::sys("pidfd_open", e))?;
         // the pid could have been recycled between status() and pidfd_open: check again
         if !self.alive() {
-            return Err(Error::BadStatus { id: self.state.id.clone(), status: "stopped".into(), op: "kill" });
+            return Err(Error::BadStatus {
+                id: self.state.id.clone(),
+                status: "stopped".into(),
+                op: "kill",
+            });
         }
         // SAFETY-free: rustix's Signal from a raw number the caller chose
         let sig = rustix::process::Signal::from_named_raw(signal)
             .ok_or_else(|| Error::Spec(format!("unknown signal number {signal}")))?;
-        rustix::process::pidfd_send_signal(&pidfd, sig).map_err(|e| Error::sys("pidfd_send_signal", e))?;
+        rustix::process::pidfd_send_signal(&pidfd, sig)
+            .map_err(|e| Error::sys("pidfd_send_signal", e))?;
         Ok(())
     }
 
@@ -471,7 +624,11 @@ impl Container {
     pub fn delete(self, force: bool) -> Result<()> {
         let status = self.status();
         if !status.can_delete() && !force {
-            return Err(Error::BadStatus { id: self.state.id.clone(), status: status.to_string(), op: "delete (use --force)" });
+            return Err(Error::BadStatus {
+                id: self.state.id.clone(),
+                status: status.to_string(),
+                op: "delete (use --force)",
+            });
         }
         let mut errors = Vec::new();
         let cg = self.cgroup();
@@ -485,13 +642,18 @@ impl Container {
                     errors.push(Error::from(e));
                 }
             }
-            if self.alive() && let Err(e) = self.kill(libc::SIGKILL, false) {
+            if self.alive()
+                && let Err(e) = self.kill(libc::SIGKILL, false)
+            {
                 errors.push(e);
             }
             let deadline = Instant::now() + Duration::from_secs(10);
             while self.alive() && Instant::now() < deadline {
                 // our own child: reap it; otherwise wait for its parent to
-                let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(self.state.pid), rustix::process::WaitOptions::NOHANG);
+                let _ = rustix::process::waitpid(
+                    rustix::process::Pid::from_raw(self.state.pid),
+                    rustix::process::WaitOptions::NOHANG,
+                );
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
@@ -515,7 +677,13 @@ impl Container {
             Err(e) => errors.push(e),
         }
         if let Some(h) = self.state.config.hooks() {
-            let st = oci_state_json(&self.state.id, "stopped", 0, &self.state.bundle, &self.state.config);
+            let st = oci_state_json(
+                &self.state.id,
+                "stopped",
+                0,
+                &self.state.bundle,
+                &self.state.config,
+            );
             if let Err(e) = hooks::run_hooks("poststop", h.poststop().as_ref(), &st) {
                 errors.push(e);
             }
@@ -535,7 +703,11 @@ impl Container {
     pub fn pause(&mut self) -> Result<()> {
         let status = self.status();
         if !status.can_pause() {
-            return Err(Error::BadStatus { id: self.state.id.clone(), status: status.to_string(), op: "pause" });
+            return Err(Error::BadStatus {
+                id: self.state.id.clone(),
+                status: status.to_string(),
+                op: "pause",
+            });
         }
         self.cgroup()?.freeze()?;
         self.state.status = Status::Paused;
@@ -545,7 +717,11 @@ impl Container {
     pub fn resume(&mut self) -> Result<()> {
         let status = self.status();
         if !status.can_resume() {
-            return Err(Error::BadStatus { id: self.state.id.clone(), status: status.to_string(), op: "resume" });
+            return Err(Error::BadStatus {
+                id: self.state.id.clone(),
+                status: status.to_string(),
+                op: "resume",
+            });
         }
         self.cgroup()?.thaw()?;
         self.state.status = Status::Running;
@@ -574,16 +750,30 @@ impl Container {
     pub fn exec(&self, process: &Process, opts: &ExecOpts) -> Result<i32> {
         let status = self.status();
         if !matches!(status, Status::Running | Status::Created) {
-            return Err(Error::BadStatus { id: self.state.id.clone(), status: status.to_string(), op: "exec" });
+            return Err(Error::BadStatus {
+                id: self.state.id.clone(),
+                status: status.to_string(),
+                op: "exec",
+            });
         }
-        let namespaces = self.state.config.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+        let namespaces = self
+            .state
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default();
         let mut join = Vec::new();
         for ns in &namespaces {
             let path = PathBuf::from(format!("/proc/{}/ns/{}", self.state.pid, ns_file(ns.typ())));
             join.push((open_path(&path, rustix::fs::OFlags::RDONLY)?, ns.typ()));
         }
         if !self.alive() {
-            return Err(Error::BadStatus { id: self.state.id.clone(), status: "stopped".into(), op: "exec" });
+            return Err(Error::BadStatus {
+                id: self.state.id.clone(),
+                status: "stopped".into(),
+                op: "exec",
+            });
         }
         // mount last: after it, /proc/<pid>/ns paths would no longer resolve (we hold fds)
         join.sort_by_key(|(_, t)| match t {
@@ -596,29 +786,56 @@ impl Container {
             // no pid namespace of its own: still fork once through the same path by
             // joining the init's (= the host's) pid namespace
             let p = PathBuf::from(format!("/proc/{}/ns/pid", self.state.pid));
-            join.push((open_path(&p, rustix::fs::OFlags::RDONLY)?, LinuxNamespaceType::Pid));
+            join.push((
+                open_path(&p, rustix::fs::OFlags::RDONLY)?,
+                LinuxNamespaceType::Pid,
+            ));
         }
         if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
-            return Err(Error::Spec("process.terminal is true but no console socket was given".into()));
+            return Err(Error::Spec(
+                "process.terminal is true but no console socket was given".into(),
+            ));
         }
-        let console = opts.console_socket.as_deref().map(connect_console).transpose()?;
+        let console = opts
+            .console_socket
+            .as_deref()
+            .map(connect_console)
+            .transpose()?;
         let cg = self.cgroup()?;
         let cg_fd = cg.dir_fd_for_clone()?;
         let (parent_sock, child_sock) = sync::pair()?;
         let spec = &self.state.config;
         let preserve_fds = opts.preserve_fds;
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(crate::process::compile_seccomp(s).map_err(|e| Error::Spec(format!("linux.seccomp: {e}")))?),
+            Some(s) => Some(
+                crate::process::compile_seccomp(s)
+                    .map_err(|e| Error::Spec(format!("linux.seccomp: {e}")))?,
+            ),
             None => None,
         };
-        let (first, _) = crate::clone::spawn(berth_sys::CLONE_PIDFD as u64, cg_fd.as_ref().map(|f| f.as_fd()), move || {
-            child_main(ChildCtx { mode: Mode::Exec, spec, process, sock: child_sock, console, preserve_fds, join, in_userns, seccomp })
-        })?;
+        let (first, _) = crate::clone::spawn(
+            berth_sys::CLONE_PIDFD as u64,
+            cg_fd.as_ref().map(|f| f.as_fd()),
+            move || {
+                child_main(ChildCtx {
+                    mode: Mode::Exec,
+                    spec,
+                    process,
+                    sock: child_sock,
+                    console,
+                    preserve_fds,
+                    join,
+                    in_userns,
+                    seccomp,
+                })
+            },
+        )?;
         let mut guard = KillGuard(Some(first));
         if cg_fd.is_none() {
             cg.add_task(first)?;
         }
-        sync::send(&parent_sock, &Msg::Go).map_err(|e| Error::Protocol(format!("write to exec child: {e}")))?;
+        sync::send(&parent_sock, &Msg::Go)
+            .map_err(|e| Error::Protocol(format!("write to exec child: {e}")))?;
         let mut pid = first;
         let res = await_ready(&parent_sock, || Ok(()), &mut pid, true);
         reap(first);
@@ -674,7 +891,10 @@ struct KillGuard(Option<i32>);
 impl KillGuard {
     fn kill_and_reap(&mut self, also: i32) {
         if let Some(pid) = self.0.take() {
-            let _ = rustix::process::kill_process(rustix::process::Pid::from_raw(pid).expect("nonzero pid"), rustix::process::Signal::KILL);
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(pid).expect("nonzero pid"),
+                rustix::process::Signal::KILL,
+            );
             reap(pid);
         }
         if also > 0 {

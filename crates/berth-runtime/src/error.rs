@@ -47,7 +47,12 @@ impl InitError {
         }
     }
     pub fn plain(stage: Stage, path: Option<&str>, msg: impl Into<String>) -> Self {
-        InitError { stage, errno: 0, path: path.map(str::to_string), msg: msg.into() }
+        InitError {
+            stage,
+            errno: 0,
+            path: path.map(str::to_string),
+            msg: msg.into(),
+        }
     }
     /// The exit code a shell (and docker/podman) gives such a failure: 127 when the
     /// command is not found, 126 when it cannot be executed, else `None`.
@@ -87,7 +92,11 @@ pub enum Error {
     #[error("container {0:?} does not exist")]
     NotFound(String),
     #[error("container {id:?} is {status}: cannot {op}")]
-    BadStatus { id: String, status: String, op: &'static str },
+    BadStatus {
+        id: String,
+        status: String,
+        op: &'static str,
+    },
     #[error("invalid spec: {0}")]
     Spec(String),
     #[error("{what} {path:?}: {source}")]
@@ -114,7 +123,11 @@ pub enum Error {
         source: serde_json::Error,
     },
     #[error("hook {path:?} ({kind}) failed: {why}")]
-    Hook { kind: &'static str, path: String, why: String },
+    Hook {
+        kind: &'static str,
+        path: String,
+        why: String,
+    },
     #[error("container init exited before reporting ready (status {0})")]
     InitVanished(String),
     #[error("protocol error with container init: {0}")]
@@ -125,10 +138,17 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { what, path: path.into(), source }
+        Error::Io {
+            what,
+            path: path.into(),
+            source,
+        }
     }
     pub(crate) fn sys(what: &'static str, source: impl Into<std::io::Error>) -> Self {
-        Error::Sys { what, source: source.into() }
+        Error::Sys {
+            what,
+            source: source.into(),
+        }
     }
 }
 

@@ -45,8 +45,13 @@ pub fn rlimit_resource(r: &PosixRlimit) -> Option<rustix::process::Resource> {
 /// kernel says EPERM and we report which limit and values were refused.
 pub fn set_rlimits(limits: &[PosixRlimit]) -> R<()> {
     for l in limits {
-        let name = serde_json::to_value(l.typ()).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        let res = rlimit_resource(l).ok_or_else(|| InitError::plain(Stage::Rlimits, None, format!("unknown rlimit type {name}")))?;
+        let name = serde_json::to_value(l.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let res = rlimit_resource(l).ok_or_else(|| {
+            InitError::plain(Stage::Rlimits, None, format!("unknown rlimit type {name}"))
+        })?;
         let lim = |v: u64| if v == u64::MAX { None } else { Some(v) };
         rustix::process::setrlimit(res, rustix::process::Rlimit { current: lim(l.soft()), maximum: lim(l.hard()) }).map_err(|e| {
             let cur = rustix::process::getrlimit(res);
@@ -73,17 +78,30 @@ pub fn cap_index(cap: &oci_spec::runtime::Capability) -> Option<u8> {
 }
 
 fn cap_bits(set: &Option<Capabilities>) -> u64 {
-    set.as_ref().map_or(0, |s| s.iter().filter_map(cap_index).fold(0u64, |acc, i| acc | (1u64 << i)))
+    set.as_ref().map_or(0, |s| {
+        s.iter()
+            .filter_map(cap_index)
+            .fold(0u64, |acc, i| acc | (1u64 << i))
+    })
 }
 
 /// Drop the bounding set to what the spec allows (while we still hold CAP_SETPCAP).
 pub fn drop_bounding(process: &Process) -> R<()> {
-    let Some(c) = process.capabilities() else { return Ok(()) };
+    let Some(c) = process.capabilities() else {
+        return Ok(());
+    };
     let keep = cap_bits(c.bounding());
     for cap in caps::all() {
-        if keep & (1u64 << cap.index()) == 0 && caps::has_cap(None, caps::CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, caps::CapSet::Bounding, cap)
-                .map_err(|e| InitError::plain(Stage::Capabilities, None, format!("drop {cap} from the bounding set: {e}")))?;
+        if keep & (1u64 << cap.index()) == 0
+            && caps::has_cap(None, caps::CapSet::Bounding, cap).unwrap_or(false)
+        {
+            caps::drop(None, caps::CapSet::Bounding, cap).map_err(|e| {
+                InitError::plain(
+                    Stage::Capabilities,
+                    None,
+                    format!("drop {cap} from the bounding set: {e}"),
+                )
+            })?;
         }
     }
     Ok(())
@@ -92,19 +110,38 @@ pub fn drop_bounding(process: &Process) -> R<()> {
 /// Switch to the spec's uid/gid/groups keeping capabilities across the switch.
 pub fn set_user(process: &Process, setgroups_allowed: bool) -> R<()> {
     let u = process.user();
-    let e = |what: &'static str| move |x: rustix::io::Errno| InitError::new(Stage::User, &errno(x), None, what);
+    let e = |what: &'static str| {
+        move |x: rustix::io::Errno| InitError::new(Stage::User, &errno(x), None, what)
+    };
     rustix::thread::set_keep_capabilities(true).map_err(e("keep capabilities"))?;
     if setgroups_allowed {
-        let groups: Vec<rustix::fs::Gid> =
-            u.additional_gids().as_deref().unwrap_or(&[]).iter().map(|g| rustix::fs::Gid::from_raw(*g)).collect();
+        let groups: Vec<rustix::fs::Gid> = u
+            .additional_gids()
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .map(|g| rustix::fs::Gid::from_raw(*g))
+            .collect();
         rustix::thread::set_thread_groups(&groups).map_err(e("setgroups"))?;
     }
     let gid = rustix::fs::Gid::from_raw(u.gid());
-    rustix::thread::set_thread_res_gid(gid, gid, gid)
-        .map_err(|x| InitError::new(Stage::User, &errno(x), None, &format!("setresgid {}", u.gid())))?;
+    rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(|x| {
+        InitError::new(
+            Stage::User,
+            &errno(x),
+            None,
+            &format!("setresgid {}", u.gid()),
+        )
+    })?;
     let uid = rustix::fs::Uid::from_raw(u.uid());
-    rustix::thread::set_thread_res_uid(uid, uid, uid)
-        .map_err(|x| InitError::new(Stage::User, &errno(x), None, &format!("setresuid {}", u.uid())))?;
+    rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(|x| {
+        InitError::new(
+            Stage::User,
+            &errno(x),
+            None,
+            &format!("setresuid {}", u.uid()),
+        )
+    })?;
     rustix::thread::set_keep_capabilities(false).map_err(e("clear keep capabilities"))?;
     if let Some(mask) = u.umask() {
         rustix::process::umask(rustix::fs::Mode::from_bits_truncate(mask));
@@ -119,7 +156,11 @@ pub fn set_capabilities(process: &Process) -> R<()> {
         // no capabilities object: the process gets none
         return rustix::thread::set_capabilities(
             None,
-            CapabilitySets { effective: CapabilitySet::empty(), permitted: CapabilitySet::empty(), inheritable: CapabilitySet::empty() },
+            CapabilitySets {
+                effective: CapabilitySet::empty(),
+                permitted: CapabilitySet::empty(),
+                inheritable: CapabilitySet::empty(),
+            },
         )
         .map_err(|x| InitError::new(Stage::Capabilities, &errno(x), None, "capset"));
     };
@@ -128,14 +169,20 @@ pub fn set_capabilities(process: &Process) -> R<()> {
         permitted: CapabilitySet::from_bits_retain(cap_bits(c.permitted())),
         inheritable: CapabilitySet::from_bits_retain(cap_bits(c.inheritable())),
     };
-    rustix::thread::set_capabilities(None, sets).map_err(|x| InitError::new(Stage::Capabilities, &errno(x), None, "capset"))?;
+    rustix::thread::set_capabilities(None, sets)
+        .map_err(|x| InitError::new(Stage::Capabilities, &errno(x), None, "capset"))?;
     // the kernel only lets a capability into the ambient set when it is both permitted
     // and inheritable; runc skips the others the same way
     let amb = cap_bits(c.ambient()) & sets.permitted.bits() & sets.inheritable.bits();
     for cap in caps::all() {
         if amb & (1u64 << cap.index()) != 0 {
-            caps::raise(None, caps::CapSet::Ambient, cap)
-                .map_err(|e| InitError::plain(Stage::Capabilities, None, format!("raise {cap} in the ambient set: {e}")))?;
+            caps::raise(None, caps::CapSet::Ambient, cap).map_err(|e| {
+                InitError::plain(
+                    Stage::Capabilities,
+                    None,
+                    format!("raise {cap} in the ambient set: {e}"),
+                )
+            })?;
         }
     }
     Ok(())
@@ -156,10 +203,17 @@ fn op_of(name: &str, value: u64) -> Option<libseccomp::ScmpCompareOp> {
 }
 
 fn enum_name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
-fn action_of(name: &str, errno_ret: Option<u32>, default_errno: Option<u32>) -> Result<libseccomp::ScmpAction, String> {
+fn action_of(
+    name: &str,
+    errno_ret: Option<u32>,
+    default_errno: Option<u32>,
+) -> Result<libseccomp::ScmpAction, String> {
     if name == "SCMP_ACT_NOTIFY" {
         return Err("seccomp action SCMP_ACT_NOTIFY is not supported (no listener support)".into());
     }
@@ -174,9 +228,11 @@ fn action_of(name: &str, errno_ret: Option<u32>, default_errno: Option<u32>) -> 
 /// Compile the OCI seccomp profile to BPF with libseccomp (not loaded).
 pub fn compile_seccomp(s: &LinuxSeccomp) -> Result<libseccomp::ScmpFilterContext, String> {
     let default = action_of(&enum_name(&s.default_action()), None, s.default_errno_ret())?;
-    let mut f = libseccomp::ScmpFilterContext::new(default).map_err(|e| format!("seccomp init: {e}"))?;
+    let mut f =
+        libseccomp::ScmpFilterContext::new(default).map_err(|e| format!("seccomp init: {e}"))?;
     // no_new_privs is our decision (process.noNewPrivileges), not libseccomp's
-    f.set_ctl_nnp(false).map_err(|e| format!("seccomp nnp ctl: {e}"))?;
+    f.set_ctl_nnp(false)
+        .map_err(|e| format!("seccomp nnp ctl: {e}"))?;
     for flag in s.flags().as_deref().unwrap_or(&[]) {
         use oci_spec::runtime::LinuxSeccompFilterFlag as F;
         match flag {
@@ -193,13 +249,19 @@ pub fn compile_seccomp(s: &LinuxSeccomp) -> Result<libseccomp::ScmpFilterContext
     }
     for a in s.architectures().as_deref().unwrap_or(&[]) {
         let name = enum_name(a);
-        let arch = libseccomp::ScmpArch::from_str(&name).map_err(|e| format!("seccomp architecture {name}: {e}"))?;
+        let arch = libseccomp::ScmpArch::from_str(&name)
+            .map_err(|e| format!("seccomp architecture {name}: {e}"))?;
         if arch != libseccomp::ScmpArch::native() {
-            f.add_arch(arch).map_err(|e| format!("add seccomp architecture {name}: {e}"))?;
+            f.add_arch(arch)
+                .map_err(|e| format!("add seccomp architecture {name}: {e}"))?;
         }
     }
     for rule in s.syscalls().as_deref().unwrap_or(&[]) {
-        let action = action_of(&enum_name(&rule.action()), rule.errno_ret(), s.default_errno_ret())?;
+        let action = action_of(
+            &enum_name(&rule.action()),
+            rule.errno_ret(),
+            s.default_errno_ret(),
+        )?;
         if action == default {
             continue;
         }
@@ -207,13 +269,20 @@ pub fn compile_seccomp(s: &LinuxSeccomp) -> Result<libseccomp::ScmpFilterContext
         for a in rule.args().as_deref().unwrap_or(&[]) {
             let opn = enum_name(&a.op());
             let op = op_of(&opn, a.value()).ok_or_else(|| format!("seccomp operator {opn}"))?;
-            let datum = if opn == "SCMP_CMP_MASKED_EQ" { a.value_two().unwrap_or(0) } else { a.value() };
+            let datum = if opn == "SCMP_CMP_MASKED_EQ" {
+                a.value_two().unwrap_or(0)
+            } else {
+                a.value()
+            };
             conds.push(libseccomp::ScmpArgCompare::new(a.index() as u32, op, datum));
         }
         for name in rule.names() {
             // names unknown to this kernel/libseccomp are skipped, as runc does
-            let Ok(sc) = libseccomp::ScmpSyscall::from_name(name) else { continue };
-            f.add_rule_conditional(action, sc, &conds).map_err(|e| format!("seccomp rule for {name}: {e}"))?;
+            let Ok(sc) = libseccomp::ScmpSyscall::from_name(name) else {
+                continue;
+            };
+            f.add_rule_conditional(action, sc, &conds)
+                .map_err(|e| format!("seccomp rule for {name}: {e}"))?;
         }
     }
     Ok(f)
@@ -222,7 +291,8 @@ pub fn compile_seccomp(s: &LinuxSeccomp) -> Result<libseccomp::ScmpFilterContext
 /// Load a filter compiled by the runtime before the clone (so profile errors surface in
 /// the caller, and the BPF is built once, not in every child).
 pub fn load_seccomp(f: &libseccomp::ScmpFilterContext) -> R<()> {
-    f.load().map_err(|e| InitError::plain(Stage::Seccomp, None, format!("load seccomp filter: {e}")))
+    f.load()
+        .map_err(|e| InitError::plain(Stage::Seccomp, None, format!("load seccomp filter: {e}")))
 }
 
 /// Reject spec features this runtime does not implement, instead of ignoring them.
@@ -252,20 +322,36 @@ pub fn check_supported(spec: &oci_spec::runtime::Spec) -> Result<(), String> {
             }
         }
         // like runc: a label is only an error when the host enforces that LSM
-        let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.trim() == "Y");
-        if p.apparmor_profile().as_deref().is_some_and(|v| !v.is_empty()) && apparmor {
+        let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|v| v.trim() == "Y");
+        if p.apparmor_profile()
+            .as_deref()
+            .is_some_and(|v| !v.is_empty())
+            && apparmor
+        {
             bad.push("process.apparmorProfile (AppArmor is enabled on this host)");
         }
-        if p.selinux_label().as_deref().is_some_and(|v| !v.is_empty()) && std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        if p.selinux_label().as_deref().is_some_and(|v| !v.is_empty())
+            && std::path::Path::new("/sys/fs/selinux/enforce").exists()
+        {
             bad.push("process.selinuxLabel (SELinux is enabled on this host)");
         }
     }
-    if bad.is_empty() { Ok(()) } else { Err(format!("not supported by berth-runtime: {}", bad.join(", "))) }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "not supported by berth-runtime: {}",
+            bad.join(", ")
+        ))
+    }
 }
 
 /// The env value of `key` in an OCI env list.
 pub fn env_get<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
-    env.iter().rev().find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+    env.iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -287,7 +373,12 @@ pub fn lookup_exec(arg0: &str, env: &[String]) -> R<PathBuf> {
         let p = PathBuf::from(arg0);
         return match check(&p) {
             Ok(()) => Ok(p),
-            Err(e) => Err(InitError::new(Stage::Exec, &e, Some(arg0), &format!("exec {arg0:?}"))),
+            Err(e) => Err(InitError::new(
+                Stage::Exec,
+                &e,
+                Some(arg0),
+                &format!("exec {arg0:?}"),
+            )),
         };
     }
     let mut denied = None;
@@ -302,10 +393,20 @@ pub fn lookup_exec(arg0: &str, env: &[String]) -> R<PathBuf> {
     }
     if let Some(d) = denied {
         let e = std::io::Error::from_raw_os_error(libc::EACCES);
-        return Err(InitError::new(Stage::Exec, &e, Some(&d.to_string_lossy()), &format!("exec {arg0:?}")));
+        return Err(InitError::new(
+            Stage::Exec,
+            &e,
+            Some(&d.to_string_lossy()),
+            &format!("exec {arg0:?}"),
+        ));
     }
     let e = std::io::Error::from_raw_os_error(libc::ENOENT);
-    Err(InitError::new(Stage::Exec, &e, Some(arg0), &format!("exec: {arg0:?}: executable file not found in $PATH")))
+    Err(InitError::new(
+        Stage::Exec,
+        &e,
+        Some(arg0),
+        &format!("exec: {arg0:?}: executable file not found in $PATH"),
+    ))
 }
 
 /// CVE-2019-5736: refuse to exec a file that is the runtime's own binary (e.g. via
@@ -314,29 +415,45 @@ pub fn lookup_exec(arg0: &str, env: &[String]) -> R<PathBuf> {
 /// handle on the host binary through `/proc/<pid>/exe` and overwrite it once we exit.
 pub fn refuse_runtime_binary(path: &Path) -> R<()> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(me) = std::fs::metadata("/proc/self/exe") else { return Ok(()) };
+    let Ok(me) = std::fs::metadata("/proc/self/exe") else {
+        return Ok(());
+    };
     let refuse = |p: &Path| {
         let e = std::io::Error::from_raw_os_error(libc::EPERM);
-        Err(InitError::new(Stage::Exec, &e, Some(&p.to_string_lossy()), "refusing to execute the runtime binary inside the container"))
+        Err(InitError::new(
+            Stage::Exec,
+            &e,
+            Some(&p.to_string_lossy()),
+            "refusing to execute the runtime binary inside the container",
+        ))
     };
     let mut cur = path.to_path_buf();
     // the kernel follows at most 4 levels of interpreters (BINPRM_MAX_RECURSION)
     for _ in 0..5 {
-        if cur == Path::new("/proc/self/exe") || cur.starts_with("/proc/self/fd") || cur.starts_with("/dev/fd") {
+        if cur == Path::new("/proc/self/exe")
+            || cur.starts_with("/proc/self/fd")
+            || cur.starts_with("/dev/fd")
+        {
             return refuse(&cur);
         }
-        let Ok(it) = std::fs::metadata(&cur) else { return Ok(()) };
+        let Ok(it) = std::fs::metadata(&cur) else {
+            return Ok(());
+        };
         if me.dev() == it.dev() && me.ino() == it.ino() {
             return refuse(&cur);
         }
         let mut head = [0u8; 256];
-        let n = std::fs::File::open(&cur).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+        let n = std::fs::File::open(&cur)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .unwrap_or(0);
         if n < 2 || &head[..2] != b"#!" {
             return Ok(());
         }
         let line = head[2..n].split(|b| *b == b'\n').next().unwrap_or(&[]);
         let text = String::from_utf8_lossy(line);
-        let Some(interp) = text.split_whitespace().next() else { return Ok(()) };
+        let Some(interp) = text.split_whitespace().next() else {
+            return Ok(());
+        };
         cur = PathBuf::from(interp);
     }
     Ok(())
@@ -344,7 +461,15 @@ pub fn refuse_runtime_binary(path: &Path) -> R<()> {
 
 pub fn cstrings(v: &[String]) -> R<Vec<CString>> {
     v.iter()
-        .map(|s| CString::new(s.as_str()).map_err(|_| InitError::plain(Stage::Exec, None, format!("argument or env entry {s:?} contains NUL"))))
+        .map(|s| {
+            CString::new(s.as_str()).map_err(|_| {
+                InitError::plain(
+                    Stage::Exec,
+                    None,
+                    format!("argument or env entry {s:?} contains NUL"),
+                )
+            })
+        })
         .collect()
 }
 
@@ -388,7 +513,11 @@ mod tests {
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
         }))
         .unwrap();
-        assert!(compile_seccomp(&notify).unwrap_err().contains("SCMP_ACT_NOTIFY"));
+        assert!(
+            compile_seccomp(&notify)
+                .unwrap_err()
+                .contains("SCMP_ACT_NOTIFY")
+        );
     }
 
     #[test]
@@ -399,13 +528,17 @@ mod tests {
         }))
         .unwrap();
         let e = check_supported(&spec).unwrap_err();
-        assert!(e.contains("linux.personality") && e.contains("linux.intelRdt"), "{e}");
+        assert!(
+            e.contains("linux.personality") && e.contains("linux.intelRdt"),
+            "{e}"
+        );
         assert!(check_supported(&oci_spec::runtime::Spec::default()).is_ok());
     }
 
     #[test]
     fn capability_names_map_to_kernel_indexes() {
-        let c: oci_spec::runtime::Capability = serde_json::from_str("\"CAP_NET_BIND_SERVICE\"").unwrap();
+        let c: oci_spec::runtime::Capability =
+            serde_json::from_str("\"CAP_NET_BIND_SERVICE\"").unwrap();
         assert_eq!(cap_index(&c), Some(10));
         let c: oci_spec::runtime::Capability = serde_json::from_str("\"CAP_CHOWN\"").unwrap();
         assert_eq!(cap_index(&c), Some(0));

@@ -74,7 +74,8 @@ impl State {
     pub fn save(&self, dir: &Path) -> Result<()> {
         let path = Self::path(dir);
         let tmp = dir.join(".state.json.tmp");
-        let data = serde_json::to_vec(self).map_err(|e| Error::Protocol(format!("serialize state: {e}")))?;
+        let data = serde_json::to_vec(self)
+            .map_err(|e| Error::Protocol(format!("serialize state: {e}")))?;
         let write = || -> std::io::Result<()> {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp)?;
@@ -87,7 +88,8 @@ impl State {
 
     pub fn load(dir: &Path) -> Result<State> {
         let path = Self::path(dir);
-        let data = std::fs::read(&path).map_err(|e| Error::io("failed to read container state file", &path, e))?;
+        let data = std::fs::read(&path)
+            .map_err(|e| Error::io("failed to read container state file", &path, e))?;
         serde_json::from_slice(&data).map_err(|source| Error::CorruptState { path, source })
     }
 }
@@ -107,7 +109,9 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
 
 /// RFC 3339 UTC timestamp with nanoseconds, computed without a date crate.
 pub fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // civil_from_days (Howard Hinnant)
@@ -146,7 +150,10 @@ mod tests {
     fn rfc3339_shape() {
         let s = now_rfc3339();
         assert_eq!(s.len(), 30, "{s}");
-        assert!(s.starts_with("20") && s.ends_with('Z') && &s[10..11] == "T", "{s}");
+        assert!(
+            s.starts_with("20") && s.ends_with('Z') && &s[10..11] == "T",
+            "{s}"
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ pub enum Msg {
     /// parent → child: hooks ran.
     HooksDone,
     /// child → parent: the real init (after a pid-namespace fork) has this pid.
-    Pid { pid: i32 },
+    Pid {
+        pid: i32,
+    },
     /// child → parent: ready to exec, waiting for start.
     Ready,
     Error(InitError),
@@ -22,8 +24,13 @@ pub enum Msg {
 
 pub fn pair() -> Result<(OwnedFd, OwnedFd), Error> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
-    socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)
-        .map_err(|e| Error::sys("create sync socketpair", e))
+    socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::sys("create sync socketpair", e))
 }
 
 pub fn send(fd: impl AsFd, m: &Msg) -> std::io::Result<()> {
@@ -45,5 +52,7 @@ pub fn recv(fd: impl AsFd) -> std::io::Result<Option<Msg>> {
     if n == 0 {
         return Ok(None);
     }
-    serde_json::from_slice(&buf[..n]).map(Some).map_err(std::io::Error::other)
+    serde_json::from_slice(&buf[..n])
+        .map(Some)
+        .map_err(std::io::Error::other)
 }

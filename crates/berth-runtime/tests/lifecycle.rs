@@ -8,8 +8,15 @@ use berth_runtime::{Container, CreateOpts, Error, ExecOpts, Stage, Status};
 
 fn unique(p: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{p}-{}-{}-{nanos:x}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{p}-{}-{}-{nanos:x}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    )
 }
 
 struct Env {
@@ -20,19 +27,30 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let dir = tempfile::Builder::new().prefix("berth-runtime-test").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-runtime-test")
+            .tempdir()
+            .unwrap();
         let rootfs = dir.path().join("bundle/rootfs");
         for d in ["bin", "etc", "tmp", "proc", "dev", "sys"] {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static (/bin/busybox) is required");
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+            .expect("busybox-static (/bin/busybox) is required");
         let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for a in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox") {
+        for a in String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .filter(|a| *a != "busybox")
+        {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
         std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
         std::fs::write(rootfs.join("etc/group"), "root:x:0:\n").unwrap();
-        Env { dir, cg_parent: unique("berth-rt-test"), ids: Vec::new() }
+        Env {
+            dir,
+            cg_parent: unique("berth-rt-test"),
+            ids: Vec::new(),
+        }
     }
 
     fn bundle(&self) -> PathBuf {
@@ -42,7 +60,12 @@ impl Env {
         self.dir.path().join("state")
     }
 
-    fn spec(&mut self, id: &str, args: &[&str], extra: impl FnOnce(&mut serde_json::Value)) -> oci_spec::runtime::Spec {
+    fn spec(
+        &mut self,
+        id: &str,
+        args: &[&str],
+        extra: impl FnOnce(&mut serde_json::Value),
+    ) -> oci_spec::runtime::Spec {
         self.ids.push(id.to_string());
         let mut s = serde_json::json!({
             "ociVersion": "1.1.0",
@@ -64,7 +87,11 @@ impl Env {
     }
 
     fn opts(&self) -> CreateOpts {
-        CreateOpts { root: self.root(), bundle: self.bundle(), ..Default::default() }
+        CreateOpts {
+            root: self.root(),
+            bundle: self.bundle(),
+            ..Default::default()
+        }
     }
 }
 
@@ -111,7 +138,15 @@ impl Drop for Env {
 fn create_start_wait_delete() {
     let mut env = Env::new();
     let id = unique("c");
-    let spec = env.spec(&id, &["sh", "-c", "test $(hostname) = lib && test $$ = 1 && exit 3"], |_| {});
+    let spec = env.spec(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "test $(hostname) = lib && test $$ = 1 && exit 3",
+        ],
+        |_| {},
+    );
     let mut c = Container::create(&id, spec, &env.opts()).unwrap();
     assert_eq!(c.status(), Status::Created);
     assert!(c.dir().join("state.json").exists());
@@ -122,7 +157,10 @@ fn create_start_wait_delete() {
     let dir = c.dir().to_path_buf();
     c.delete(false).unwrap();
     assert!(!dir.exists());
-    assert!(matches!(Container::load(&env.root(), &id), Err(Error::NotFound(_))));
+    assert!(matches!(
+        Container::load(&env.root(), &id),
+        Err(Error::NotFound(_))
+    ));
 }
 
 #[test]
@@ -173,11 +211,17 @@ fn recycled_pid_is_never_signalled() {
     st.save(c.dir()).unwrap();
     let fake = Container::load(&env.root(), &id).unwrap();
     assert_eq!(fake.status(), Status::Stopped);
-    assert!(matches!(fake.kill(libc::SIGKILL, false), Err(Error::BadStatus { .. })));
+    assert!(matches!(
+        fake.kill(libc::SIGKILL, false),
+        Err(Error::BadStatus { .. })
+    ));
     // the real init is untouched
     assert!(Path::new(&format!("/proc/{}", c.pid())).exists());
     c.state.save(c.dir()).unwrap();
-    Container::load(&env.root(), &id).unwrap().delete(true).unwrap();
+    Container::load(&env.root(), &id)
+        .unwrap()
+        .delete(true)
+        .unwrap();
 }
 
 #[test]
@@ -197,15 +241,29 @@ fn exec_joins_namespaces_and_cgroup() {
     );
     p.set_args(Some(vec!["sh".into(), "-c".into(), script]));
     let pid = c.exec(&p, &ExecOpts::default()).unwrap();
-    let (_, st) = rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty()).unwrap().unwrap();
+    let (_, st) = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::empty(),
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(st.exit_status(), Some(9));
-    let err = c.exec(&{
-        let mut q = p.clone();
-        q.set_args(Some(vec!["/nope".into()]));
-        q
-    }, &ExecOpts::default());
-    assert!(matches!(err, Err(Error::Init(ref e)) if e.exit_code() == Some(127)), "{err:?}");
+    let err = c.exec(
+        &{
+            let mut q = p.clone();
+            q.set_args(Some(vec!["/nope".into()]));
+            q
+        },
+        &ExecOpts::default(),
+    );
+    assert!(
+        matches!(err, Err(Error::Init(ref e)) if e.exit_code() == Some(127)),
+        "{err:?}"
+    );
     c.kill(libc::SIGKILL, false).unwrap();
     c.wait().unwrap();
-    Container::load(&env.root(), &id).unwrap().delete(false).unwrap();
+    Container::load(&env.root(), &id)
+        .unwrap()
+        .delete(false)
+        .unwrap();
 }

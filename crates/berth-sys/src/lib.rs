@@ -14,8 +14,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 pub use libc::{
-    CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID,
-    CLONE_NEWTIME, CLONE_NEWUSER, CLONE_NEWUTS, CLONE_PIDFD,
+    CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME,
+    CLONE_NEWUSER, CLONE_NEWUTS, CLONE_PIDFD,
 };
 
 /// What `clone3` returned in the calling process.
@@ -69,13 +69,22 @@ pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<F
             } else {
                 None
             };
-            Ok(Forked::Parent { pid: pid as i32, pidfd })
+            Ok(Forked::Parent {
+                pid: pid as i32,
+                pidfd,
+            })
         }
     }
 }
 
 /// `execveat(2)`. Returns only on failure.
-pub fn execveat(dir: BorrowedFd<'_>, path: &CStr, argv: &[CString], envp: &[CString], flags: i32) -> io::Error {
+pub fn execveat(
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    argv: &[CString],
+    envp: &[CString],
+    flags: i32,
+) -> io::Error {
     let mut av: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     av.push(std::ptr::null());
     let mut ev: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
@@ -83,7 +92,14 @@ pub fn execveat(dir: BorrowedFd<'_>, path: &CStr, argv: &[CString], envp: &[CStr
     // SAFETY: every pointer refers to a NUL-terminated string kept alive by argv/envp for
     // the duration of the call; both arrays are NULL-terminated.
     unsafe {
-        libc::syscall(libc::SYS_execveat, dir.as_raw_fd(), path.as_ptr(), av.as_ptr(), ev.as_ptr(), flags);
+        libc::syscall(
+            libc::SYS_execveat,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            av.as_ptr(),
+            ev.as_ptr(),
+            flags,
+        );
     }
     io::Error::last_os_error()
 }
@@ -93,7 +109,13 @@ fn cstr(s: &str) -> io::Result<CString> {
 }
 
 /// `mount(2)` with raw `MS_*` flags, as the OCI mount options map to them.
-pub fn mount(source: Option<&str>, target: &str, fstype: Option<&str>, flags: u64, data: Option<&str>) -> io::Result<()> {
+pub fn mount(
+    source: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: u64,
+    data: Option<&str>,
+) -> io::Result<()> {
     let src = source.map(cstr).transpose()?;
     let tgt = cstr(target)?;
     let fst = fstype.map(cstr).transpose()?;
@@ -105,10 +127,15 @@ pub fn mount(source: Option<&str>, target: &str, fstype: Option<&str>, flags: u6
             tgt.as_ptr(),
             fst.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
             flags as libc::c_ulong,
-            dat.as_ref().map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
+            dat.as_ref()
+                .map_or(std::ptr::null(), |s| s.as_ptr() as *const libc::c_void),
         )
     };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// `umount2(2)`.
@@ -116,7 +143,11 @@ pub fn umount2(target: &str, flags: i32) -> io::Result<()> {
     let tgt = cstr(target)?;
     // SAFETY: tgt is a NUL-terminated string alive for the call.
     let r = unsafe { libc::umount2(tgt.as_ptr(), flags) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -137,7 +168,12 @@ struct MountAttr {
 /// rbind tree read-only in one call, which `mount(MS_REMOUNT)` can only do per mount.
 pub fn mount_setattr(path: &str, flags: u32, attr_set: u64, attr_clr: u64) -> io::Result<()> {
     let p = cstr(path)?;
-    let attr = MountAttr { attr_set, attr_clr, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set,
+        attr_clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
     // SAFETY: p is NUL-terminated, attr is a correctly laid out mount_attr of the size passed.
     let r = unsafe {
         libc::syscall(
@@ -149,22 +185,41 @@ pub fn mount_setattr(path: &str, flags: u32, attr_set: u64, attr_clr: u64) -> io
             std::mem::size_of::<MountAttr>(),
         )
     };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Mark every fd from `first` upwards close-on-exec (`close_range(CLOSE_RANGE_CLOEXEC)`),
 /// so nothing of the host leaks into the container while our own fds still work until exec.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range takes plain integers and touches only our fd table.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Clear close-on-exec on `fd` (a preserved fd that must survive exec).
 pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on an integer fd; an invalid fd yields EBADF, which we report.
     let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Duplicate `fd` to the lowest free number `>= min`, close-on-exec.
@@ -176,7 +231,11 @@ pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
 pub fn dup2_raw(from: BorrowedFd<'_>, to: RawFd) -> io::Result<()> {
     // SAFETY: dup2 only changes our fd table; `to` is a number the caller owns by contract.
     let r = unsafe { libc::dup2(from.as_raw_fd(), to) };
-    if r >= 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r >= 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Take ownership of an inherited fd number (e.g. a descriptor the parent passed by number).
@@ -204,7 +263,11 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>, payload: &[u8]) -> io::
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut anc = SendAncillaryBuffer::new(&mut space);
     anc.push(SendAncillaryMessage::ScmRights(&fds));
-    let iov = [io::IoSlice::new(if payload.is_empty() { b"\0" } else { payload })];
+    let iov = [io::IoSlice::new(if payload.is_empty() {
+        b"\0"
+    } else {
+        payload
+    })];
     sendmsg(sock, &iov, &mut anc, SendFlags::empty())?;
     Ok(())
 }
@@ -226,7 +289,10 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(OwnedFd, Vec<u8>)> {
     }
     match got {
         Some(fd) => Ok((fd, buf[..n].to_vec())),
-        None => Err(io::Error::new(io::ErrorKind::InvalidData, "no file descriptor in SCM_RIGHTS message")),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no file descriptor in SCM_RIGHTS message",
+        )),
     }
 }
 
@@ -282,13 +348,20 @@ pub fn block_signals(sigs: &[i32]) -> io::Result<()> {
     let set = sigset(sigs);
     // SAFETY: valid set pointer, NULL old-set pointer is allowed.
     let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if r == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(r)) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
+    }
 }
 
 /// Wait up to `timeout_ms` for one of the (blocked) `sigs`; `Ok(None)` on timeout.
 pub fn wait_signal(sigs: &[i32], timeout_ms: u64) -> io::Result<Option<i32>> {
     let set = sigset(sigs);
-    let ts = libc::timespec { tv_sec: (timeout_ms / 1000) as libc::time_t, tv_nsec: ((timeout_ms % 1000) * 1_000_000) as libc::c_long };
+    let ts = libc::timespec {
+        tv_sec: (timeout_ms / 1000) as libc::time_t,
+        tv_nsec: ((timeout_ms % 1000) * 1_000_000) as libc::c_long,
+    };
     // SAFETY: valid set and timespec pointers; the siginfo pointer may be NULL.
     let r = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
     if r >= 0 {

@@ -11,8 +11,15 @@ pub const BERTH: &str = env!("CARGO_BIN_EXE_berth-runc");
 static N: AtomicU32 = AtomicU32::new(0);
 
 pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{prefix}-{}-{}-{nanos:x}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Build `<dir>/rootfs` from the static busybox with every applet linked.
@@ -20,15 +27,24 @@ pub fn busybox_rootfs(rootfs: &Path) {
     for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static must be installed (/bin/busybox)");
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+        .expect("busybox-static must be installed (/bin/busybox)");
     let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" {
             let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
         }
     }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n").unwrap();
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\ntty:x:5:\nnobody:x:65534:\n").unwrap();
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rootfs.join("etc/group"),
+        "root:x:0:\ntty:x:5:\nnobody:x:65534:\n",
+    )
+    .unwrap();
     std::fs::write(rootfs.join("etc/hostname"), "from-image\n").unwrap();
 }
 
@@ -43,13 +59,30 @@ pub struct Env {
 
 impl Env {
     pub fn new(args: &[&str]) -> Env {
-        let dir = tempfile::Builder::new().prefix("berth-runc-test").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-runc-test")
+            .tempdir()
+            .unwrap();
         let bundle = dir.path().join("bundle");
         busybox_rootfs(&bundle.join("rootfs"));
         let cg_parent = unique("berth-test");
-        let out = Command::new(BERTH).args(["spec", "-b"]).arg(&bundle).output().unwrap();
-        assert!(out.status.success(), "spec: {}", String::from_utf8_lossy(&out.stderr));
-        let env = Env { root: dir.path().join("state"), bundle, dir, cg_parent, ids: Default::default() };
+        let out = Command::new(BERTH)
+            .args(["spec", "-b"])
+            .arg(&bundle)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = Env {
+            root: dir.path().join("state"),
+            bundle,
+            dir,
+            cg_parent,
+            ids: Default::default(),
+        };
         env.edit(|s| {
             s["process"]["terminal"] = false.into();
             s["process"]["args"] = serde_json::json!(args);
@@ -86,14 +119,20 @@ impl Env {
     pub fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
         let mut s = self.spec();
         f(&mut s);
-        std::fs::write(self.bundle.join("config.json"), serde_json::to_vec_pretty(&s).unwrap()).unwrap();
+        std::fs::write(
+            self.bundle.join("config.json"),
+            serde_json::to_vec_pretty(&s).unwrap(),
+        )
+        .unwrap();
     }
 
     /// A fresh id whose cgroup goes under this test's parent.
     pub fn id(&self, runtime: &str) -> String {
         let id = unique("c");
         self.edit(|s| s["linux"]["cgroupsPath"] = format!("{}/{id}", self.cg_parent).into());
-        self.ids.borrow_mut().push((runtime.to_string(), id.clone()));
+        self.ids
+            .borrow_mut()
+            .push((runtime.to_string(), id.clone()));
         id
     }
 
@@ -121,7 +160,11 @@ impl Env {
             .stderr(std::fs::File::create(&errf).unwrap())
             .status()
             .unwrap();
-        Output { status, stdout: Vec::new(), stderr: std::fs::read(&errf).unwrap_or_default() }
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr: std::fs::read(&errf).unwrap_or_default(),
+        }
     }
 
     pub fn berth(&self, args: &[&str]) -> Output {
@@ -155,7 +198,9 @@ fn remove_cgroup_tree(dir: &Path) {
 }
 
 fn find_and_remove(dir: &Path, name: &str, depth: u32) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             continue;
