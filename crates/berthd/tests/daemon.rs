@@ -373,3 +373,24 @@ fn sigterm_ends_open_event_streams_and_exits() {
     );
     assert!(!sock.exists());
 }
+
+#[test]
+fn a_stale_socket_after_kill_9_is_replaced_on_restart() {
+    let mut env = TestEnv::new().expect("test env");
+    let mut first = spawn(&env, &[]);
+    let sock = env.run_root().join("berth.sock");
+    wait_socket(&sock);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(sock.exists(), "kill -9 leaves the socket file behind");
+    assert!(UnixStream::connect(&sock).is_err());
+    let second = spawn(&env, &[]);
+    env.cleanup().child(second);
+    wait_socket(&sock);
+    let r = request(&sock, "GET", "/_ping");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o660
+    );
+}
