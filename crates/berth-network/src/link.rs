@@ -8,7 +8,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 const EEXIST: i32 = 17;
 const ENODEV: i32 = 19;
@@ -122,70 +125,48 @@ pub async fn delete_link(h: &Handle, name: &str) -> Result<bool, LinkError> {
     }
 }
 
-/// Create the veth pair `host`/`peer`, attach `host` to the bridge `bridge_idx` and bring it up,
-/// then move `peer` into the namespace `netns`.
+/// Create the veth pair in one request: `host` attached to the bridge `bridge_idx` and up,
+/// its peer created directly inside the namespace `netns` under its final name with its MAC
+/// and MTU (no move between namespaces, no rename: both cost an RCU grace period).
 pub async fn create_veth(
     h: &Handle,
     host: &str,
-    peer: &str,
     bridge_idx: u32,
     mtu: u32,
+    peer_name: &str,
+    peer_mac: [u8; 6],
     netns: &impl AsRawFd,
 ) -> Result<(), LinkError> {
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(peer_name.to_owned())
+        .address(peer_mac.to_vec())
+        .mtu(mtu)
+        .setns_by_fd(netns.as_raw_fd())
+        .build();
+    let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(host.to_owned())
+        .mtu(mtu)
+        .controller(bridge_idx)
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build();
     h.link()
-        .add(LinkVeth::new(host, peer).mtu(mtu).build())
+        .add(msg)
         .execute()
         .await
-        .map_err(nl("create veth", host))?;
-    let host_idx = require(h, host).await?;
-    h.link()
-        .set(
-            LinkUnspec::new_with_index(host_idx)
-                .controller(bridge_idx)
-                .up()
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(nl("attach to bridge", host))?;
-    let peer_idx = require(h, peer).await?;
-    h.link()
-        .set(
-            LinkUnspec::new_with_index(peer_idx)
-                .setns_by_fd(netns.as_raw_fd())
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(nl("move into container netns", peer))?;
-    Ok(())
+        .map_err(nl("create veth", host))
 }
 
-/// Inside the container namespace: rename `peer` to `ifname`, set MAC and MTU, add the address,
-/// bring it and `lo` up and route the default via `gateway`.
-#[allow(clippy::too_many_arguments)]
+/// Inside the container namespace: add the address to `ifname`, bring it and `lo` up and
+/// route the default via `gateway`.
 pub async fn configure_container(
     h: &Handle,
-    peer: &str,
     ifname: &str,
-    mac: [u8; 6],
-    mtu: u32,
     ip: Ipv4Addr,
     prefix: u8,
     gateway: Ipv4Addr,
 ) -> Result<(), LinkError> {
-    let idx = require(h, peer).await?;
-    h.link()
-        .set(
-            LinkUnspec::new_with_index(idx)
-                .name(ifname.to_owned())
-                .address(mac.to_vec())
-                .mtu(mtu)
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(nl("rename and set mac of", peer))?;
+    let idx = require(h, ifname).await?;
     h.address()
         .add(idx, IpAddr::V4(ip), prefix)
         .execute()

@@ -219,7 +219,7 @@ impl NetworkManager {
         ep: &Endpoint,
         ip: Ipv4Addr,
     ) -> Result<EndpointResult, NetError> {
-        let (host_veth, peer) = host_veth_name(&ep.container_id, &net.id);
+        let (host_veth, _) = host_veth_name(&ep.container_id, &net.id);
         let ns_path = ep.netns.path().to_owned();
         let ns_file = File::open(&ns_path).map_err(|source| NetError::ContainerNetns {
             path: ns_path.clone(),
@@ -233,16 +233,13 @@ impl NetworkManager {
             let h = link::connect()?;
             link::delete_link(&h, &host_veth).await?;
             let br = link::ensure_bridge(&h, &net.bridge, gw, prefix, mtu).await?;
-            link::create_veth(&h, &host_veth, &peer, br, mtu, &ns_file).await
+            link::create_veth(&h, &host_veth, br, mtu, &ep.interface, mac, &ns_file).await
         })??;
         netns::block_on_in(Some(&ns_path), || async {
             let h = link::connect()?;
-            link::configure_container(&h, &peer, &ep.interface, mac, mtu, ip, prefix, gw).await
+            link::configure_container(&h, &ep.interface, ip, prefix, gw).await
         })??;
-        self.fw(|f| {
-            f.apply_network(net)?;
-            f.apply_ports(&ep.container_id, &net.id, ip, &ep.ports)
-        })?;
+        self.fw(|f| f.apply_endpoint(net, &ep.container_id, ip, &ep.ports))?;
         if !net.internal {
             self.in_host(|| firewall::enable_ip_forward().map_err(NetError::IpForward))?;
         }
