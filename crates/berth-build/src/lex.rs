@@ -209,12 +209,8 @@ impl<'a> State<'a> {
                             out.push(n);
                             words.push_char(n);
                         }
-                        None => {
-                            if !self.lx.raw_escapes {
-                                out.push(c);
-                                words.push_char(c);
-                            }
-                        }
+                        // an escape at the end of the word is dropped
+                        None => {}
                     }
                 }
                 c if split && c.is_whitespace() => {
@@ -294,13 +290,23 @@ impl<'a> State<'a> {
         }
     }
 
+    /// A variable name: letters, digits and `_`; a leading digit run (`$12`) or one
+    /// special parameter (`$@ $* $# $? $- $$ $!`) is a name by itself.
     fn name(&mut self) -> String {
         let mut name = String::new();
-        if let Some(c) = self.peek()
-            && c.is_ascii_digit()
-        {
-            self.next();
-            return c.to_string();
+        match self.peek() {
+            Some(c) if c.is_ascii_digit() => {
+                while let Some(d) = self.peek().filter(char::is_ascii_digit) {
+                    name.push(d);
+                    self.next();
+                }
+                return name;
+            }
+            Some(c @ ('@' | '*' | '#' | '?' | '-' | '$' | '!')) => {
+                self.next();
+                return c.to_string();
+            }
+            _ => {}
         }
         while let Some(c) = self.peek() {
             if c.is_alphanumeric() || c == '_' {
@@ -379,10 +385,12 @@ impl<'a> State<'a> {
                         if set {
                             value.unwrap_or_default()
                         } else {
-                            let message = if word.is_empty() {
-                                "is not allowed to be unset".to_string()
-                            } else {
+                            let message = if !word.is_empty() {
                                 word
+                            } else if value.is_some() {
+                                "is not allowed to be empty".to_string()
+                            } else {
+                                "is not allowed to be unset".to_string()
                             };
                             return Err(LexError::Required { name, message });
                         }

@@ -33,6 +33,9 @@ fn plain_and_braced() {
     assert_eq!(word("x$NOPE.y").unwrap(), "x.y");
     assert_eq!(word("cost $").unwrap(), "cost $");
     assert_eq!(word("$1a").unwrap(), "a");
+    assert_eq!(word("$12a").unwrap(), "a");
+    assert_eq!(word("a$$b").unwrap(), "ab");
+    assert_eq!(word("trailing\\").unwrap(), "trailing");
 }
 
 #[test]
@@ -62,7 +65,11 @@ fn required_values() {
     );
     assert_eq!(
         word("${E:?}").unwrap_err().to_string(),
-        "E: is not allowed to be unset"
+        "E: is not allowed to be empty"
+    );
+    assert_eq!(
+        word("${NOPE?}").unwrap_err().to_string(),
+        "NOPE: is not allowed to be unset"
     );
     assert_eq!(word("${E?x}").unwrap(), "");
 }
