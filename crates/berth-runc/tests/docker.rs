@@ -38,6 +38,8 @@ impl Docker {
         let cg_parent = format!("{}/{}", own.trim_end_matches('/'), unique("docker-test"));
         let d = dir.path();
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
+        // our own (empty) daemon.json: whatever /etc/docker/daemon.json says must not apply
+        std::fs::write(d.join("daemon.json"), "{}").unwrap();
         let daemon = Command::new("dockerd")
             .arg("--data-root")
             .arg(d.join("data"))

@@ -340,3 +340,26 @@ fn user_namespace_with_mappings() {
     assert_eq!(lines[1], ["0", "100000", "65536"]);
     assert_eq!(lines[2], ["0"]);
 }
+
+#[test]
+fn force_delete_of_a_paused_container() {
+    let env = Env::new(&["sh", "-c", "sleep 1000 & sleep 1000"]);
+    let id = env.id(BERTH);
+    ok(env.berth_detached(&["run", "-d", "-b", env.bundle.to_str().unwrap(), &id]));
+    wait_status(&env, &id, "running");
+    ok(env.berth(&["pause", &id]));
+    assert_eq!(state(&env, &id)["status"], "paused");
+    assert!(
+        !env.berth(&["exec", &id, "true"]).status.success(),
+        "exec into a paused container must fail"
+    );
+    let pid = state(&env, &id)["pid"].as_i64().unwrap();
+    ok(env.berth(&["delete", "--force", &id]));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z")
+    );
+    assert!(!env.berth(&["state", &id]).status.success());
+}
