@@ -71,6 +71,19 @@ impl DnsTable {
         }
     }
 
+    /// Register a container on `network` as Docker does: its name, its aliases and its
+    /// 12-character short id.
+    pub fn add_endpoint(&self, network: &str, ep: &crate::config::Endpoint, ip: IpAddr) {
+        self.add(network, &ep.name, ip);
+        for alias in &ep.aliases {
+            self.add(network, alias, ip);
+        }
+        let short: String = ep.container_id.chars().take(12).collect();
+        if !short.is_empty() {
+            self.add(network, &short, ip);
+        }
+    }
+
     /// Drop every name that points at `ip` on `network` (a container left it).
     pub fn remove_ip(&self, network: &str, ip: IpAddr) {
         let mut t = self.inner.write().unwrap_or_else(|p| p.into_inner());
@@ -343,6 +356,29 @@ mod tests {
         );
         t.remove_ip("a", "10.0.0.2".parse().unwrap());
         assert_eq!(t2.lookup(&nets, "database"), None);
+    }
+
+    #[test]
+    fn endpoint_names_aliases_and_short_id() {
+        let t = DnsTable::new();
+        let ep = crate::config::Endpoint {
+            container_id: "0123456789abcdef0123".into(),
+            name: "web".into(),
+            netns: crate::config::NetnsRef::Path("/proc/self/ns/net".into()),
+            interface: "eth0".into(),
+            requested_ip: None,
+            aliases: vec!["frontend".into()],
+            mac: None,
+            ports: vec![],
+        };
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        t.add_endpoint("n", &ep, ip);
+        let nets = vec!["n".to_string()];
+        for name in ["web", "frontend", "0123456789ab"] {
+            assert_eq!(t.lookup(&nets, name), Some(vec![ip]), "{name}");
+        }
+        t.remove_ip("n", ip);
+        assert_eq!(t.lookup(&nets, "web"), None);
     }
 
     #[test]

@@ -287,6 +287,8 @@ impl NetworkManager {
     pub fn reload(&self, desired: &[DesiredNetwork]) -> Result<(), TeardownError> {
         let mut errors = Vec::new();
         let mut keep = Vec::new();
+        // reality may have moved (a flushed ruleset, another daemon's crash): read it again
+        self.firewall.invalidate();
         for d in desired {
             keep.push(network_tag(&d.network.id));
             if let Err(e) = self.fw(|f| f.apply_network(&d.network)) {
