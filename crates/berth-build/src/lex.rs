@@ -204,13 +204,10 @@ impl<'a> State<'a> {
                         out.push(c);
                         words.push_char(c);
                     }
-                    match self.next() {
-                        Some(n) => {
-                            out.push(n);
-                            words.push_char(n);
-                        }
-                        // an escape at the end of the word is dropped
-                        None => {}
+                    // an escape at the end of the word is dropped
+                    if let Some(n) = self.next() {
+                        out.push(n);
+                        words.push_char(n);
                     }
                 }
                 c if split && c.is_whitespace() => {
