@@ -259,3 +259,29 @@ fn a_second_tag_is_added_to_the_same_layout() {
             .arg(format!("oci:{}:{t}", oci.display())));
     }
 }
+
+/// The optional Debian minbase recipe: needs the apt mirror and about a minute, so it runs
+/// only on request: `cargo nextest run -p berth-mkimage --run-ignored all debian`.
+#[test]
+#[ignore = "needs a reachable Debian mirror and ~1 min"]
+fn debian_minbase_recipe_makes_a_working_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let oci = tmp.path().join("oci");
+    run(Command::new(env!("CARGO_BIN_EXE_berth-mkimage"))
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["debian", "--tag", "debian:minbase", "--oci-layout"])
+        .arg(&oci));
+    let bundle = tmp.path().join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:minbase", oci.display()))
+        .arg(&bundle));
+    let os = fs::read_to_string(bundle.join("rootfs/etc/os-release")).unwrap();
+    assert!(os.contains("Debian GNU/Linux"), "{os}");
+    let out = run(Command::new("chroot").arg(bundle.join("rootfs")).args([
+        "/bin/sh",
+        "-c",
+        "dpkg -s base-files >/dev/null && echo ok",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+}

@@ -170,3 +170,47 @@ fn oci_layout_push_keeps_the_manifest_digest() {
         manifest_digest
     );
 }
+
+#[test]
+fn token_registry_challenges_with_the_given_realm() {
+    let dir = berth_testkit::TestDir::new("token").unwrap();
+    let (key, crt) = (dir.join("t.key"), dir.join("t.crt"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .args(["-days", "1", "-subj", "/CN=token-signer"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reg = Registry::start(Flavor::Token {
+        realm: "http://127.0.0.1:1/token".into(),
+        service: "berth-test".into(),
+        issuer: "berth-test-issuer".into(),
+        root_cert_bundle: crt,
+    })
+    .unwrap();
+    let r = reg.get("/v2/", None).unwrap();
+    assert_eq!(r.status, 401);
+    let challenge = r.header("WWW-Authenticate").unwrap();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(
+        challenge.contains(r#"realm="http://127.0.0.1:1/token""#),
+        "{challenge}"
+    );
+    assert!(challenge.contains(r#"service="berth-test""#), "{challenge}");
+}
