@@ -326,8 +326,9 @@ impl Container {
                 return Err(Error::Init(e));
             }
         }
+        // no state write here: the status is derived from reality (fifo gone, pid alive),
+        // which saves an fsync on the hot path
         self.state.status = Status::Running;
-        self.state.save(&self.dir)?;
         if let Some(h) = self.state.config.hooks().clone() {
             let st = oci_state_json(
                 &self.state.id,
