@@ -467,11 +467,11 @@ impl StageState<'_> {
                     from,
                     chown,
                     chmod,
-                    link: ins.flag("link").is_some(),
-                    parents: ins.flag("parents").is_some(),
+                    link: flag_bool(ins, "link", line)?,
+                    parents: flag_bool(ins, "parents", line)?,
                     exclude,
                     checksum,
-                    keep_git_dir: ins.flag("keep-git-dir").is_some(),
+                    keep_git_dir: flag_bool(ins, "keep-git-dir", line)?,
                 };
                 let shell = self.config.shell_or_default().join(" ");
                 history = History {
@@ -548,4 +548,17 @@ fn valid_signal(s: &str) -> bool {
     }
     // RTMIN+n / RTMAX-n
     name.starts_with("RTMIN") || name.starts_with("RTMAX")
+}
+
+/// A boolean flag: absent → false; `--x`, `--x=true` → true; `--x=false` → false.
+fn flag_bool(ins: &Instruction, name: &str, line: usize) -> Result<bool, PlanError> {
+    match ins.flag(name) {
+        None => Ok(false),
+        Some("" | "true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(other) => Err(PlanError::Invalid {
+            line,
+            message: format!("invalid value {other:?} for boolean flag --{name}"),
+        }),
+    }
 }

@@ -599,3 +599,27 @@ fn progress_labels_like_buildkit() {
     let single = plan("FROM a\nRUN x\n", BuildOptions::default());
     assert_eq!(single.progress_label(0, 1, 1, "RUN x"), "[2/2] RUN x");
 }
+
+#[test]
+fn boolean_flags() {
+    let text = "FROM scratch\nCOPY --link a /a\nCOPY --link=false a /b\nCOPY --link=true --parents a /c/\n";
+    let plans = steps(text, BuildOptions::default(), &ImageConfig::default());
+    let links: Vec<(bool, bool)> = plans[0]
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::Copy(c) => Some((c.link, c.parents)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(links, vec![(true, false), (false, false), (true, true)]);
+    let p = plan(
+        "FROM scratch\nCOPY --link=maybe a /a\n",
+        BuildOptions::default(),
+    );
+    let e = p
+        .stage_steps(0, &ImageConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 2") && e.contains("--link"), "{e}");
+}
