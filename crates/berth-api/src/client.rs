@@ -22,7 +22,8 @@ pub type ReqBody = BoxBody<Bytes, io::Error>;
 pub enum ClientError {
     /// Nothing answers on the socket.
     #[error(
-        "cannot connect to the berth daemon at unix://{path}: {source}. Is the daemon running?"
+        "cannot connect to the berth daemon at {}: {source}. Is the daemon running?",
+        display_target(path)
     )]
     Connect {
         /// The socket.
@@ -52,6 +53,9 @@ pub enum ClientError {
     /// A request could not be built.
     #[error("invalid request: {0}")]
     Request(String),
+    /// TLS material or the handshake failed.
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 impl ClientError {
@@ -61,6 +65,15 @@ impl ClientError {
             ClientError::Daemon { status, .. } => Some(*status),
             _ => None,
         }
+    }
+}
+
+fn display_target(p: &Path) -> String {
+    let s = p.display().to_string();
+    if s.starts_with("tcp://") {
+        s
+    } else {
+        format!("unix://{s}")
     }
 }
 
@@ -90,10 +103,65 @@ pub struct Ping {
     pub os_type: Option<String>,
 }
 
-/// An Engine API client on a unix socket.
+/// Where the daemon listens.
+#[derive(Clone)]
+pub enum Endpoint {
+    /// A unix socket.
+    Unix(PathBuf),
+    /// `host:port` over TLS.
+    Tls {
+        /// The address.
+        addr: String,
+        /// The TLS settings (roots, client certificate).
+        config: std::sync::Arc<rustls::ClientConfig>,
+    },
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Unix(p) => write!(f, "unix://{}", p.display()),
+            Endpoint::Tls { addr, .. } => write!(f, "tcp://{addr} (TLS)"),
+        }
+    }
+}
+
+/// TLS settings for a tcp endpoint: trust `ca`, and present `cert`/`key` when given.
+pub fn tls_config(
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, ClientError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &Path, e: &dyn std::fmt::Display| {
+        ClientError::Tls(format!("{}: {e}", what.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).map_err(|e| bad(ca, &e))? {
+        roots
+            .add(c.map_err(|e| bad(ca, &e))?)
+            .map_err(|e| bad(ca, &e))?;
+    }
+    let b = rustls::ClientConfig::builder().with_root_certificates(roots);
+    Ok(match client {
+        Some((cert, key)) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| bad(cert, &e))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(cert, &e))?;
+            let k = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+            b.with_client_auth_cert(chain, k)
+                .map_err(|e| bad(cert, &e))?
+        }
+        None => b.with_no_client_auth(),
+    })
+}
+
+/// An Engine API client on a unix socket (or TLS over TCP).
 #[derive(Debug)]
 pub struct Client {
     socket: PathBuf,
+    endpoint: Endpoint,
     version: Mutex<Option<String>>,
 }
 
@@ -103,8 +171,22 @@ pub const CLIENT_MAX_VERSION: &str = "1.44";
 impl Client {
     /// A client for the daemon listening at `socket`.
     pub fn new(socket: impl Into<PathBuf>) -> Client {
+        let socket = socket.into();
         Client {
-            socket: socket.into(),
+            endpoint: Endpoint::Unix(socket.clone()),
+            socket,
+            version: Mutex::new(None),
+        }
+    }
+
+    /// A client for a daemon served over TLS at `addr` (`host:port`).
+    pub fn tls(addr: &str, config: rustls::ClientConfig) -> Client {
+        Client {
+            socket: PathBuf::from(format!("tcp://{addr}")),
+            endpoint: Endpoint::Tls {
+                addr: addr.to_owned(),
+                config: std::sync::Arc::new(config),
+            },
             version: Mutex::new(None),
         }
     }
@@ -154,19 +236,6 @@ impl Client {
         body: ReqBody,
         headers: &[(&str, String)],
     ) -> Result<Response<Incoming>, ClientError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ClientError::Connect {
-                path: self.socket.clone(),
-                source,
-            })?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection closed with an error");
-            }
-        });
         let mut b = Request::builder()
             .method(method)
             .uri(path_and_query)
@@ -181,7 +250,36 @@ impl Client {
         let req = b
             .body(body)
             .map_err(|e| ClientError::Request(e.to_string()))?;
-        Ok(sender.send_request(req).await?)
+        match &self.endpoint {
+            Endpoint::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|source| ClientError::Connect {
+                        path: path.clone(),
+                        source,
+                    })?;
+                exchange(stream, req).await
+            }
+            Endpoint::Tls { addr, config } => {
+                let tcp = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|source| ClientError::Connect {
+                        path: self.socket.clone(),
+                        source,
+                    })?;
+                let host = addr
+                    .rsplit_once(':')
+                    .map_or(addr.as_str(), |(h, _)| h)
+                    .trim_matches(['[', ']']);
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| ClientError::Tls(format!("invalid server name {host:?}: {e}")))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| ClientError::Tls(format!("handshake with {addr} failed: {e}")))?;
+                exchange(tls, req).await
+            }
+        }
     }
 
     /// Sends `method path?query` (prefixed with the negotiated version) and turns a
@@ -227,6 +325,19 @@ impl Client {
         let resp = self.send(Method::GET, path, query, empty(), &[]).await?;
         read_json(resp, path).await
     }
+}
+
+async fn exchange<IO>(io: IO, req: Request<ReqBody>) -> Result<Response<Incoming>, ClientError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "connection closed with an error");
+        }
+    });
+    Ok(sender.send_request(req).await?)
 }
 
 /// The whole body decoded from JSON.

@@ -18,6 +18,18 @@ pub struct Cli {
     /// Daemon socket to connect to (unix:///path) [env: BERTH_HOST]
     #[arg(short = 'H', long = "host", value_name = "ADDR")]
     pub host: Option<String>,
+    /// Use TLS and verify the daemon (tcp:// hosts) [env: BERTH_TLS_VERIFY]
+    #[arg(long = "tlsverify")]
+    pub tlsverify: bool,
+    /// Trust certs signed only by this CA [default: $BERTH_CERT_PATH/ca.pem]
+    #[arg(long = "tlscacert", value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file [default: $BERTH_CERT_PATH/cert.pem]
+    #[arg(long = "tlscert", value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+    /// Path to TLS key file [default: $BERTH_CERT_PATH/key.pem]
+    #[arg(long = "tlskey", value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,

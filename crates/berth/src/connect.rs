@@ -11,33 +11,106 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use berth_api::client::Client;
 
+/// TLS files for a tcp:// daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA that signed the daemon's certificate.
+    pub ca: PathBuf,
+    /// Client certificate and key, when present.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+/// The TLS flags as typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFlags {
+    /// `--tlsverify`.
+    pub verify: bool,
+    /// `--tlscacert`.
+    pub ca: Option<PathBuf>,
+    /// `--tlscert`.
+    pub cert: Option<PathBuf>,
+    /// `--tlskey`.
+    pub key: Option<PathBuf>,
+}
+
 /// Where to connect, and whether berth may start the daemon there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// The socket.
+    /// The socket (unix), or `tcp://addr` for a TLS daemon.
     pub socket: PathBuf,
+    /// `host:port` and TLS files for a tcp:// daemon.
+    pub tcp: Option<(String, TlsFiles)>,
     /// True for the default socket (autostart allowed).
     pub default: bool,
     /// The exec root a started daemon uses (logs go to `<exec-root>/berthd.log`).
     pub exec_root: PathBuf,
 }
 
-fn parse_host(h: &str) -> anyhow::Result<PathBuf> {
-    if let Some(p) = h.strip_prefix("unix://").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
+fn tls_files(
+    tls: &TlsFlags,
+    env: &impl Fn(&str) -> Option<OsString>,
+    h: &str,
+) -> anyhow::Result<TlsFiles> {
+    let verify = tls.verify || env("BERTH_TLS_VERIFY").is_some_and(|v| !v.is_empty() && v != "0");
+    if !verify {
+        bail!(
+            "invalid host {h:?}: tcp:// daemons are reached only over verified TLS; give --tlsverify (and --tlscacert, --tlscert, --tlskey or BERTH_CERT_PATH)"
+        );
     }
-    if h.starts_with('/') {
-        return Ok(PathBuf::from(h));
-    }
-    if h.starts_with("tcp://") {
-        bail!("invalid host {h:?}: berth connects to unix sockets only (unix:///path)");
-    }
-    bail!("invalid host {h:?}: expected unix:///path")
+    let dir = env("BERTH_CERT_PATH")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let pick = |flag: &Option<PathBuf>, name: &str| {
+        flag.clone().or_else(|| dir.as_ref().map(|d| d.join(name)))
+    };
+    let ca = pick(&tls.ca, "ca.pem")
+        .ok_or_else(|| anyhow::anyhow!("--tlsverify needs --tlscacert or BERTH_CERT_PATH"))?;
+    let client = match (pick(&tls.cert, "cert.pem"), pick(&tls.key, "key.pem")) {
+        (Some(c), Some(k)) if c.is_file() && k.is_file() => Some((c, k)),
+        (Some(c), _) if tls.cert.is_some() => {
+            bail!("--tlscert {} needs a readable --tlskey", c.display())
+        }
+        _ => None,
+    };
+    Ok(TlsFiles { ca, client })
 }
 
-/// Resolves the target from the flag and the environment.
+/// berthd's default `--exec-root`.
+const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+
+type Parsed = (PathBuf, Option<(String, TlsFiles)>);
+
+fn parse_host(
+    h: &str,
+    tls: &TlsFlags,
+    env: &impl Fn(&str) -> Option<OsString>,
+) -> anyhow::Result<Parsed> {
+    if let Some(p) = h.strip_prefix("unix://").filter(|p| !p.is_empty()) {
+        return Ok((PathBuf::from(p), None));
+    }
+    if h.starts_with('/') {
+        return Ok((PathBuf::from(h), None));
+    }
+    if let Some(addr) = h.strip_prefix("tcp://") {
+        let addr = addr.trim_end_matches('/');
+        if addr
+            .rsplit_once(':')
+            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+        {
+            bail!("invalid host {h:?}: expected tcp://host:port");
+        }
+        return Ok((
+            PathBuf::from(h),
+            Some((addr.to_owned(), tls_files(tls, env, h)?)),
+        ));
+    }
+    bail!("invalid host {h:?}: expected unix:///path or tcp://host:port")
+}
+
+/// Resolves the target from the flags and the environment.
 pub fn resolve(
     flag: Option<&str>,
+    tls: &TlsFlags,
     env: impl Fn(&str) -> Option<OsString>,
 ) -> anyhow::Result<Target> {
     let exec_root = env("BERTH_RUNROOT")
@@ -45,31 +118,53 @@ pub fn resolve(
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_EXEC_ROOT));
     if let Some(h) = flag {
+        let (socket, tcp) = parse_host(h, tls, &env)?;
         return Ok(Target {
-            socket: parse_host(h)?,
+            socket,
+            tcp,
             default: false,
             exec_root,
         });
     }
     if let Some(h) = env("BERTH_HOST").filter(|v| !v.is_empty()) {
+        let (socket, tcp) = parse_host(&h.to_string_lossy(), tls, &env)?;
         return Ok(Target {
-            socket: parse_host(&h.to_string_lossy())?,
+            socket,
+            tcp,
             default: false,
             exec_root,
         });
     }
     Ok(Target {
         socket: exec_root.join("berth.sock"),
+        tcp: None,
         default: true,
         exec_root,
     })
 }
 
-/// berthd's default `--exec-root`.
-const DEFAULT_EXEC_ROOT: &str = "/run/berth";
-
 /// A client whose version is negotiated, starting the daemon first when allowed.
 pub async fn connect(target: &Target) -> anyhow::Result<Client> {
+    if let Some((addr, files)) = &target.tcp {
+        let client_files = files
+            .client
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
+        let cfg = berth_api::client::tls_config(&files.ca, client_files)?;
+        let client = Client::tls(addr, cfg);
+        client.ping().await?;
+        return Ok(client);
+    }
+    if let Some((addr, files)) = &target.tcp {
+        let client_files = files
+            .client
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
+        let cfg = berth_api::client::tls_config(&files.ca, client_files)?;
+        let client = Client::tls(addr, cfg);
+        client.ping().await?;
+        return Ok(client);
+    }
     let client = Client::new(&target.socket);
     match client.ping().await {
         Ok(_) => return Ok(client),
@@ -166,7 +261,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        resolve(flag, |k| {
+        resolve(flag, &TlsFlags::default(), |k| {
             env.iter()
                 .find(|(n, _)| n == k)
                 .map(|(_, v)| OsString::from(v))
@@ -197,7 +292,16 @@ mod tests {
             res(Some("tcp://1.2.3.4:2375"), &[])
                 .unwrap_err()
                 .to_string()
-                .contains("unix sockets only")
+                .contains("verified TLS")
         );
+        let t = res(
+            Some("tcp://127.0.0.1:2376"),
+            &[("BERTH_TLS_VERIFY", "1"), ("BERTH_CERT_PATH", "/certs")],
+        )
+        .unwrap();
+        let (addr, files) = t.tcp.unwrap();
+        assert_eq!(addr, "127.0.0.1:2376");
+        assert_eq!(files.ca, PathBuf::from("/certs/ca.pem"));
+        assert_eq!(files.client, None, "missing client files are not used");
     }
 }

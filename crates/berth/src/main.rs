@@ -66,7 +66,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let target = connect::resolve(cli.host.as_deref(), |k| std::env::var_os(k))?;
+    let tls = connect::TlsFlags {
+        verify: cli.tlsverify,
+        ca: cli.tlscacert.clone(),
+        cert: cli.tlscert.clone(),
+        key: cli.tlskey.clone(),
+    };
+    let target = connect::resolve(cli.host.as_deref(), &tls, |k| std::env::var_os(k))?;
     use commands::{events, images, login, system, transfer};
     // Commands that need no daemon.
     match &cli.command {
