@@ -97,6 +97,13 @@ impl Engine {
     /// containers.
     pub fn shutdown(&mut self) {
         self.remove_all_containers();
+        if self.name == "berth" {
+            // berthd is started on demand by the CLI, so it is not our child: find it by
+            // its executable name and our state dir in its command line or environment.
+            for pid in processes_marked("berthd", &self.state_marker) {
+                stop_pid(pid);
+            }
+        }
         if let Some(mut d) = self.daemon.take() {
             let _ = Command::new("kill")
                 .arg("-TERM")
@@ -257,7 +264,8 @@ pub fn docker(ctx: &Ctx) -> Result<Engine, Unavailable> {
     Ok(engine)
 }
 
-/// Berth's CLI, when built; which subcommands exist is probed (`berth <sub> --help`).
+/// Berth's CLI, when built; which subcommands exist is probed (`berth <sub> --help`). The
+/// CLI starts berthd on demand on the default socket under `BERTH_RUNROOT`.
 pub fn berth(ctx: &Ctx) -> Result<Engine, Unavailable> {
     let Some(program) = ctx.berth_bin("berth") else {
         return Err(Unavailable::NotYet(format!(
@@ -277,10 +285,6 @@ pub fn berth(ctx: &Ctx) -> Result<Engine, Unavailable> {
         env: vec![
             ("BERTH_ROOT".into(), data.into_os_string()),
             ("BERTH_RUNROOT".into(), run.clone().into_os_string()),
-            (
-                "DOCKER_HOST".into(),
-                format!("unix://{}", run.join("berth.sock").display()).into(),
-            ),
         ],
         run_flags: vec![],
         pull_flags: vec![],
@@ -312,6 +316,63 @@ pub fn berth(ctx: &Ctx) -> Result<Engine, Unavailable> {
     }
     engine.load_busybox(ctx).map_err(Unavailable::Failed)?;
     Ok(engine)
+}
+
+/// Pids of processes whose executable name starts with `exe` and whose command line or
+/// environment mentions `marker` (our state dir).
+fn processes_marked(exe: &str, marker: &Path) -> Vec<u32> {
+    let marker = marker.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let first = cmdline.split(' ').next().unwrap_or("");
+        if !Path::new(first)
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(exe))
+        {
+            continue;
+        }
+        let environ = fs::read(e.path().join("environ")).unwrap_or_default();
+        if cmdline.contains(&marker) || String::from_utf8_lossy(&environ).contains(&marker) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// SIGTERM a process we started indirectly, wait up to 10 s, then SIGKILL.
+fn stop_pid(pid: u32) {
+    let alive = || {
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+    };
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if alive() {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+    }
 }
 
 /// Resident memory (MB) of each of an engine's per-container monitors, found by executable
