@@ -270,7 +270,7 @@ impl Firewall {
              \tset bridges {{ type ifname; }}\n\
              \tchain ports {{ }}\n\
              \tchain isolation {{ }}\n\
-             \tchain prerouting {{ type nat hook prerouting priority -100; policy accept; fib daddr type local jump ports; }}\n\
+             \tchain prerouting {{ type nat hook prerouting priority -100; policy accept; iifname != @bridges fib daddr type local jump ports; }}\n\
              \tchain output {{ type nat hook output priority -100; policy accept; ip daddr != 127.0.0.0/8 fib daddr type local jump ports; }}\n\
              \tchain postrouting {{ type nat hook postrouting priority 100; policy accept; }}\n\
              \tchain forward {{ type filter hook forward priority 0; policy accept; jump isolation; ct state established,related accept; }}\n\

@@ -83,9 +83,13 @@ pub async fn ensure_bridge(
     mtu: u32,
 ) -> Result<u32, LinkError> {
     if index_of(h, name).await?.is_none() {
+        // a fixed MAC: otherwise the bridge takes its lowest port's MAC, which changes as
+        // containers come and go and leaves stale gateway entries in their ARP caches
+        let g = gateway.octets();
+        let mac = vec![0x02, 0x42, g[0], g[1], g[2], g[3]];
         match h
             .link()
-            .add(LinkBridge::new(name).mtu(mtu).build())
+            .add(LinkBridge::new(name).mtu(mtu).address(mac).build())
             .execute()
             .await
         {

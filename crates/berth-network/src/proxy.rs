@@ -4,8 +4,11 @@
 //! namespace: binding first is the "port already taken" check, and holding the socket reserves
 //! the port for as long as the container runs, as docker-proxy does. nftables DNAT catches the
 //! traffic to the host's non-loopback addresses before it reaches these sockets; what arrives
-//! here is the 127.0.0.1 path, copied to the container with tokio (TCP streams, UDP datagrams
-//! per client). It runs on its own thread with a single-threaded runtime, inside the host
+//! here is the 127.0.0.1 path and, as with Docker's default `userland-proxy: true`, traffic
+//! from containers on our bridges to a host address (the prerouting DNAT skips bridge
+//! interfaces: DNAT of a bridged packet back into the port it came from is dropped when
+//! br_netfilter is loaded). It is copied to the container with tokio (TCP streams, UDP
+//! datagrams per client). It runs on its own thread with a single-threaded runtime, inside the host
 //! namespace, so the connections to the container start from there too.
 
 use std::collections::HashMap;

@@ -150,3 +150,20 @@ fn taken_host_port_is_refused_before_setup() {
     drop(att.proxy);
     w.manager.teardown(&net, &ep).unwrap();
 }
+
+#[test]
+fn containers_reach_published_ports_through_the_host_address() {
+    let w = World::new("containers_reach_published_ports_through_the_host_address");
+    let net = w.network("h", 113, false);
+    w.manager.create_network(&net).unwrap();
+    let (c, d) = (w.container("c"), w.container("d"));
+    let ep = w.endpoint(&c, "c", PortMapping::parse("18111:80").unwrap());
+    let _att = w.manager.setup(&net, &ep).unwrap();
+    let _other = w.manager.setup(&net, &w.endpoint(&d, "d", vec![])).unwrap();
+    let _srv = TcpServer::start(&c.path(), 80, "c:");
+    let host_addr = sa(net.gateway(), 18111);
+    // another container on the bridge, through the host's address (DNAT + masquerade)
+    assert_eq!(tcp_talk(&d.path(), host_addr, "1").unwrap(), "c:1");
+    // the container itself (hairpin)
+    assert_eq!(tcp_talk(&c.path(), host_addr, "2").unwrap(), "c:2");
+}
