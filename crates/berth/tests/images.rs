@@ -402,3 +402,40 @@ fn errors_and_exit_codes() {
     let tcp = d.berth(&["-H", "tcp://127.0.0.1:1", "version"]);
     assert_eq!(tcp.status.code(), Some(125), "{}", stderr(&tcp));
 }
+
+#[test]
+fn events_stream_live_until_interrupted() {
+    use std::io::BufRead as _;
+    let d = Daemon::start();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "-H",
+            &d.host(),
+            "events",
+            "--filter",
+            "type=image",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Wait until the subscription is registered (the daemon counts listeners).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while d.ok(&["info", "--format", "{{.NEventsListener}}"]).trim() == "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events listener never registered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    d.load_busybox();
+    d.ok(&["tag", "busybox", "live:1"]);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "load busybox:latest");
+    assert_eq!(lines.next().unwrap().unwrap(), "tag live:1");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

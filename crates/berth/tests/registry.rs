@@ -181,3 +181,32 @@ fn pull_on_a_terminal_draws_per_layer_progress() {
         format!("{}\n", busybox_id())
     );
 }
+
+#[test]
+fn login_with_password_stdin() {
+    let reg = Registry::start(Flavor::basic("bo", "pw-from-stdin")).unwrap();
+    let d = daemon_for(&reg);
+    let pw = d.env.dir().join("pw");
+    std::fs::write(&pw, "pw-from-stdin\n").unwrap();
+    let o = d.berth_stdin(
+        &["login", "-u", "bo", "--password-stdin", &reg.host()],
+        Some(&pw),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Login Succeeded\n");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.cli_config().join("config.json")).unwrap())
+            .unwrap();
+    assert!(cfg["auths"][reg.host()]["auth"].is_string(), "{cfg}");
+    let both = d.berth(&[
+        "login",
+        "-u",
+        "bo",
+        "-p",
+        "x",
+        "--password-stdin",
+        &reg.host(),
+    ]);
+    assert_eq!(both.status.code(), Some(1));
+    assert!(stderr(&both).contains("mutually exclusive"));
+}
