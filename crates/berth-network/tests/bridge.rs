@@ -204,3 +204,37 @@ fn teardown_leaves_no_veth_rule_or_lease() {
     assert_eq!(count(&network_tag(&net.id)), 0);
     w.manager.remove_network(&net).unwrap();
 }
+
+#[test]
+fn concurrent_setups_on_one_network_never_share_an_address() {
+    let w = World::new("concurrent_setups_on_one_network_never_share_an_address");
+    let net = w.network("k", 114, false);
+    // no create_network first: concurrent setups also race to create the bridge
+    let nss: Vec<common::Netns> = (0..10).map(|i| w.container(&format!("k{i}"))).collect();
+    let results: Vec<berth_network::EndpointResult> = std::thread::scope(|s| {
+        let handles: Vec<_> = nss
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                let (w, net) = (&w, &net);
+                s.spawn(move || {
+                    w.manager
+                        .setup(net, &w.endpoint(ns, &format!("k{i}"), vec![]))
+                        .unwrap()
+                        .result
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut ips: Vec<_> = results.iter().map(|r| r.ip).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 10, "{results:?}");
+    // every one of them is really reachable at its address
+    let _srv = TcpServer::start(&nss[9].path(), 7003, "k9:");
+    for ns in &nss[..9] {
+        let to = SocketAddr::V4(SocketAddrV4::new(results[9].ip, 7003));
+        assert_eq!(tcp_talk(&ns.path(), to, "?").unwrap(), "k9:?");
+    }
+}
