@@ -202,6 +202,8 @@ pub struct Mount {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub other: BTreeMap<String, String>,
+    /// `from` resolved to an earlier stage or an image (filled in by the planner).
+    pub from_source: Option<Source>,
 }
 
 /// Parses one `--mount` value.

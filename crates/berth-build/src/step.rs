@@ -337,8 +337,14 @@ impl StageState<'_> {
                 let mut mounts = Vec::new();
                 for m in ins.flag_values("mount") {
                     let mv = self.expand(m, line, &mut used)?;
-                    mounts
-                        .push(parse_mount(&mv).map_err(|e| invalid(format!("--mount={mv}: {e}")))?);
+                    let mut mount =
+                        parse_mount(&mv).map_err(|e| invalid(format!("--mount={mv}: {e}")))?;
+                    if let Some(f) = &mount.from {
+                        let earlier = &self.plan.stages[..self.stage.index];
+                        mount.from_source =
+                            Some(resolve_source(earlier, f, self.stage.index, line)?);
+                    }
+                    mounts.push(mount);
                 }
                 let network = match ins.flag("network") {
                     Some(n) => {

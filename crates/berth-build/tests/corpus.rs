@@ -46,7 +46,20 @@ fn check(path: &Path, ext: &str, value: &serde_json::Value) {
             snap.display()
         )
     });
-    assert_eq!(text, want, "snapshot {} differs", snap.display());
+    if text != want {
+        let line = text
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        panic!(
+            "snapshot {} differs at line {}:\n  got:  {}\n  want: {}\n(review, then BERTH_UPDATE_SNAPSHOTS=1)",
+            snap.display(),
+            line + 1,
+            text.lines().nth(line).unwrap_or("<end>"),
+            want.lines().nth(line).unwrap_or("<end>"),
+        );
+    }
 }
 
 #[test]

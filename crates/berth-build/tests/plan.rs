@@ -623,3 +623,20 @@ fn boolean_flags() {
         .to_string();
     assert!(e.contains("line 2") && e.contains("--link"), "{e}");
 }
+
+#[test]
+fn run_mount_from_resolves_stages_and_images() {
+    let text = "FROM a AS tools\nFROM b\nRUN --mount=type=bind,from=tools,source=/bin,target=/t --mount=type=bind,from=busybox,target=/bb ls /t\n";
+    let p = plan(text, BuildOptions::default());
+    assert_eq!(p.needed, vec![0, 1]);
+    assert!(p.stages[1].images.contains("busybox"));
+    let s = p.stage_steps(1, &ImageConfig::default()).unwrap();
+    match &s.steps[0].op {
+        Op::Run { mounts, .. } => {
+            assert_eq!(mounts[0].from_source, Some(Source::Stage(0)));
+            assert_eq!(mounts[0].source.as_deref(), Some("/bin"));
+            assert_eq!(mounts[1].from_source, Some(Source::Image("busybox".into())));
+        }
+        other => panic!("{other:?}"),
+    }
+}
