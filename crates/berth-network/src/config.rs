@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -100,18 +102,36 @@ pub enum ConfigError {
     Port { spec: String, reason: String },
 }
 
-/// A network namespace, by path (`/proc/<pid>/ns/net`, `/run/netns/<name>`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A network namespace: by path (`/proc/<pid>/ns/net`, `/run/netns/<name>`) or by an open
+/// file descriptor (kept open by the caller; not serializable).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum NetnsRef {
     /// Path to a namespace file.
     Path(PathBuf),
+    /// An open namespace file.
+    #[serde(skip)]
+    Fd(Arc<OwnedFd>),
 }
 
+impl PartialEq for NetnsRef {
+    fn eq(&self, other: &NetnsRef) -> bool {
+        match (self, other) {
+            (NetnsRef::Path(a), NetnsRef::Path(b)) => a == b,
+            (NetnsRef::Fd(a), NetnsRef::Fd(b)) => a.as_raw_fd() == b.as_raw_fd(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for NetnsRef {}
+
 impl NetnsRef {
-    /// The namespace file's path.
-    pub fn path(&self) -> &std::path::Path {
+    /// A path that opens the namespace (for a descriptor, its `/proc/self/fd` entry, which any
+    /// thread of this process can open).
+    pub fn path(&self) -> PathBuf {
         match self {
-            NetnsRef::Path(p) => p,
+            NetnsRef::Path(p) => p.clone(),
+            NetnsRef::Fd(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
         }
     }
 }

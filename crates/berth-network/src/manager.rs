@@ -220,7 +220,7 @@ impl NetworkManager {
         ip: Ipv4Addr,
     ) -> Result<EndpointResult, NetError> {
         let (host_veth, _) = host_veth_name(&ep.container_id, &net.id);
-        let ns_path = ep.netns.path().to_owned();
+        let ns_path = ep.netns.path();
         let ns_file = File::open(&ns_path).map_err(|source| NetError::ContainerNetns {
             path: ns_path.clone(),
             source,
