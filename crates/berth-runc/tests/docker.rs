@@ -184,14 +184,25 @@ impl Drop for Docker {
         {
             let _ = berth_sys::umount2(data.to_str().unwrap(), libc::MNT_DETACH);
         }
+        // conmon / the shim may still be leaving its cgroup (podman's exit command runs
+        // asynchronously): retry until the tree is gone, up to 10 s
         let name = self.cg_parent.rsplit('/').next().unwrap().to_string();
-        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-            for h in rd.flatten() {
-                let d = h.path().join(self.cg_parent.trim_start_matches('/'));
-                if d.ends_with(&name) {
-                    rmdir_tree(&d);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut left = false;
+            if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+                for h in rd.flatten() {
+                    let d = h.path().join(self.cg_parent.trim_start_matches('/'));
+                    if d.ends_with(&name) && d.exists() {
+                        rmdir_tree(&d);
+                        left |= d.exists();
+                    }
                 }
             }
+            if !left || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

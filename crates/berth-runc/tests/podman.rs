@@ -5,8 +5,8 @@
 
 mod common;
 use common::*;
-use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 struct Podman {
     dir: tempfile::TempDir,
@@ -150,14 +150,25 @@ impl Drop for Podman {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
+        // conmon / the shim may still be leaving its cgroup (podman's exit command runs
+        // asynchronously): retry until the tree is gone, up to 10 s
         let name = self.cg_parent.rsplit('/').next().unwrap().to_string();
-        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-            for h in rd.flatten() {
-                let d: PathBuf = h.path().join(self.cg_parent.trim_start_matches('/'));
-                if d.ends_with(&name) {
-                    rmdir_tree(&d);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut left = false;
+            if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+                for h in rd.flatten() {
+                    let d = h.path().join(self.cg_parent.trim_start_matches('/'));
+                    if d.ends_with(&name) && d.exists() {
+                        rmdir_tree(&d);
+                        left |= d.exists();
+                    }
                 }
             }
+            if !left || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
