@@ -112,6 +112,12 @@ impl NetworkManager {
         })
     }
 
+    /// Use another firewall (e.g. another `nft` binary).
+    pub fn with_firewall(mut self, firewall: Firewall) -> NetworkManager {
+        self.firewall = firewall;
+        self
+    }
+
     /// The firewall (table) in use.
     pub fn firewall(&self) -> &Firewall {
         &self.firewall

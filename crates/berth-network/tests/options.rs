@@ -161,3 +161,55 @@ fn reload_restores_missing_rules_and_drops_stale_ones() {
         "{tags:?}"
     );
 }
+
+#[test]
+fn setup_into_a_missing_namespace_fails_cleanly() {
+    let w = World::new("setup_into_a_missing_namespace_fails_cleanly");
+    let net = w.network("g", 115, false);
+    w.manager.create_network(&net).unwrap();
+    let c = w.container("g");
+    let mut ep = w.endpoint(&c, "g", PortMapping::parse("18121:80").unwrap());
+    ep.netns = berth_network::NetnsRef::Path(format!("/run/netns/bnt{}-missing", w.token).into());
+    let err = w.manager.setup(&net, &ep).unwrap_err();
+    assert!(matches!(err, NetError::ContainerNetns { .. }), "{err}");
+    assert!(err.to_string().contains("-missing"), "{err}");
+    assert!(w.manager.ipam().leases(&net.id).unwrap().is_empty());
+    assert!(!w.host.ip(&["-o", "link"]).contains("veth"));
+    // the port was given back
+    assert!(
+        common::in_ns(&w.host.path(), || std::net::TcpListener::bind(
+            "0.0.0.0:18121"
+        ))
+        .is_ok()
+    );
+}
+
+#[test]
+fn teardown_keeps_going_and_reports_every_error() {
+    let w = World::new("teardown_keeps_going_and_reports_every_error");
+    let net = w.network("f", 116, false);
+    w.manager.create_network(&net).unwrap();
+    let c = w.container("f");
+    let ep = w.endpoint(&c, "f", vec![]);
+    let att = w.manager.setup(&net, &ep).unwrap();
+    // a manager over the same host and leases whose firewall cannot run
+    let broken = berth_network::NetworkManager::new(
+        Some(w.host.path()),
+        w.manager.firewall().table(),
+        w.manager.ipam().clone(),
+    )
+    .unwrap()
+    .with_firewall(
+        Firewall::new(w.manager.firewall().table())
+            .unwrap()
+            .with_binary("/nonexistent/nft"),
+    );
+    let err = broken.teardown(&net, &ep).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert!(err.to_string().contains("/nonexistent/nft"), "{err}");
+    // the steps after the failed one still ran
+    assert!(!w.host.ip(&["-o", "link"]).contains(&att.result.host_veth));
+    assert!(w.manager.ipam().leases(&net.id).unwrap().is_empty());
+    // and a working teardown afterwards removes the rest (the rules)
+    w.manager.teardown(&net, &ep).unwrap();
+}
