@@ -14,6 +14,7 @@ pub mod dockerignore;
 pub mod driver;
 pub mod instruction;
 pub mod lex;
+pub mod lint;
 pub mod parser;
 pub mod plan;
 mod step;
