@@ -1,0 +1,228 @@
+//! `ContainerSpec`: the one normalized description of a container that CLI flags, Docker
+//! API bodies, compose services and Kubernetes YAML all become (validated once).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// How the container is networked (this slice: none or the host's network).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Its own network namespace with only loopback (Docker's `none`; also what
+    /// `default`/`bridge` mean until bridge networking is wired).
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+impl NetworkMode {
+    /// Parses Docker's `HostConfig.NetworkMode` / `--network`.
+    pub fn parse(s: &str) -> Result<NetworkMode, SpecError> {
+        match s {
+            "" | "none" | "default" | "bridge" => Ok(NetworkMode::None),
+            "host" => Ok(NetworkMode::Host),
+            other => Err(SpecError::Network(other.to_owned())),
+        }
+    }
+
+    /// Docker's name for it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+        }
+    }
+}
+
+/// Resource limits (zero means unlimited).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Memory limit in bytes.
+    pub memory: i64,
+    /// Maximum number of pids (0 or negative: unlimited).
+    pub pids_limit: i64,
+    /// CPU quota in units of 1e-9 CPUs (Docker's `NanoCpus`).
+    pub nano_cpus: i64,
+}
+
+/// A container as the user asked for it (before the image's defaults are applied).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// The image as typed (`busybox`, an id or a prefix).
+    pub image: String,
+    /// `Cmd`; empty means the image's.
+    pub cmd: Vec<String>,
+    /// `Entrypoint`; `None` means the image's, `Some(vec![])` clears it.
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=value` entries, added to (and overriding) the image's.
+    pub env: Vec<String>,
+    /// Working directory; empty means the image's, then `/`.
+    pub workdir: String,
+    /// `user[:group]` (names or numbers); empty means the image's, then root.
+    pub user: String,
+    /// Hostname; empty means the short id.
+    pub hostname: String,
+    /// Allocate a pty.
+    pub tty: bool,
+    /// Keep stdin open.
+    pub open_stdin: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// The name (without the leading `/`); empty means a generated one.
+    pub name: String,
+    /// Remove the container when it exits.
+    pub auto_remove: bool,
+    /// Networking.
+    pub network: NetworkMode,
+    /// Limits.
+    pub resources: Resources,
+    /// Capabilities to add (`NET_ADMIN` or `CAP_NET_ADMIN`, `ALL`).
+    pub cap_add: Vec<String>,
+    /// Capabilities to drop.
+    pub cap_drop: Vec<String>,
+    /// Every capability, no masked paths, writable /sys.
+    pub privileged: bool,
+    /// Read-only root filesystem.
+    pub read_only: bool,
+}
+
+/// Why a spec is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// No image was given.
+    #[error("no image given")]
+    NoImage,
+    /// An environment entry is malformed.
+    #[error("invalid environment variable {0:?}: the name is empty")]
+    Env(String),
+    /// The name does not match Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+    #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    Name(String),
+    /// An unsupported network mode.
+    #[error("network mode {0:?} is not supported (none or host)")]
+    Network(String),
+    /// A limit is out of range.
+    #[error("invalid {what}: {value}")]
+    Limit {
+        /// Which limit.
+        what: &'static str,
+        /// The value given.
+        value: i64,
+    },
+    /// A capability name is unknown.
+    #[error("unknown capability: {0:?}")]
+    Capability(String),
+}
+
+/// The minimum memory limit Docker accepts (6 MB).
+pub const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// Docker's container name rule.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b.len() >= 2
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// `CAP_X`/`x` → `CAP_X` (`ALL` stays `ALL`).
+pub fn normalize_cap(c: &str) -> String {
+    let up = c.to_ascii_uppercase();
+    if up == "ALL" || up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+impl ContainerSpec {
+    /// Checks the spec once; everything downstream may rely on it.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.image.is_empty() {
+            return Err(SpecError::NoImage);
+        }
+        for e in &self.env {
+            if e.is_empty() || e.starts_with('=') {
+                return Err(SpecError::Env(e.clone()));
+            }
+        }
+        if !self.name.is_empty() && !valid_name(self.name.trim_start_matches('/')) {
+            return Err(SpecError::Name(self.name.clone()));
+        }
+        let r = &self.resources;
+        if r.memory != 0 && r.memory < MIN_MEMORY {
+            return Err(SpecError::Limit {
+                what: "memory limit (minimum 6MB)",
+                value: r.memory,
+            });
+        }
+        if r.nano_cpus < 0 {
+            return Err(SpecError::Limit {
+                what: "nano cpus",
+                value: r.nano_cpus,
+            });
+        }
+        for c in self.cap_add.iter().chain(&self.cap_drop) {
+            let n = normalize_cap(c);
+            if n != "ALL" && !n[4..].bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+                return Err(SpecError::Capability(c.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            image: "busybox".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn validation_names_what_is_wrong() {
+        assert_eq!(spec().validate(), Ok(()));
+        let mut s = spec();
+        s.image.clear();
+        assert_eq!(s.validate(), Err(SpecError::NoImage));
+        let mut s = spec();
+        s.name = "-bad".into();
+        assert_eq!(s.validate(), Err(SpecError::Name("-bad".into())));
+        let mut s = spec();
+        s.name = "/good_name.1".into();
+        assert_eq!(s.validate(), Ok(()));
+        let mut s = spec();
+        s.env = vec!["=x".into()];
+        assert!(matches!(s.validate(), Err(SpecError::Env(_))));
+        let mut s = spec();
+        s.resources.memory = 1024;
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("memory limit")
+        );
+        let mut s = spec();
+        s.cap_add = vec!["net-admin".into()];
+        assert_eq!(s.validate(), Err(SpecError::Capability("net-admin".into())));
+    }
+
+    #[test]
+    fn network_modes_and_caps() {
+        assert_eq!(NetworkMode::parse("host"), Ok(NetworkMode::Host));
+        assert_eq!(NetworkMode::parse("default"), Ok(NetworkMode::None));
+        assert!(NetworkMode::parse("mynet").is_err());
+        assert_eq!(normalize_cap("net_admin"), "CAP_NET_ADMIN");
+        assert_eq!(normalize_cap("CAP_KILL"), "CAP_KILL");
+        assert_eq!(normalize_cap("all"), "ALL");
+    }
+}
