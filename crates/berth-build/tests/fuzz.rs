@@ -66,6 +66,27 @@ proptest! {
     }
 
     #[test]
+    fn onbuild_triggers_never_panic(trigger in dockerfile_like()) {
+        let df = parse("FROM parent\nRUN x\n").unwrap();
+        let plan = BuildPlan::new(&df, BuildOptions::default()).unwrap();
+        let base = ImageConfig { on_build: vec![trigger], ..Default::default() };
+        let _ = plan.stage_steps(0, &base);
+    }
+
+    #[test]
+    fn copy_planning_never_panics(
+        sources in proptest::collection::vec("[a-z*?/.\\[\\]^-]{0,8}", 1..4),
+        dest in "[a-z./]{0,6}",
+        paths in proptest::collection::vec(("[a-z]{1,3}(/[a-z]{1,3}){0,2}", any::<bool>()), 0..8),
+    ) {
+        let ctx: Vec<berth_build::copy::ContextEntry> = paths
+            .into_iter()
+            .map(|(path, is_dir)| berth_build::copy::ContextEntry { path, is_dir })
+            .collect();
+        let _ = berth_build::copy::plan_copy(&sources, &dest, "/w", &ctx, &|_| false);
+    }
+
+    #[test]
     fn parser_never_panics_on_arbitrary_text(text in any::<String>()) {
         let _ = parse(&text);
     }
