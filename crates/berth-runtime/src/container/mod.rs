@@ -417,10 +417,15 @@ impl Container {
                     errors.push(Error::from(e));
                 }
             }
-            if self.alive()
-                && let Err(e) = self.kill(libc::SIGKILL, false)
-            {
-                errors.push(e);
+            // dying between our check and the signal is the outcome we want: "already
+            // stopped" is success here
+            if self.alive() {
+                match self.kill(libc::SIGKILL, false) {
+                    Ok(()) | Err(Error::BadStatus { .. }) => {}
+                    Err(Error::Sys { source, .. })
+                        if source.raw_os_error() == Some(libc::ESRCH) => {}
+                    Err(e) => errors.push(e),
+                }
             }
             let deadline = Instant::now() + Duration::from_secs(10);
             while self.alive() && Instant::now() < deadline {
