@@ -129,6 +129,35 @@ pub fn upstreams_from_resolv_conf(text: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// The upstreams of the resolv.conf at `path` (the engine passes `/etc/resolv.conf`).
+pub fn upstreams_from_file(path: &Path) -> std::io::Result<Vec<SocketAddr>> {
+    Ok(upstreams_from_resolv_conf(&std::fs::read_to_string(path)?))
+}
+
+/// A container's resolv.conf on a network with embedded DNS, made from the host's: Docker's
+/// `nameserver 127.0.0.11`, the host's `search` line kept, the host's `options` kept with
+/// `ndots:0` added, as Docker writes it.
+pub fn container_resolv_conf(host: &str) -> String {
+    let mut out = String::from("nameserver 127.0.0.11\n");
+    let mut options: Vec<String> = Vec::new();
+    for line in host.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("search") => {
+                out.push_str(line.trim());
+                out.push('\n');
+            }
+            Some("options") => options.extend(w.map(str::to_owned)),
+            _ => {}
+        }
+    }
+    if !options.iter().any(|o| o.starts_with("ndots:")) {
+        options.insert(0, "ndots:0".into());
+    }
+    out.push_str(&format!("options {}\n", options.join(" ")));
+    out
+}
+
 /// Bind a UDP socket and a TCP listener on `addr` inside the namespace at `netns`.
 pub fn bind_in_netns(
     netns: &Path,
@@ -379,6 +408,27 @@ mod tests {
         }
         t.remove_ip("n", ip);
         assert_eq!(t.lookup(&nets, "web"), None);
+    }
+
+    #[test]
+    fn container_resolv_conf_points_at_the_embedded_server() {
+        let host = "# generated\nnameserver 10.0.0.53\nsearch corp.example\noptions timeout:2\n";
+        assert_eq!(
+            container_resolv_conf(host),
+            "nameserver 127.0.0.11\nsearch corp.example\noptions ndots:0 timeout:2\n"
+        );
+        assert_eq!(
+            container_resolv_conf("options ndots:3\n"),
+            "nameserver 127.0.0.11\noptions ndots:3\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("resolv.conf");
+        std::fs::write(&f, "nameserver 192.0.2.53\n").unwrap();
+        assert_eq!(
+            upstreams_from_file(&f).unwrap(),
+            vec!["192.0.2.53:53".parse().unwrap()]
+        );
+        assert!(upstreams_from_file(&dir.path().join("none")).is_err());
     }
 
     #[test]
