@@ -31,7 +31,11 @@ pub fn token(test: &str) -> String {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
-    format!("{:04x}{:02x}", std::process::id() & 0xffff, h & 0xff)
+    format!(
+        "{:04x}{:04x}",
+        std::process::id() & 0xffff,
+        (h ^ (h >> 16)) & 0xffff
+    )
 }
 
 /// `ip netns add`; deleted on drop.
