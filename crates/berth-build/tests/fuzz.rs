@@ -66,14 +66,6 @@ proptest! {
     }
 
     #[test]
-    fn onbuild_triggers_never_panic(trigger in dockerfile_like()) {
-        let df = parse("FROM parent\nRUN x\n").unwrap();
-        let plan = BuildPlan::new(&df, BuildOptions::default()).unwrap();
-        let base = ImageConfig { on_build: vec![trigger], ..Default::default() };
-        let _ = plan.stage_steps(0, &base);
-    }
-
-    #[test]
     fn copy_planning_never_panics(
         sources in proptest::collection::vec("[a-z*?/.\\[\\]^-]{0,8}", 1..4),
         dest in "[a-z./]{0,6}",
@@ -119,5 +111,17 @@ proptest! {
             let _ = pm.matches_exact(&path);
         }
         let _ = read_patterns(&patterns.join("\n"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, .. ProptestConfig::default() })]
+
+    #[test]
+    fn onbuild_triggers_never_panic(trigger in dockerfile_like()) {
+        let df = parse("FROM parent\nRUN x\n").unwrap();
+        let plan = BuildPlan::new(&df, BuildOptions::default()).unwrap();
+        let base = ImageConfig { on_build: vec![trigger], ..Default::default() };
+        let _ = plan.stage_steps(0, &base);
     }
 }
