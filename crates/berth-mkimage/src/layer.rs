@@ -44,6 +44,29 @@ struct Entry {
     uid: u64,
     gid: u64,
     mtime: u64,
+    /// Extended attributes, sorted by name, written as `SCHILY.xattr.<name>` PAX records.
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// The extended attributes an image keeps from a directory: `security.capability` only,
+/// as Docker's archive package does (SELinux labels and the like are host state).
+const KEPT_XATTRS: &[&str] = &["security.capability"];
+
+fn read_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let mut out = Vec::new();
+    for name in KEPT_XATTRS {
+        let size = match rustix::fs::lgetxattr_query(path, *name) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::NODATA | rustix::io::Errno::NOTSUP) => continue,
+            Err(e) => return Err(Error::io("read extended attributes of", path, e.into())),
+        };
+        let mut buf = vec![0u8; size];
+        let n = rustix::fs::lgetxattr(path, *name, &mut buf[..])
+            .map_err(|e| Error::io("read extended attributes of", path, e.into()))?;
+        buf.truncate(n);
+        out.push((name.to_string(), buf));
+    }
+    Ok(out)
 }
 
 /// A finished layer: the uncompressed tar, its gzip, and both digests.
@@ -169,6 +192,10 @@ fn collect_dir(root: &Path) -> Result<BTreeMap<Vec<u8>, Entry>, Error> {
             // Sockets cannot be stored in a tar stream; docker build skips them too.
             continue;
         };
+        let xattrs = match kind {
+            Kind::Hardlink(_) => Vec::new(),
+            _ => read_xattrs(path)?,
+        };
         out.insert(
             rel.as_os_str().as_bytes().to_vec(),
             Entry {
@@ -177,6 +204,7 @@ fn collect_dir(root: &Path) -> Result<BTreeMap<Vec<u8>, Entry>, Error> {
                 uid: u64::from(meta.uid()),
                 gid: u64::from(meta.gid()),
                 mtime: u64::try_from(meta.mtime()).unwrap_or(0),
+                xattrs,
             },
         );
     }
@@ -232,6 +260,18 @@ fn collect_tarball(path: &Path) -> Result<BTreeMap<Vec<u8>, Entry>, Error> {
         let Some(rel) = normalise(&entry_path)? else {
             continue;
         };
+        let mut xattrs = Vec::new();
+        if let Some(exts) = entry.pax_extensions().map_err(bad)? {
+            for ext in exts {
+                let ext = ext.map_err(bad)?;
+                if let Ok(key) = ext.key()
+                    && let Some(name) = key.strip_prefix("SCHILY.xattr.")
+                {
+                    xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
+                }
+            }
+        }
+        xattrs.sort();
         let h = entry.header();
         let mode = h.mode().map_err(bad)? & 0o7777;
         let uid = h.uid().map_err(bad)?;
@@ -280,6 +320,7 @@ fn collect_tarball(path: &Path) -> Result<BTreeMap<Vec<u8>, Entry>, Error> {
                 uid,
                 gid,
                 mtime,
+                xattrs,
             },
         );
     }
@@ -340,7 +381,8 @@ fn write_tar(
             entries.insert(
                 first.clone(),
                 Entry {
-                    kind: data_entry.kind,
+                    kind: data_entry.kind.clone(),
+                    xattrs: data_entry.xattrs.clone(),
                     ..link_meta
                 },
             );
@@ -348,6 +390,7 @@ fn write_tar(
                 root.clone(),
                 Entry {
                     kind: Kind::Hardlink(bytes_path(first)),
+                    xattrs: Vec::new(),
                     ..data_entry
                 },
             );
@@ -376,6 +419,16 @@ fn write_tar(
         h.set_mtime(clamp(e.mtime));
         h.set_size(0);
         let terr = |err: io::Error| Error::io("write tar entry", &path, err);
+        if !e.xattrs.is_empty() {
+            let records: Vec<(String, &[u8])> = e
+                .xattrs
+                .iter()
+                .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
+                .collect();
+            builder
+                .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+                .map_err(terr)?;
+        }
         match e.kind {
             Kind::Dir => {
                 h.set_entry_type(tar::EntryType::Directory);

@@ -361,3 +361,56 @@ fn references_parse_like_docker() {
     assert!(Reference::parse("a:-x").is_err());
     assert!(Reference::parse(":x").is_err());
 }
+
+#[test]
+fn security_capability_is_kept_and_tarball_round_trip_is_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("r");
+    fs::create_dir_all(&root).unwrap();
+    let ping = root.join("ping");
+    fs::write(&ping, b"\x7fELF").unwrap();
+    // VFS_CAP_REVISION_2 | effective, permitted = CAP_NET_RAW (bit 13).
+    let mut cap = Vec::new();
+    cap.extend_from_slice(&0x0200_0001u32.to_le_bytes());
+    cap.extend_from_slice(&(1u32 << 13).to_le_bytes());
+    cap.extend_from_slice(&[0u8; 12]);
+    rustix::fs::lsetxattr(
+        &ping,
+        "security.capability",
+        &cap,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    // Another attribute that is host state, not image content.
+    rustix::fs::lsetxattr(
+        &ping,
+        "user.berth-test",
+        b"x",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+
+    let layer = Layer::from_dir(&root, Some(EPOCH)).unwrap();
+    let mut a = tar::Archive::new(layer.tar.as_slice());
+    let mut found = Vec::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap() != Path::new("ping") {
+            continue;
+        }
+        for ext in e.pax_extensions().unwrap().unwrap() {
+            let ext = ext.unwrap();
+            found.push((ext.key().unwrap().to_string(), ext.value_bytes().to_vec()));
+        }
+    }
+    assert_eq!(
+        found,
+        [("SCHILY.xattr.security.capability".to_string(), cap)]
+    );
+
+    // Feeding the layer back in as a tarball changes nothing.
+    let tarball = tmp.path().join("layer.tar");
+    fs::write(&tarball, &layer.tar).unwrap();
+    let again = Layer::from_tarball(&tarball, Some(EPOCH)).unwrap();
+    assert_eq!(again.diff_id, layer.diff_id);
+}
