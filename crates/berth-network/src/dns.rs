@@ -25,6 +25,7 @@ pub const DOCKER_DNS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127,
 
 const TTL: u32 = 600;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+const TCP_IDLE: Duration = Duration::from_secs(30);
 
 /// DNS failures.
 #[derive(Debug, thiserror::Error)]
@@ -273,7 +274,8 @@ impl DnsServer {
 
     async fn serve_tcp_conn(self, mut stream: TcpStream) {
         loop {
-            let Ok(len) = stream.read_u16().await else {
+            // an idle client does not hold a task forever
+            let Ok(Ok(len)) = tokio::time::timeout(TCP_IDLE, stream.read_u16()).await else {
                 return;
             };
             let mut q = vec![0u8; usize::from(len)];

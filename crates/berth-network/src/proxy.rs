@@ -15,8 +15,10 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::oneshot;
@@ -219,15 +221,21 @@ async fn serve_tcp(listener: TcpListener, to: SocketAddr) {
     }
 }
 
+/// A UDP "connection" ends after this long without a reply from the container (Docker's
+/// proxy uses 90 s as well).
+const UDP_IDLE: Duration = Duration::from_secs(90);
+
 async fn serve_udp(sock: Arc<UdpSocket>, to: SocketAddr) {
-    let mut peers: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let mut peers: HashMap<SocketAddr, (Arc<UdpSocket>, Arc<AtomicBool>)> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, client)) = sock.recv_from(&mut buf).await else {
             continue;
         };
+        // forget clients whose reply task has ended (idle)
+        peers.retain(|_, (_, alive)| alive.load(Ordering::Relaxed));
         let upstream = match peers.get(&client) {
-            Some(u) => u.clone(),
+            Some((u, _)) => u.clone(),
             None => {
                 let Ok(u) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await else {
                     continue;
@@ -236,14 +244,16 @@ async fn serve_udp(sock: Arc<UdpSocket>, to: SocketAddr) {
                     continue;
                 }
                 let u = Arc::new(u);
-                let (back, reply) = (sock.clone(), u.clone());
+                let alive = Arc::new(AtomicBool::new(true));
+                let (back, reply, flag) = (sock.clone(), u.clone(), alive.clone());
                 tokio::spawn(async move {
                     let mut b = vec![0u8; 65536];
-                    while let Ok(n) = reply.recv(&mut b).await {
+                    while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, reply.recv(&mut b)).await {
                         let _ = back.send_to(&b[..n], client).await;
                     }
+                    flag.store(false, Ordering::Relaxed);
                 });
-                peers.insert(client, u.clone());
+                peers.insert(client, (u.clone(), alive));
                 u
             }
         };
