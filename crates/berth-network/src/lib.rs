@@ -5,6 +5,10 @@
 //! routes, nftables rules in one table of ours, userland proxies for published ports) and tears
 //! that state down again. Setup is purge-then-apply, teardown runs in reverse order, keeps going
 //! after failures, treats "already gone" as success and reports every error at the end.
+//!
+//! The manager's methods block (netlink and `nft` run on short-lived threads inside the right
+//! namespace); async callers use `spawn_blocking`. [`DnsServer::serve`] is the one entry point
+//! that needs the caller's tokio runtime.
 #![forbid(unsafe_code)]
 
 pub mod config;
