@@ -301,11 +301,18 @@ pub enum Op {
     },
     Copy(CopyOp),
     Add(CopyOp),
+    /// Create `path` if missing (the classic builder commits a container for WORKDIR;
+    /// the layer is empty, and `empty_layer` stays true, when the directory existed).
+    Workdir {
+        path: String,
+    },
     /// Only the image config changes (no layer).
     Config,
 }
 
-/// One step of a stage: the expanded operation and the config after it.
+/// One step of a stage: the expanded operation and the config after it. `history.empty_layer`
+/// is the planner's expectation; Docker derives it from the real diff (`NewChildImage`), so
+/// the engine sets it from the layer it produced for `Run`/`Copy`/`Add`/`Workdir`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Step {
     pub line: usize,

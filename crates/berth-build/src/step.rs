@@ -198,6 +198,7 @@ impl StageState<'_> {
                 };
                 self.config.working_dir = wd.clone();
                 history = nop(&self.config, &format!("WORKDIR {wd}"), false);
+                op = Op::Workdir { path: wd };
             }
             Kind::User { user } => {
                 let u = self.expand(user, line, &mut used)?;

@@ -640,3 +640,24 @@ fn run_mount_from_resolves_stages_and_images() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn workdir_is_an_operation() {
+    let plans = steps(
+        "FROM scratch\nWORKDIR /app\nWORKDIR ../srv/./x\n",
+        BuildOptions::default(),
+        &ImageConfig::default(),
+    );
+    let ops: Vec<&Op> = plans[0].steps.iter().map(|s| &s.op).collect();
+    assert_eq!(
+        ops,
+        vec![
+            &Op::Workdir {
+                path: "/app".into()
+            },
+            &Op::Workdir {
+                path: "/srv/x".into()
+            }
+        ]
+    );
+}
