@@ -247,6 +247,29 @@ impl Ipam {
         })
     }
 
+    /// Release every lease of `network_id` whose owner is not in `keep` (reconciliation after a
+    /// crash); returns what was released as (address, owner).
+    pub fn retain_owners(
+        &self,
+        network_id: &str,
+        keep: &[&str],
+    ) -> Result<Vec<(Ipv4Addr, String)>, IpamError> {
+        self.with_state(true, |state| {
+            let Some(leases) = state.networks.get_mut(network_id) else {
+                return Ok(Vec::new());
+            };
+            let gone: Vec<(Ipv4Addr, String)> = leases
+                .iter()
+                .filter(|(_, o)| !keep.contains(&o.as_str()))
+                .map(|(ip, o)| (*ip, o.clone()))
+                .collect();
+            for (ip, _) in &gone {
+                leases.remove(ip);
+            }
+            Ok(gone)
+        })
+    }
+
     /// Forget a network and all its leases (`network rm`).
     pub fn remove_network(&self, network_id: &str) -> Result<(), IpamError> {
         self.with_state(true, |state| {
@@ -377,6 +400,25 @@ mod tests {
         ips.dedup();
         assert_eq!(ips.len(), 50);
         assert_eq!(shared.leases("id1").unwrap().len(), 50);
+    }
+
+    #[test]
+    fn retain_owners_releases_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let ipam = Ipam::open(dir.path().join("r.json"));
+        let n = net("10.9.4.0/24", None);
+        for o in ["a", "b", "c"] {
+            ipam.allocate(&n, o, None).unwrap();
+        }
+        let gone = ipam.retain_owners("id1", &["b"]).unwrap();
+        assert_eq!(
+            gone.iter().map(|(_, o)| o.as_str()).collect::<Vec<_>>(),
+            vec!["a", "c"]
+        );
+        assert_eq!(
+            ipam.leases("id1").unwrap().values().collect::<Vec<_>>(),
+            vec!["b"]
+        );
     }
 
     #[test]

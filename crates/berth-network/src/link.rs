@@ -117,6 +117,34 @@ pub async fn ensure_bridge(
     Ok(idx)
 }
 
+/// Names of the links enslaved to the bridge `bridge_idx`.
+pub async fn ports_of(h: &Handle, bridge_idx: u32) -> Result<Vec<String>, LinkError> {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let mut links = h.link().get().execute();
+    let mut out = Vec::new();
+    while let Some(msg) = links
+        .try_next()
+        .await
+        .map_err(nl("list links of", &bridge_idx.to_string()))?
+    {
+        let mut name = None;
+        let mut controller = None;
+        for a in &msg.attributes {
+            match a {
+                LinkAttribute::IfName(n) => name = Some(n.clone()),
+                LinkAttribute::Controller(c) => controller = Some(*c),
+                _ => {}
+            }
+        }
+        if controller == Some(bridge_idx)
+            && let Some(n) = name
+        {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
 /// Delete a link by name. Returns `false` when it was already gone.
 pub async fn delete_link(h: &Handle, name: &str) -> Result<bool, LinkError> {
     let Some(idx) = index_of(h, name).await? else {

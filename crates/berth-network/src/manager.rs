@@ -339,6 +339,54 @@ impl NetworkManager {
     }
 }
 
+impl NetworkManager {
+    /// Reconcile after a crash of the engine or a shim: re-apply rules ([`Self::reload`]),
+    /// delete host veths on the desired networks' bridges that belong to no desired endpoint,
+    /// and release their address leases. Returns the veths deleted. Keeps going after failures.
+    pub fn reconcile(&self, desired: &[DesiredNetwork]) -> Result<Vec<String>, TeardownError> {
+        let mut errors = match self.reload(desired) {
+            Ok(()) => Vec::new(),
+            Err(TeardownError(e)) => e,
+        };
+        let mut deleted = Vec::new();
+        for d in desired {
+            let expected: Vec<String> = d
+                .endpoints
+                .iter()
+                .map(|(cid, _)| host_veth_name(cid, &d.network.id).0)
+                .collect();
+            let bridge = d.network.bridge.clone();
+            let res = netns::block_on_in(self.host(), || async {
+                let h = link::connect()?;
+                let Some(br) = link::index_of(&h, &bridge).await? else {
+                    return Ok(Vec::new());
+                };
+                let mut gone = Vec::new();
+                for port in link::ports_of(&h, br).await? {
+                    if !expected.contains(&port) && link::delete_link(&h, &port).await? {
+                        gone.push(port);
+                    }
+                }
+                Ok::<_, LinkError>(gone)
+            });
+            match res {
+                Ok(Ok(gone)) => deleted.extend(gone),
+                Ok(Err(e)) => errors.push(e.into()),
+                Err(e) => errors.push(e.into()),
+            }
+            let keep: Vec<&str> = d.endpoints.iter().map(|(cid, _)| cid.as_str()).collect();
+            if let Err(e) = self.ipam.retain_owners(&d.network.id, &keep) {
+                errors.push(e.into());
+            }
+        }
+        if errors.is_empty() {
+            Ok(deleted)
+        } else {
+            Err(TeardownError(errors))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -213,3 +213,41 @@ fn teardown_keeps_going_and_reports_every_error() {
     // and a working teardown afterwards removes the rest (the rules)
     w.manager.teardown(&net, &ep).unwrap();
 }
+
+#[test]
+fn reconcile_removes_what_a_crash_left_behind() {
+    let w = World::new("reconcile_removes_what_a_crash_left_behind");
+    let net = w.network("z", 117, false);
+    w.manager.create_network(&net).unwrap();
+    let (c1, c2) = (w.container("1"), w.container("2"));
+    let ep1 = w.endpoint(&c1, "1", vec![]);
+    let ep2 = w.endpoint(&c2, "2", PortMapping::parse("18131:80").unwrap());
+    let a1 = w.manager.setup(&net, &ep1).unwrap();
+    let a2 = w.manager.setup(&net, &ep2).unwrap();
+    // the "daemon" dies: container 2 is gone without teardown (its proxy with it)
+    drop(a2.proxy);
+    let desired = [DesiredNetwork {
+        network: net.clone(),
+        endpoints: vec![(ep1.container_id.clone(), a1.result.clone())],
+    }];
+    let deleted = w.manager.reconcile(&desired).unwrap();
+    assert_eq!(deleted, vec![a2.result.host_veth.clone()]);
+    let links = w.host.ip(&["-o", "link"]);
+    assert!(
+        !links.contains(&a2.result.host_veth) && links.contains(&a1.result.host_veth),
+        "{links}"
+    );
+    let leases = w.manager.ipam().leases(&net.id).unwrap();
+    assert_eq!(leases.values().collect::<Vec<_>>(), vec![&ep1.container_id]);
+    let fw = w.manager.firewall();
+    let tags: Vec<String> = common::in_ns(&w.host.path(), || fw.tagged_rules().unwrap())
+        .into_iter()
+        .map(|r| r.comment)
+        .collect();
+    assert!(
+        !tags.contains(&container_tag(&ep2.container_id, &net.id)),
+        "{tags:?}"
+    );
+    // nothing more to do the second time
+    assert!(w.manager.reconcile(&desired).unwrap().is_empty());
+}
