@@ -5,6 +5,11 @@ use berth_build::lex::Lexer;
 use berth_build::{BuildOptions, BuildPlan, ImageConfig, parse};
 use proptest::prelude::*;
 
+/// A string strategy compiled once (a `&str` strategy recompiles its regex per case).
+fn re(pattern: &str) -> proptest::string::RegexGeneratorStrategy<String> {
+    proptest::string::string_regex(pattern).expect("regex")
+}
+
 /// Text biased towards Dockerfile syntax.
 fn dockerfile_like() -> impl Strategy<Value = String> {
     let token = prop_oneof![
@@ -43,7 +48,7 @@ fn dockerfile_like() -> impl Strategy<Value = String> {
         Just("=".to_string()),
         Just(" ".to_string()),
         Just("\t".to_string()),
-        "[a-z0-9./:*?-]{0,6}",
+        proptest::string::string_regex("[a-z0-9./:*?-]{0,6}").expect("regex"),
         any::<char>().prop_map(|c| c.to_string()),
     ];
     proptest::collection::vec(token, 0..40).prop_map(|v| v.concat())
@@ -67,9 +72,9 @@ proptest! {
 
     #[test]
     fn copy_planning_never_panics(
-        sources in proptest::collection::vec("[a-z*?/.\\[\\]^-]{0,8}", 1..4),
-        dest in "[a-z./]{0,6}",
-        paths in proptest::collection::vec(("[a-z]{1,3}(/[a-z]{1,3}){0,2}", any::<bool>()), 0..8),
+        sources in proptest::collection::vec(re("[a-z*?/.\\[\\]^-]{0,8}"), 1..4),
+        dest in re("[a-z./]{0,6}"),
+        paths in proptest::collection::vec((re("[a-z]{1,3}(/[a-z]{1,3}){0,2}"), any::<bool>()), 0..8),
     ) {
         let ctx: Vec<berth_build::copy::ContextEntry> = paths
             .into_iter()
@@ -98,13 +103,13 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, .. ProptestConfig::default() })]
     #[test]
-    fn lexer_never_panics_on_substitutions(word in "([$]{1,2}[{]?[A-Z]{0,2}[:#%/+?-]{0,2}[a-z*/]{0,3}[}]?['\"\\\\ ]?){1,6}") {
+    fn lexer_never_panics_on_substitutions(word in re("([$]{1,2}[{]?[A-Z]{0,2}[:#%/+?-]{0,2}[a-z*/]{0,3}[}]?['\"\\\\ ]?){1,6}")) {
         let env = |n: &str| (n == "A").then(|| "a/b/c".to_string());
         let _ = Lexer::new('\\').process_word(&word, &env);
     }
 
     #[test]
-    fn ignore_matcher_never_panics(patterns in proptest::collection::vec("[a-z*?!\\[\\]\\\\/.^-]{0,8}", 0..5), path in "[a-z/.]{0,12}") {
+    fn ignore_matcher_never_panics(patterns in proptest::collection::vec(re("[a-z*?!\\[\\]\\\\/.^-]{0,8}"), 0..5), path in re("[a-z/.]{0,12}")) {
         if let Ok(pm) = PatternMatcher::new(&patterns) {
             let _ = pm.matches_or_parent_matches(&path);
             let _ = pm.matches(&path);
