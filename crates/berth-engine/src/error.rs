@@ -54,6 +54,9 @@ pub enum EngineError {
         /// What the kernel said.
         source: std::io::Error,
     },
+    /// A container operation failed.
+    #[error(transparent)]
+    Container(#[from] crate::containers::ContainerError),
     /// A background task died.
     #[error("background task failed: {0}")]
     Task(String),
@@ -83,6 +86,7 @@ impl EngineError {
                 berth_registry::Error::InvalidPlatform { .. } => ErrorKind::InvalidParameter,
                 _ => ErrorKind::Internal,
             },
+            EngineError::Container(e) => e.kind(),
             EngineError::InvalidParameter(_) => ErrorKind::InvalidParameter,
             EngineError::Unauthorized(_) => ErrorKind::Unauthorized,
             EngineError::NotSupported(_) => ErrorKind::Unavailable,

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod containers;
 pub mod distribution;
 pub mod error;
 pub mod events;
@@ -28,7 +29,8 @@ pub use events::{Event, EventBus, EventFilter};
 pub struct Engine {
     config: EngineConfig,
     images: ImageStore,
-    events: EventBus,
+    events: Arc<EventBus>,
+    containers: Arc<containers::Containers>,
     id: String,
 }
 
@@ -44,10 +46,19 @@ impl Engine {
         }
         let images = ImageStore::open(config.image_root(), StoreOptions::default())?;
         let id = engine_id(&config.data_root)?;
+        let events = Arc::new(EventBus::new());
+        let containers = containers::Containers::open(
+            config.data_root.join("containers"),
+            config.exec_root.join("runtime"),
+            containers::default_shim_path(),
+            images.clone(),
+            events.clone(),
+        )?;
         Ok(Arc::new(Engine {
             config,
             images,
-            events: EventBus::new(),
+            events,
+            containers,
             id,
         }))
     }

@@ -1,0 +1,677 @@
+//! Containers: create (rootfs overlay + OCI spec), start (through a `berth-shim` per
+//! container), wait, kill, stop, remove, list, inspect, logs; state persisted under
+//! `<data-root>/containers/<id>/config.json` and reconciled when the engine opens.
+//!
+//! One file per concern: `record.rs` (persisted state and the state machine), `oci.rs`
+//! (ContainerSpec → OCI spec), `rootfs.rs` (overlay), `shim.rs` (spawning and watching
+//! shims), `logs.rs` (json-file log → Docker stream frames), `view.rs` (Docker's
+//! inspect/list JSON).
+
+pub mod error;
+pub mod logs;
+pub mod names;
+pub mod oci;
+pub mod record;
+pub mod rootfs;
+mod shim;
+pub mod view;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use berth_image::ImageStore;
+use berth_types::spec::ContainerSpec;
+use tokio::sync::watch;
+
+use crate::events::{Event, EventBus};
+use crate::{Engine, EngineError};
+pub use error::ContainerError;
+pub use record::{Record, RunState, Status};
+
+/// `POST /containers/{id}/wait?condition=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Return when it is not running (at once for created/exited containers).
+    NotRunning,
+    /// Return after its next exit.
+    NextExit,
+    /// Return once it has been removed.
+    Removed,
+}
+
+impl WaitCondition {
+    /// Parses Docker's query value (empty = not-running).
+    pub fn parse(s: &str) -> Result<WaitCondition, EngineError> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(EngineError::InvalidParameter(format!(
+                "invalid condition: \"{other}\""
+            ))),
+        }
+    }
+}
+
+/// The outcome of a wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitResult {
+    /// The exit code.
+    pub status_code: i32,
+    /// Why the last start failed, if it did.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    map: HashMap<String, Record>,
+    /// Exit codes of removed containers, for `wait?condition=removed`.
+    gone: HashMap<String, i32>,
+}
+
+/// The container store, shared with shim watcher threads.
+#[derive(Debug)]
+pub struct Containers {
+    root: PathBuf,
+    runtime_root: PathBuf,
+    shim: PathBuf,
+    images: ImageStore,
+    events: Arc<EventBus>,
+    inner: Mutex<Inner>,
+    changed: watch::Sender<u64>,
+}
+
+fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// The shim binary: `berth-shim` next to the running executable (berthd).
+pub fn default_shim_path() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("berth-shim")))
+        .unwrap_or_else(|| PathBuf::from("berth-shim"))
+}
+
+impl Containers {
+    /// Opens the store under `root` (`<data-root>/containers`) and reconciles: finishes
+    /// interrupted removals, drops half-made containers, remounts rootfs, re-holds images,
+    /// records exits of shims that died, and watches the live ones again.
+    pub fn open(
+        root: PathBuf,
+        runtime_root: PathBuf,
+        shim: PathBuf,
+        images: ImageStore,
+        events: Arc<EventBus>,
+    ) -> Result<Arc<Containers>, ContainerError> {
+        std::fs::create_dir_all(&root).map_err(ContainerError::io("create", &root))?;
+        let (changed, _) = watch::channel(0);
+        let c = Arc::new(Containers {
+            root,
+            runtime_root,
+            shim,
+            images,
+            events,
+            inner: Mutex::new(Inner::default()),
+            changed,
+        });
+        c.reconcile()?;
+        Ok(c)
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|g| *g += 1);
+    }
+
+    fn publish(&self, r: &Record, action: &str, extra: &[(&str, String)]) {
+        let mut e = Event::new("container", action, &r.id)
+            .attr("image", &r.spec.image)
+            .attr("name", &r.name);
+        for (k, v) in &r.spec.labels {
+            e = e.attr(k, v);
+        }
+        for (k, v) in extra {
+            e = e.attr(k, v);
+        }
+        self.events.publish(e);
+    }
+
+    fn reconcile(self: &Arc<Self>) -> Result<(), ContainerError> {
+        let rd = std::fs::read_dir(&self.root).map_err(ContainerError::io("list", &self.root))?;
+        for entry in rd.flatten() {
+            let dir = entry.path();
+            let Ok(rec) = Record::load(&dir) else {
+                // half-made (no config.json yet) or unreadable: nothing refers to it
+                if !dir.join("config.json").exists() {
+                    let _ = rootfs::unmount(&dir.join("rootfs"));
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                continue;
+            };
+            if rec.state.status == Status::Removing {
+                self.finish_removal(&rec);
+                continue;
+            }
+            let overlay = rootfs::Overlay::new(&dir, rec.lowerdirs.clone());
+            if let Err(e) = overlay.mount() {
+                tracing::warn!(id = %rec.id, error = %e, "cannot remount rootfs");
+            }
+            if let Ok(d) = rec.image_id.parse() {
+                self.images.hold_image(&d, &rec.id);
+            }
+            let id = rec.id.clone();
+            let running = rec.state.status == Status::Running;
+            let shim_alive = record::alive(rec.state.shim_pid, rec.state.shim_start_time);
+            lock(&self.inner).map.insert(id.clone(), rec);
+            if running {
+                if shim_alive {
+                    shim::watch_adopted(self.clone(), id);
+                } else {
+                    self.finish(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a full id, a unique id prefix or a name (with or without `/`).
+    pub fn resolve(&self, name: &str) -> Result<String, ContainerError> {
+        let inner = lock(&self.inner);
+        Self::resolve_in(&inner, name)
+    }
+
+    fn resolve_in(inner: &Inner, name: &str) -> Result<String, ContainerError> {
+        if inner.map.contains_key(name) {
+            return Ok(name.to_owned());
+        }
+        let bare = name.trim_start_matches('/');
+        if let Some(r) = inner.map.values().find(|r| r.name == bare) {
+            return Ok(r.id.clone());
+        }
+        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hits: Vec<&String> = inner.map.keys().filter(|k| k.starts_with(name)).collect();
+            match hits.len() {
+                1 => return Ok(hits[0].clone()),
+                0 => {}
+                _ => return Err(ContainerError::Ambiguous(name.to_owned())),
+            }
+        }
+        Err(ContainerError::NoSuchContainer(name.to_owned()))
+    }
+
+    /// A copy of one container's record.
+    pub fn get(&self, name: &str) -> Result<Record, ContainerError> {
+        let inner = lock(&self.inner);
+        let id = Self::resolve_in(&inner, name)?;
+        Ok(inner.map[&id].clone())
+    }
+
+    /// Every container, newest first.
+    pub fn all(&self) -> Vec<Record> {
+        let mut v: Vec<Record> = lock(&self.inner).map.values().cloned().collect();
+        v.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    /// Creates a container: validates, resolves the image, mounts the rootfs, writes the
+    /// OCI bundle and the record, holds the image. Returns the id and warnings.
+    pub fn create(&self, spec: ContainerSpec) -> Result<(String, Vec<String>), EngineError> {
+        spec.validate().map_err(ContainerError::from)?;
+        let image = self
+            .images
+            .resolve(&spec.image)
+            .map_err(|e| EngineError::from_store(e, &spec.image))?;
+        let image_config = self.images.config(&image.id)?;
+        let lowerdirs = self
+            .images
+            .lowerdirs(&image.id.to_string())
+            .map_err(|e| EngineError::from_store(e, &spec.image))?;
+        let mut inner = lock(&self.inner);
+        let name = if spec.name.is_empty() {
+            let mut retry = 0;
+            loop {
+                let n = names::random_name(retry);
+                if !inner.map.values().any(|r| r.name == n) {
+                    break n;
+                }
+                retry += 1;
+            }
+        } else {
+            let n = spec.name.trim_start_matches('/').to_owned();
+            if let Some(r) = inner.map.values().find(|r| r.name == n) {
+                return Err(ContainerError::NameInUse {
+                    name: n,
+                    id: r.id.clone(),
+                }
+                .into());
+            }
+            n
+        };
+        let id = names::random_id();
+        let dir = self.dir(&id);
+        std::fs::create_dir_all(dir.join("bundle")).map_err(ContainerError::io("create", &dir))?;
+        let overlay = rootfs::Overlay::new(&dir, lowerdirs.clone());
+        let made = (|| -> Result<Record, EngineError> {
+            overlay.mount()?;
+            let resolved = oci::build(
+                &id,
+                &spec,
+                &image_config,
+                &overlay.merged,
+                oci::own_bounding_set(),
+            )
+            .map_err(ContainerError::from)?;
+            let bundle_cfg = dir.join("bundle/config.json");
+            let bytes =
+                serde_json::to_vec_pretty(&resolved.spec).map_err(|e| ContainerError::Io {
+                    op: "encode",
+                    path: bundle_cfg.display().to_string(),
+                    source: std::io::Error::other(e),
+                })?;
+            record::write_atomic(&dir.join("bundle/.config.json.tmp"), &bundle_cfg, &bytes)?;
+            let log = dir.join(format!("{id}-json.log"));
+            std::fs::File::create(&log).map_err(ContainerError::io("create", &log))?;
+            let rec = Record {
+                version: record::RECORD_VERSION,
+                id: id.clone(),
+                name: name.clone(),
+                created: now(),
+                image_id: image.id.to_string(),
+                spec: ContainerSpec {
+                    name: name.clone(),
+                    ..spec.clone()
+                },
+                path: resolved.path,
+                args: resolved.args,
+                env: resolved.env,
+                cmd: resolved.cmd,
+                entrypoint: resolved.entrypoint,
+                workdir: resolved.workdir,
+                lowerdirs,
+                state: RunState::default(),
+            };
+            rec.save(&dir)?;
+            Ok(rec)
+        })();
+        let rec = match made {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = overlay.unmount();
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        self.images.hold_image(&image.id, &id);
+        self.publish(&rec, "create", &[]);
+        inner.map.insert(id.clone(), rec);
+        drop(inner);
+        self.bump();
+        Ok((id, Vec::new()))
+    }
+
+    /// Starts a container through a new shim. `Ok(false)` when it is already running
+    /// (304).
+    pub fn start(self: &Arc<Self>, name: &str) -> Result<bool, EngineError> {
+        let mut inner = lock(&self.inner);
+        let id = Self::resolve_in(&inner, name)?;
+        let rec = inner.map[&id].clone();
+        match rec.state.status {
+            Status::Running => return Ok(false),
+            Status::Removing => return Err(ContainerError::Removing(id).into()),
+            _ => {}
+        }
+        let dir = self.dir(&id);
+        rootfs::Overlay::new(&dir, rec.lowerdirs.clone()).mount()?;
+        let _ = std::fs::remove_file(dir.join("exit.json"));
+        // leftovers of a shim that died mid-way
+        if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, &id) {
+            let _ = c.delete(true);
+        }
+        let outcome = shim::spawn(self, &id, &dir);
+        let r = inner
+            .map
+            .get_mut(&id)
+            .ok_or_else(|| ContainerError::NoSuchContainer(id.clone()))?;
+        match outcome {
+            Ok(shim::Started { pid, child }) => {
+                r.state.status = Status::Running;
+                r.state.pid = pid;
+                r.state.shim_pid = child.id() as i32;
+                r.state.shim_start_time = record::start_time(child.id() as i32).unwrap_or(0);
+                r.state.error.clear();
+                r.state.exit_code = 0;
+                r.state.started_at = now();
+                r.state.finished_at.clear();
+                let rec = r.clone();
+                rec.save(&dir)?;
+                self.publish(&rec, "start", &[]);
+                drop(inner);
+                shim::watch_child(self.clone(), id, child);
+                self.bump();
+                Ok(true)
+            }
+            Err(ContainerError::StartFailed { message, exit_code }) => {
+                // Docker leaves a container whose start failed "created", with the
+                // exit code and the error recorded
+                r.state.status = Status::Created;
+                r.state.exit_code = exit_code;
+                r.state.error = message.clone();
+                r.state.exits += 1;
+                let rec = r.clone();
+                let _ = rec.save(&dir);
+                drop(inner);
+                if rec.spec.auto_remove {
+                    let _ = self.remove_now(&id);
+                }
+                self.bump();
+                Err(ContainerError::StartFailed { message, exit_code }.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The shim of `id` is gone: read exit.json (written first by the shim), record
+    /// the exit, remove an auto-remove container.
+    fn finish(&self, id: &str) {
+        let dir = self.dir(id);
+        let exit = record::ExitFile::read(&dir);
+        let mut inner = lock(&self.inner);
+        let Some(r) = inner.map.get_mut(id) else {
+            return;
+        };
+        if r.state.status != Status::Running {
+            return;
+        }
+        match exit {
+            Some(e) => {
+                r.state.exit_code = e.exit_code;
+                r.state.finished_at = e.finished_at;
+            }
+            None => {
+                r.state.exit_code = 255;
+                r.state.error = "container monitor exited without recording an exit status".into();
+                r.state.finished_at = now();
+            }
+        }
+        r.state.status = Status::Exited;
+        r.state.pid = 0;
+        r.state.exits += 1;
+        let rec = r.clone();
+        if let Err(e) = rec.save(&dir) {
+            tracing::warn!(id, error = %e, "cannot persist exit");
+        }
+        drop(inner);
+        // a shim that died before cleaning up leaves runtime state and a cgroup
+        if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, id) {
+            let _ = c.delete(true);
+        }
+        self.publish(
+            &rec,
+            "die",
+            &[("exitCode", rec.state.exit_code.to_string())],
+        );
+        if rec.spec.auto_remove {
+            let _ = self.remove_now(id);
+        }
+        self.bump();
+    }
+
+    /// Removes a stopped container now.
+    fn remove_now(&self, id: &str) -> Result<(), ContainerError> {
+        let rec = {
+            let mut inner = lock(&self.inner);
+            let Some(r) = inner.map.get_mut(id) else {
+                return Ok(());
+            };
+            r.state.status = Status::Removing;
+            let rec = r.clone();
+            rec.save(&self.dir(id))?;
+            rec
+        };
+        self.finish_removal(&rec);
+        Ok(())
+    }
+
+    /// Tears a container down (reverse order, keeps going, "already gone" is fine).
+    fn finish_removal(&self, rec: &Record) {
+        let dir = self.dir(&rec.id);
+        if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, &rec.id) {
+            let _ = c.delete(true);
+        }
+        if let Err(e) = rootfs::unmount(&dir.join("rootfs")) {
+            tracing::warn!(id = %rec.id, error = %e, "unmount");
+        }
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(id = %rec.id, error = %e, "remove container dir");
+        }
+        if let Ok(d) = rec.image_id.parse() {
+            self.images.release_image(&d, &rec.id);
+        }
+        let mut inner = lock(&self.inner);
+        inner.map.remove(&rec.id);
+        inner.gone.insert(rec.id.clone(), rec.state.exit_code);
+        drop(inner);
+        self.publish(rec, "destroy", &[]);
+        self.bump();
+    }
+
+    /// Sends `signal` to a running container's init.
+    pub fn kill(&self, name: &str, signal: i32) -> Result<(), ContainerError> {
+        let rec = self.get(name)?;
+        if rec.state.status != Status::Running {
+            return Err(ContainerError::NotRunning(rec.id));
+        }
+        let c = berth_runtime::Container::load(&self.runtime_root, &rec.id)?;
+        c.kill(signal, false)?;
+        self.publish(&rec, "kill", &[("signal", signal.to_string())]);
+        Ok(())
+    }
+
+    async fn wait_until(
+        &self,
+        id: &str,
+        timeout: Duration,
+        mut done: impl FnMut(Option<&Record>) -> bool,
+    ) -> bool {
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let inner = lock(&self.inner);
+                if done(inner.map.get(id)) {
+                    return true;
+                }
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => {
+                    let inner = lock(&self.inner);
+                    return done(inner.map.get(id));
+                }
+            }
+        }
+    }
+
+    /// `stop`: SIGTERM, then SIGKILL after `timeout`. `Ok(false)` when not running (304).
+    pub async fn stop(&self, name: &str, timeout: Duration) -> Result<bool, ContainerError> {
+        let rec = self.get(name)?;
+        if rec.state.status != Status::Running {
+            return Ok(false);
+        }
+        let not_running = |r: Option<&Record>| r.is_none_or(|r| r.state.status != Status::Running);
+        match self.kill(&rec.id, 15) {
+            Ok(()) | Err(ContainerError::NotRunning(_)) => {}
+            Err(e) => return Err(e),
+        }
+        if !self.wait_until(&rec.id, timeout, not_running).await {
+            match self.kill(&rec.id, 9) {
+                Ok(()) | Err(ContainerError::NotRunning(_)) => {}
+                Err(e) => return Err(e),
+            }
+            if !self
+                .wait_until(&rec.id, Duration::from_secs(30), not_running)
+                .await
+            {
+                return Err(ContainerError::Shim {
+                    id: rec.id,
+                    why: "the container did not exit after SIGKILL".into(),
+                });
+            }
+        }
+        self.publish(&rec, "stop", &[]);
+        Ok(true)
+    }
+
+    /// `rm`: 409 when running without force; with force, SIGKILL and wait first.
+    pub async fn remove(&self, name: &str, force: bool) -> Result<(), ContainerError> {
+        let rec = self.get(name)?;
+        if rec.state.status == Status::Running {
+            if !force {
+                return Err(ContainerError::Running(rec.name));
+            }
+            match self.kill(&rec.id, 9) {
+                Ok(()) | Err(ContainerError::NotRunning(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let stopped = self
+                .wait_until(&rec.id, Duration::from_secs(30), |r| {
+                    r.is_none_or(|r| r.state.status != Status::Running)
+                })
+                .await;
+            if !stopped {
+                return Err(ContainerError::Shim {
+                    id: rec.id,
+                    why: "the container did not exit after SIGKILL".into(),
+                });
+            }
+        }
+        self.remove_now(&rec.id)
+    }
+
+    /// `wait`.
+    pub async fn wait(
+        &self,
+        name: &str,
+        cond: WaitCondition,
+    ) -> Result<WaitResult, ContainerError> {
+        let rec = self.get(name)?;
+        let id = rec.id.clone();
+        let exits = rec.state.exits;
+        let mut rx = self.changed.subscribe();
+        loop {
+            {
+                let inner = lock(&self.inner);
+                match inner.map.get(&id) {
+                    None => {
+                        return Ok(WaitResult {
+                            status_code: inner.gone.get(&id).copied().unwrap_or(0),
+                            error: None,
+                        });
+                    }
+                    Some(r) => {
+                        let ready = match cond {
+                            WaitCondition::NotRunning => r.state.status != Status::Running,
+                            WaitCondition::NextExit => r.state.exits > exits,
+                            WaitCondition::Removed => false,
+                        };
+                        if ready {
+                            return Ok(WaitResult {
+                                status_code: r.state.exit_code,
+                                error: (!r.state.error.is_empty()).then(|| r.state.error.clone()),
+                            });
+                        }
+                    }
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(ContainerError::Shim {
+                    id,
+                    why: "the engine is shutting down".into(),
+                });
+            }
+        }
+    }
+
+    /// The path of a container's json-file log.
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(format!("{id}-json.log"))
+    }
+
+    /// A receiver that changes whenever any container's state does.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The store root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// The container operations, as the API calls them.
+impl Engine {
+    fn containers_arc(&self) -> Arc<Containers> {
+        self.containers.clone()
+    }
+
+    /// `POST /containers/create`.
+    pub async fn create_container(
+        &self,
+        spec: ContainerSpec,
+    ) -> Result<(String, Vec<String>), EngineError> {
+        let c = self.containers_arc();
+        tokio::task::spawn_blocking(move || c.create(spec))
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))?
+    }
+
+    /// `POST /containers/{id}/start`: `false` when already running.
+    pub async fn start_container(&self, name: &str) -> Result<bool, EngineError> {
+        let c = self.containers_arc();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || c.start(&name))
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))?
+    }
+
+    /// `POST /containers/{id}/wait`.
+    pub async fn wait_container(
+        &self,
+        name: &str,
+        cond: WaitCondition,
+    ) -> Result<WaitResult, EngineError> {
+        Ok(self.containers.wait(name, cond).await?)
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn kill_container(&self, name: &str, signal: i32) -> Result<(), EngineError> {
+        Ok(self.containers.kill(name, signal)?)
+    }
+
+    /// `POST /containers/{id}/stop?t=`: `false` when not running.
+    pub async fn stop_container(&self, name: &str, timeout: Duration) -> Result<bool, EngineError> {
+        Ok(self.containers.stop(name, timeout).await?)
+    }
+
+    /// `DELETE /containers/{id}?force=`.
+    pub async fn remove_container(&self, name: &str, force: bool) -> Result<(), EngineError> {
+        Ok(self.containers.remove(name, force).await?)
+    }
+
+    /// The container store.
+    pub fn containers(&self) -> &Arc<Containers> {
+        &self.containers
+    }
+}

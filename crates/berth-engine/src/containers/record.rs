@@ -1,0 +1,229 @@
+//! What the engine persists per container: `<data-root>/containers/<id>/config.json`
+//! (versioned, written atomically), and the state machine.
+
+use std::path::Path;
+
+use berth_types::spec::ContainerSpec;
+use serde::{Deserialize, Serialize};
+
+use super::error::ContainerError;
+
+/// The store format version of config.json.
+pub const RECORD_VERSION: u32 = 1;
+
+/// Docker's container states (those this engine has so far).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Created, never started, or its start failed.
+    #[default]
+    Created,
+    /// Its shim reported the process started.
+    Running,
+    /// The process exited.
+    Exited,
+    /// Removal began (finished on the next daemon start if interrupted).
+    Removing,
+}
+
+impl Status {
+    /// Docker's word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Removing => "removing",
+        }
+    }
+
+    /// Whether `start` may run it.
+    pub fn can_start(&self) -> bool {
+        matches!(self, Status::Created | Status::Exited)
+    }
+
+    /// Whether it may be removed without force.
+    pub fn can_remove(&self) -> bool {
+        !matches!(self, Status::Running)
+    }
+}
+
+/// The runtime side of a container's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Where it is in its lifecycle.
+    pub status: Status,
+    /// The init's pid (host namespace) while running.
+    pub pid: i32,
+    /// The shim's pid and start time (so a recycled pid is never taken for it).
+    pub shim_pid: i32,
+    /// From /proc/<pid>/stat.
+    pub shim_start_time: u64,
+    /// The last exit code.
+    pub exit_code: i32,
+    /// Why the last start failed.
+    pub error: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339.
+    pub finished_at: String,
+    /// How many times it exited (or failed to start): `wait?condition=next-exit`.
+    pub exits: u64,
+}
+
+/// One container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Store format version.
+    pub version: u32,
+    /// 64 hex.
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    /// RFC 3339 (nanoseconds).
+    pub created: String,
+    /// The image's id (`sha256:…`).
+    pub image_id: String,
+    /// What the user asked for.
+    pub spec: ContainerSpec,
+    /// `Path`.
+    pub path: String,
+    /// `Args`.
+    pub args: Vec<String>,
+    /// Effective environment.
+    pub env: Vec<String>,
+    /// Effective `Cmd`.
+    pub cmd: Vec<String>,
+    /// Effective `Entrypoint`.
+    pub entrypoint: Vec<String>,
+    /// Effective working directory.
+    pub workdir: String,
+    /// The lowerdirs the rootfs was mounted with (top first).
+    pub lowerdirs: Vec<std::path::PathBuf>,
+    /// Runtime state.
+    pub state: RunState,
+}
+
+impl Record {
+    /// Writes `<dir>/config.json` atomically (temp file, fsync, rename).
+    pub fn save(&self, dir: &Path) -> Result<(), ContainerError> {
+        let path = dir.join("config.json");
+        let tmp = dir.join(".config.json.tmp");
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| ContainerError::Io {
+            op: "encode",
+            path: path.display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        write_atomic(&tmp, &path, &bytes)
+    }
+
+    /// Reads `<dir>/config.json`.
+    pub fn load(dir: &Path) -> Result<Record, ContainerError> {
+        let path = dir.join("config.json");
+        let bytes = std::fs::read(&path).map_err(ContainerError::io("read", &path))?;
+        serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
+/// temp file, fsync, rename.
+pub fn write_atomic(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), ContainerError> {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(tmp).map_err(ContainerError::io("create", tmp))?;
+    f.write_all(bytes)
+        .map_err(ContainerError::io("write", tmp))?;
+    f.sync_all().map_err(ContainerError::io("sync", tmp))?;
+    std::fs::rename(tmp, path).map_err(ContainerError::io("rename into place", path))
+}
+
+/// What the shim leaves in `<dir>/exit.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExitFile {
+    /// The exit code (128+n for a signal).
+    pub exit_code: i32,
+    /// RFC 3339.
+    pub finished_at: String,
+}
+
+impl ExitFile {
+    /// Reads `<dir>/exit.json` if it is there.
+    pub fn read(dir: &Path) -> Option<ExitFile> {
+        let bytes = std::fs::read(dir.join("exit.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// A process's start time (field 22 of /proc/<pid>/stat), to tell a pid from a recycled one.
+pub fn start_time(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
+}
+
+/// Whether the process `pid` that started at `start` is still there (a zombie counts as
+/// gone).
+pub fn alive(pid: i32, start: u64) -> bool {
+    if start_time(pid) != Some(start) {
+        return false;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 2..].chars().next())
+        .unwrap_or('X');
+    !matches!(state, 'Z' | 'X')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Record {
+            version: RECORD_VERSION,
+            id: "a".repeat(64),
+            name: "x".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            image_id: "sha256:00".into(),
+            spec: ContainerSpec::default(),
+            path: "sh".into(),
+            args: vec![],
+            env: vec![],
+            cmd: vec!["sh".into()],
+            entrypoint: vec![],
+            workdir: "/".into(),
+            lowerdirs: vec![],
+            state: RunState::default(),
+        };
+        r.save(dir.path()).unwrap();
+        assert_eq!(Record::load(dir.path()).unwrap(), r);
+        assert!(!dir.path().join(".config.json.tmp").exists());
+        std::fs::write(dir.path().join("config.json"), b"{").unwrap();
+        assert!(
+            Record::load(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("is corrupt")
+        );
+    }
+
+    #[test]
+    fn own_process_is_alive_and_state_guards() {
+        let me = std::process::id() as i32;
+        let st = start_time(me).unwrap();
+        assert!(alive(me, st));
+        assert!(!alive(me, st + 1));
+        assert!(Status::Exited.can_start());
+        assert!(!Status::Running.can_start());
+        assert!(!Status::Running.can_remove());
+    }
+}
