@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod containers;
 pub mod error;
 pub mod handlers;
 pub mod jsonmessage;

@@ -122,6 +122,11 @@ async fn route(ctx: &Ctx, req: Req, body: Body) -> ApiResult {
     let path = req.path.clone();
     let m = req.method.clone();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if segs.first() == Some(&"containers") {
+        return crate::containers::route(ctx, &req, body)
+            .await
+            .unwrap_or_else(|| Err(not_found(&path)));
+    }
     match (m.as_str(), segs.as_slice()) {
         ("GET" | "HEAD", ["_ping"]) => Ok(system::ping(&m)),
         ("GET", ["version"]) => system::version(ctx),

@@ -670,6 +670,52 @@ impl Engine {
         Ok(self.containers.remove(name, force).await?)
     }
 
+    /// `GET /containers/{id}/json`.
+    pub async fn inspect_container(&self, name: &str) -> Result<serde_json::Value, EngineError> {
+        let r = self.containers.get(name)?;
+        Ok(view::inspect(&r, &self.containers.dir(&r.id)))
+    }
+
+    /// `GET /containers/json?all=&filters=&limit=`.
+    pub async fn list_containers(
+        &self,
+        all: bool,
+        filters: std::collections::BTreeMap<String, Vec<String>>,
+        limit: Option<usize>,
+    ) -> Result<Vec<serde_json::Value>, EngineError> {
+        let f = view::ListFilter::new(filters)?;
+        let all = all || f.has_status();
+        let mut out: Vec<serde_json::Value> = self
+            .containers
+            .all()
+            .iter()
+            .filter(|r| all || r.state.status == Status::Running)
+            .filter(|r| f.matches(r))
+            .map(view::summary)
+            .collect();
+        if let Some(n) = limit.filter(|n| *n > 0) {
+            out.truncate(n);
+        }
+        Ok(out)
+    }
+
+    /// `GET /containers/{id}/logs`: the stream and whether the container has a tty
+    /// (raw stream) or not (multiplexed).
+    pub async fn container_logs(
+        &self,
+        name: &str,
+        opts: logs::LogOptions,
+    ) -> Result<(crate::io::ByteStream, bool), EngineError> {
+        if !opts.stdout && !opts.stderr {
+            return Err(EngineError::InvalidParameter(
+                "Bad parameters: you must choose at least one stream".into(),
+            ));
+        }
+        let r = self.containers.get(name)?;
+        let tty = r.spec.tty;
+        Ok((logs::stream(self.containers.clone(), &r, opts), tty))
+    }
+
     /// The container store.
     pub fn containers(&self) -> &Arc<Containers> {
         &self.containers
