@@ -70,6 +70,27 @@ pub enum Command {
     Search(SearchArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+    /// Create and run a new container from an image
+    Run(crate::commands::containers::RunArgs),
+    /// Create a new container
+    Create(crate::commands::containers::CreateCmdArgs),
+    /// Start one or more stopped containers
+    Start(crate::commands::containers::StartArgs),
+    /// List containers
+    Ps(crate::commands::containers::PsArgs),
+    /// Fetch the logs of a container
+    Logs(crate::commands::containers::LogsArgs),
+    /// Stop one or more running containers
+    Stop(crate::commands::containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(crate::commands::containers::KillArgs),
+    /// Remove one or more containers
+    Rm(crate::commands::containers::RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(crate::commands::containers::WaitArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -105,6 +126,33 @@ pub enum ImageCommand {
     Load(LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+}
+
+/// `berth container …`.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Create and run a new container from an image
+    Run(crate::commands::containers::RunArgs),
+    /// Create a new container
+    Create(crate::commands::containers::CreateCmdArgs),
+    /// Start one or more stopped containers
+    Start(crate::commands::containers::StartArgs),
+    /// List containers
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(crate::commands::containers::PsArgs),
+    /// Fetch the logs of a container
+    Logs(crate::commands::containers::LogsArgs),
+    /// Stop one or more running containers
+    Stop(crate::commands::containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(crate::commands::containers::KillArgs),
+    /// Remove one or more containers
+    #[command(visible_alias = "remove")]
+    Rm(crate::commands::containers::RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(crate::commands::containers::WaitArgs),
+    /// Display detailed information on one or more containers
+    Inspect(crate::commands::containers::ContainerInspectArgs),
 }
 
 /// `berth system …`.

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use berth_api::client::ClientError;
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command, ImageCommand, SystemCommand};
+use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
 
 /// An error whose message was already printed; only the exit code is left.
 #[derive(Debug)]
@@ -73,7 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         key: cli.tlskey.clone(),
     };
     let target = connect::resolve(cli.host.as_deref(), &tls, |k| std::env::var_os(k))?;
-    use commands::{events, images, login, system, transfer};
+    use commands::{containers, events, images, login, system, transfer};
     // Commands that need no daemon.
     match &cli.command {
         Command::Logout(a) => return login::logout(a),
@@ -94,7 +94,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(c, &a).await,
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(c, &a).await,
         Command::Inspect(a) => {
-            images::inspect(c, &a.names, a.format.as_deref(), a.kind.as_deref()).await
+            containers::inspect(c, &a.names, a.format.as_deref(), a.kind.as_deref()).await
+        }
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
+            containers::run(c, &a).await
+        }
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            containers::create(c, &a).await
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            containers::start(c, &a).await
+        }
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => containers::ps(c, &a).await,
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
+            containers::logs(c, &a).await
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            containers::stop(c, &a).await
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            containers::kill(c, &a).await
+        }
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => containers::rm(c, &a).await,
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
+            containers::wait(c, &a).await
+        }
+        Command::Container(ContainerCommand::Inspect(a)) => {
+            containers::inspect(c, &a.names, a.format.as_deref(), Some("container")).await
         }
         Command::Image(ImageCommand::Inspect(a)) => {
             images::inspect(c, &a.names, a.format.as_deref(), Some("image")).await
