@@ -207,7 +207,7 @@ impl Client {
 
     /// Whether the reference's repository has blob `digest` (`HEAD`).
     pub async fn blob_exists(&self, reference: &Reference, digest: &Digest) -> Result<bool> {
-        let ep = Endpoint::origin(reference.domain(), &self.inner.config);
+        let ep = self.origin(reference.domain()).await?;
         let url = Self::url(&ep, &format!("{}/blobs/{digest}", reference.path()))?;
         let resp = self
             .send(&ep, &push_scope(reference.path()), &url, true, &|c, u| {
@@ -235,7 +235,7 @@ impl Client {
         digest: &Digest,
         from_repo: &str,
     ) -> Result<bool> {
-        let ep = Endpoint::origin(reference.domain(), &self.inner.config);
+        let ep = self.origin(reference.domain()).await?;
         let mut url = Self::url(&ep, &format!("{}/blobs/uploads/", reference.path()))?;
         url.query_pairs_mut()
             .append_pair("mount", digest.as_str())
@@ -354,7 +354,7 @@ impl Client {
         source: BlobSource,
         progress: Arc<dyn Progress>,
     ) -> Result<()> {
-        let ep = Endpoint::origin(reference.domain(), &self.inner.config);
+        let ep = self.origin(reference.domain()).await?;
         let loc = self.start_upload(&ep, reference).await?;
         progress.start(&desc.digest, desc.size, 0);
         let digest = desc.digest.clone();
@@ -387,7 +387,7 @@ impl Client {
         progress: Arc<dyn Progress>,
     ) -> Result<()> {
         let chunk_size = chunk_size.max(1);
-        let ep = Endpoint::origin(reference.domain(), &self.inner.config);
+        let ep = self.origin(reference.domain()).await?;
         let mut loc = self.start_upload(&ep, reference).await?;
         progress.start(&desc.digest, desc.size, 0);
         let mut stream = source.into_stream().await?;

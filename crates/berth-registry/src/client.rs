@@ -24,6 +24,9 @@ pub(crate) struct Endpoint {
     pub base: String,
     /// `host[:port]`: the key for credentials, certs.d and the token cache.
     pub host: String,
+    /// The scheme is not settled yet: the host is insecure, so HTTPS (without certificate
+    /// verification) is tried first and plain HTTP after it ([`Client::settle`]).
+    pub probe: bool,
 }
 
 impl Endpoint {
@@ -34,10 +37,9 @@ impl Endpoint {
             endpoint: s.to_owned(),
             message: m.to_owned(),
         };
+        let probe = !s.contains("://") && cfg.is_insecure(s.trim_end_matches('/'));
         let with_scheme = if s.contains("://") {
             s.to_owned()
-        } else if cfg.is_insecure(s.trim_end_matches('/')) {
-            format!("http://{s}")
         } else {
             format!("https://{s}")
         };
@@ -51,7 +53,7 @@ impl Endpoint {
             None => host.to_owned(),
         };
         let base = with_scheme.trim_end_matches('/').to_owned();
-        Ok(Self { base, host })
+        Ok(Self { base, host, probe })
     }
 
     /// The registry itself for a reference domain.
@@ -61,14 +63,10 @@ impl Endpoint {
         } else {
             domain
         };
-        let scheme = if cfg.is_insecure(domain) || cfg.is_insecure(host) {
-            "http"
-        } else {
-            "https"
-        };
         Self {
-            base: format!("{scheme}://{host}"),
+            base: format!("https://{host}"),
             host: host.to_owned(),
+            probe: cfg.is_insecure(domain) || cfg.is_insecure(host),
         }
     }
 }
@@ -93,6 +91,8 @@ pub(crate) struct Inner {
     pub credentials: RwLock<Credentials>,
     http: Mutex<HashMap<String, reqwest::Client>>,
     auth: Mutex<AuthState>,
+    /// Insecure host → the scheme (`https`/`http`) it answered on.
+    schemes: Mutex<HashMap<String, &'static str>>,
 }
 
 /// The registry client. Cheap to clone; clones share connections and tokens.
@@ -133,6 +133,20 @@ pub(crate) fn compute_digest(algorithm: &str, data: &[u8]) -> Option<String> {
     })
 }
 
+/// Whether a request failed because nothing listens (ECONNREFUSED somewhere in its causes).
+fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
 async fn body_text(resp: reqwest::Response) -> String {
     let mut t = resp.text().await.unwrap_or_default();
     t.truncate(512);
@@ -148,6 +162,7 @@ impl Client {
                 credentials: RwLock::new(credentials),
                 http: Mutex::new(HashMap::new()),
                 auth: Mutex::new(AuthState::default()),
+                schemes: Mutex::new(HashMap::new()),
             }),
             retry_attempts: 3,
             retry_delay: Duration::from_millis(200),
@@ -176,6 +191,10 @@ impl Client {
             .connect_timeout(Duration::from_secs(15))
             .read_timeout(Duration::from_secs(120))
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")));
+        if self.inner.config.is_insecure(host) {
+            // Docker skips certificate verification for insecure registries over HTTPS.
+            b = b.danger_accept_invalid_certs(true);
+        }
         let dir = self.inner.config.certs_dir.join(host);
         if let Ok(rd) = std::fs::read_dir(&dir) {
             let mut files: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -456,6 +475,47 @@ impl Client {
         }
     }
 
+    /// Settles the scheme of an insecure endpoint the way Docker does: HTTPS (without
+    /// certificate verification) first, plain HTTP when HTTPS gets no HTTP answer at all
+    /// (refused, or the server does not speak TLS). The answer is remembered per host
+    /// unless the connection was refused.
+    pub(crate) async fn settle(&self, mut ep: Endpoint) -> Result<Endpoint> {
+        if !ep.probe {
+            return Ok(ep);
+        }
+        let cached = lock(&self.inner.schemes).get(&ep.host).copied();
+        let scheme = match cached {
+            Some(s) => s,
+            None => {
+                let http = self.http_for(&ep.host)?;
+                let url = format!("https://{}/v2/", ep.host);
+                match http.get(&url).send().await {
+                    Ok(_) => {
+                        lock(&self.inner.schemes).insert(ep.host.clone(), "https");
+                        "https"
+                    }
+                    Err(e) => {
+                        tracing::debug!(%url, error = %e, "insecure registry: https failed, using http");
+                        // Nothing listening yet says nothing about TLS: decide again next time.
+                        if !refused(&e) {
+                            lock(&self.inner.schemes).insert(ep.host.clone(), "http");
+                        }
+                        "http"
+                    }
+                }
+            }
+        };
+        ep.base = format!("{scheme}://{}", ep.host);
+        ep.probe = false;
+        Ok(ep)
+    }
+
+    /// The origin endpoint for `domain`, its scheme settled.
+    pub(crate) async fn origin(&self, domain: &str) -> Result<Endpoint> {
+        self.settle(Endpoint::origin(domain, &self.inner.config))
+            .await
+    }
+
     /// Endpoints for a pull from `domain`: its mirrors in order, then the origin.
     pub(crate) fn pull_endpoints(&self, domain: &str) -> Result<Vec<Endpoint>> {
         let cfg = &self.inner.config;
@@ -479,7 +539,11 @@ impl Client {
         let n = eps.len();
         for ep in eps {
             let base = ep.base.clone();
-            match f(ep).await {
+            let result = match self.settle(ep).await {
+                Ok(ep) => f(ep).await,
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(v) => return Ok(v),
                 Err(e) if n == 1 || !e.try_next_endpoint() => return Err(e),
                 Err(e) => {
@@ -505,7 +569,7 @@ impl Client {
     /// Checks that `host` speaks the distribution API: `GET /v2/`. Returns the auth
     /// challenge it answered with, if any.
     pub async fn ping(&self, host: &str) -> Result<Option<Challenge>> {
-        let ep = Endpoint::origin(host, &self.inner.config);
+        let ep = self.origin(host).await?;
         let url = Self::url(&ep, "")?;
         let http = self.http_for(&ep.host)?;
         let resp = http
@@ -542,7 +606,7 @@ impl Client {
     /// Verifies `username`/`password` against `host`'s `/v2/` (Basic, or a Bearer token
     /// fetched with them), then stores them in the credentials file.
     pub async fn login(&self, host: &str, username: &str, password: &str) -> Result<()> {
-        let ep = Endpoint::origin(host, &self.inner.config);
+        let ep = self.origin(host).await?;
         let url = Self::url(&ep, "")?;
         let http = self.http_for(&ep.host)?;
         let get = |auth: Option<String>| {
@@ -847,7 +911,7 @@ impl Client {
         media_type: &str,
         bytes: Bytes,
     ) -> Result<Digest> {
-        let ep = Endpoint::origin(reference.domain(), &self.inner.config);
+        let ep = self.origin(reference.domain()).await?;
         let digest = Digest::sha256(&bytes);
         let url = Self::url(
             &ep,
@@ -947,7 +1011,7 @@ impl Client {
 
     /// The repositories a registry lists in `/v2/_catalog` (all pages).
     pub async fn catalog(&self, host: &str) -> Result<Vec<String>> {
-        let ep = Endpoint::origin(host, &self.inner.config);
+        let ep = self.origin(host).await?;
         let url = Self::url(&ep, "_catalog?n=1000")?;
         self.paged(&ep, "registry:catalog:*", url, "repositories")
             .await
@@ -979,18 +1043,24 @@ mod tests {
             (hub.base.as_str(), hub.host.as_str()),
             ("https://registry-1.docker.io", "registry-1.docker.io")
         );
-        assert_eq!(
-            Endpoint::origin("10.0.0.1:5000", &cfg).base,
-            "http://10.0.0.1:5000"
-        );
-        assert_eq!(
-            Endpoint::origin("10.0.0.1:5001", &cfg).base,
-            "https://10.0.0.1:5001"
-        );
+        assert!(!hub.probe);
+        // Insecure: https first, settled by probing (then maybe http).
+        let o = Endpoint::origin("10.0.0.1:5000", &cfg);
+        assert_eq!((o.base.as_str(), o.probe), ("https://10.0.0.1:5000", true));
+        let o = Endpoint::origin("10.0.0.1:5001", &cfg);
+        assert_eq!((o.base.as_str(), o.probe), ("https://10.0.0.1:5001", false));
+        assert!(Endpoint::origin("127.0.0.1:5001", &cfg).probe);
+        assert!(Endpoint::origin("localhost:5001", &cfg).probe);
         let m = Endpoint::mirror("10.0.0.1:5000", &cfg).unwrap();
         assert_eq!(
-            (m.base.as_str(), m.host.as_str()),
-            ("http://10.0.0.1:5000", "10.0.0.1:5000")
+            (m.base.as_str(), m.host.as_str(), m.probe),
+            ("https://10.0.0.1:5000", "10.0.0.1:5000", true)
+        );
+        // An explicit scheme is used as given.
+        assert!(
+            !Endpoint::mirror("http://10.0.0.1:5000", &cfg)
+                .unwrap()
+                .probe
         );
         assert_eq!(
             Endpoint::mirror("mirror.example", &cfg).unwrap().base,

@@ -21,7 +21,9 @@ pub const DEFAULT_CERTS_DIR: &str = "/etc/berth/certs.d";
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryConfig {
-    /// Hosts (`host[:port]`) spoken to over plain HTTP.
+    /// Hosts (`host[:port]`) listed as insecure: HTTPS without certificate verification is
+    /// tried first, then plain HTTP. Loopback hosts (`localhost`, `127.0.0.0/8`, `::1`) are
+    /// insecure without being listed, as in Docker.
     pub insecure: Vec<String>,
     /// Registry host → mirror endpoints, tried in order before the origin on pulls.
     pub mirrors: BTreeMap<String, Vec<String>>,
@@ -104,15 +106,37 @@ impl RegistryConfig {
         Ok(cfg)
     }
 
-    /// Whether `host` (`host[:port]`) is spoken to over plain HTTP.
+    /// Whether `host` (`host[:port]`) is insecure: listed, or a loopback host (Docker's
+    /// default insecure range `127.0.0.0/8`, plus `::1` and `localhost`). Insecure hosts are
+    /// tried over HTTPS without certificate verification first, then over plain HTTP.
     pub fn is_insecure(&self, host: &str) -> bool {
-        self.insecure.iter().any(|h| h == host)
+        self.insecure.iter().any(|h| h == host) || is_loopback_host(host)
     }
 
     /// The mirrors configured for registry `host` (the reference's domain, e.g. `docker.io`).
     pub fn mirrors_for(&self, host: &str) -> &[String] {
         self.mirrors.get(host).map_or(&[], Vec::as_slice)
     }
+}
+
+/// Whether `host[:port]` names a loopback address: `localhost`, an IPv4 address in
+/// `127.0.0.0/8`, or `::1` (bracketed when a port follows). Names are not resolved.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inside, _)) => inside,
+            None => return false,
+        }
+    } else if host.matches(':').count() > 1 {
+        host // a bare IPv6 address without port
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    name.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -133,11 +157,38 @@ insecure = ["127.0.0.1:5000"]
         let cfg = RegistryConfig::from_toml(text, Path::new("t.toml")).unwrap();
         assert_eq!(cfg.insecure, ["127.0.0.1:5000"]);
         assert!(cfg.is_insecure("127.0.0.1:5000"));
-        assert!(!cfg.is_insecure("127.0.0.1:5001"));
+        assert!(!cfg.is_insecure("10.0.0.1:5001"));
+        assert!(!cfg.is_insecure("registry.example:5000"));
         assert_eq!(cfg.mirrors_for("docker.io"), ["http://127.0.0.1:5000"]);
         assert_eq!(cfg.mirrors_for("gcr.io").len(), 2);
         assert!(cfg.mirrors_for("quay.io").is_empty());
         assert_eq!(cfg.certs_dir, PathBuf::from(DEFAULT_CERTS_DIR));
+    }
+
+    #[test]
+    fn loopback_hosts_are_insecure_by_default() {
+        let cfg = RegistryConfig::default();
+        for h in [
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "localhost",
+            "LOCALHOST:443",
+            "[::1]:5000",
+            "::1",
+        ] {
+            assert!(cfg.is_insecure(h), "{h}");
+        }
+        for h in [
+            "128.0.0.1:5000",
+            "docker.io",
+            "registry-1.docker.io",
+            "10.0.0.1",
+            "[::2]:5000",
+            "localhost.example",
+            "[::1",
+        ] {
+            assert!(!cfg.is_insecure(h), "{h}");
+        }
     }
 
     #[test]

@@ -359,12 +359,6 @@ async fn tls_with_a_certs_d_ca() {
     let reg = Registry::start(Flavor::Tls).unwrap();
     let certs = tempfile::tempdir().unwrap();
     let cfg = config(&[], &[], certs.path());
-    // Without the CA: refused.
-    let e = anon_client(cfg.clone())
-        .ping(&reg.host())
-        .await
-        .unwrap_err();
-    assert!(matches!(e, Error::Http { .. }), "{e}");
     // With <certs.d>/<host:port>/ca.crt: works, over https.
     let d = certs.path().join(reg.host());
     std::fs::create_dir_all(&d).unwrap();
@@ -380,6 +374,73 @@ async fn tls_with_a_certs_d_ca() {
     std::fs::write(d.join("bad.crt"), "not a cert").unwrap();
     let e = anon_client(cfg).ping(&reg.host()).await.unwrap_err();
     assert!(e.to_string().contains("bad.crt"), "{e}");
+}
+
+/// A name other than `localhost` that /etc/hosts maps to 127.0.0.1: not a loopback host by
+/// its spelling, so secure by default, yet it reaches the test registries.
+fn loopback_alias() -> String {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap();
+    hosts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next()? == "127.0.0.1").then(|| f.collect::<Vec<_>>())
+        })
+        .flatten()
+        .find(|n| !n.starts_with('#') && !n.eq_ignore_ascii_case("localhost"))
+        .expect("this test needs a name other than localhost for 127.0.0.1 in /etc/hosts")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn loopback_registries_are_insecure_by_default_and_plain_http_is_a_fallback() {
+    // A plain-HTTP registry on 127.0.0.1, not listed as insecure: HTTPS fails, HTTP works.
+    let plain = Registry::start(Flavor::Plain).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let client = anon_client(config(&[], &[], certs.path()));
+    assert_eq!(client.ping(&plain.host()).await.unwrap(), None);
+    let r = Reference::parse(&format!("{}/berth/plain:1", plain.host())).unwrap();
+    let img = TestImage::new("plain-default", "amd64", 1);
+    push_image(&client, &r, &img).await;
+    let res = client.resolve(&r, &Platform::host()).await.unwrap();
+    assert_eq!(res.endpoint, format!("http://{}", plain.host()));
+    assert_eq!(res.manifest_digest, img.manifest_desc.digest);
+    let (b, d) = &img.layers[0];
+    assert_eq!(collect(&client, &r, d, 0).await.unwrap(), b.to_vec());
+
+    // A TLS registry with a certificate nobody trusts (no certs.d CA).
+    let tls = Registry::start(Flavor::Tls).unwrap();
+    // On 127.0.0.1 (default insecure): HTTPS without verification, never HTTP.
+    let client = anon_client(config(&[], &[], certs.path()));
+    let r = Reference::parse(&format!("{}/berth/tls:1", tls.host())).unwrap();
+    let img = TestImage::new("tls-default", "amd64", 1);
+    push_image(&client, &r, &img).await;
+    let res = client.resolve(&r, &Platform::host()).await.unwrap();
+    assert_eq!(res.endpoint, format!("https://{}", tls.host()));
+
+    // Under a name that is not loopback by its spelling: verified, so refused...
+    let alias = format!("{}:{}", loopback_alias(), tls.addr().port());
+    let e = anon_client(config(&[], &[], certs.path()))
+        .ping(&alias)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Http { .. }), "{e}");
+    // ...until it is listed insecure: then HTTPS without verification.
+    let client = anon_client(config(&[&alias], &[], certs.path()));
+    assert_eq!(client.ping(&alias).await.unwrap(), None);
+    let r = Reference::parse(&format!("{alias}/berth/tls:1")).unwrap();
+    let res = client.resolve(&r, &Platform::host()).await.unwrap();
+    assert_eq!(res.endpoint, format!("https://{alias}"));
+    assert_eq!(res.manifest_digest, img.manifest_desc.digest);
+
+    // Nothing listening: https, then http, which the error names.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let e = anon_client(config(&[], &[], certs.path()))
+        .ping(&dead)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Http { .. }), "{e}");
+    assert!(e.to_string().contains(&format!("http://{dead}/v2/")), "{e}");
 }
 
 #[tokio::test]

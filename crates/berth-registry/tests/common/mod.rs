@@ -208,6 +208,11 @@ impl TestServer {
                             return;
                         }
                         buf.extend_from_slice(&tmp[..n]);
+                        if buf[0] == 0x16 {
+                            // A TLS ClientHello (berth tries https first on loopback): this
+                            // server speaks plain HTTP only, so hang up.
+                            return;
+                        }
                         if buf.windows(4).any(|w| w == b"\r\n\r\n") {
                             break;
                         }
