@@ -535,6 +535,7 @@ impl Client {
         Fut: std::future::Future<Output = Result<T>>,
     {
         let mut errors = Vec::new();
+        let mut last = crate::error::ErrorKind::Unavailable;
         let eps = self.pull_endpoints(domain)?;
         let n = eps.len();
         for ep in eps {
@@ -548,6 +549,7 @@ impl Client {
                 Err(e) if n == 1 || !e.try_next_endpoint() => return Err(e),
                 Err(e) => {
                     tracing::debug!(endpoint = %base, error = %e, "endpoint failed, trying the next");
+                    last = e.kind();
                     errors.push(format!("{base}: {e}"));
                 }
             }
@@ -555,6 +557,7 @@ impl Client {
         Err(Error::AllEndpointsFailed {
             host: domain.to_owned(),
             errors,
+            last,
         })
     }
 
@@ -606,6 +609,25 @@ impl Client {
     /// Verifies `username`/`password` against `host`'s `/v2/` (Basic, or a Bearer token
     /// fetched with them), then stores them in the credentials file.
     pub async fn login(&self, host: &str, username: &str, password: &str) -> Result<()> {
+        self.verify_login(host, username, password).await?;
+        let ep = Endpoint::origin(host, &self.inner.config);
+        {
+            let mut auth = lock(&self.inner.auth);
+            auth.tokens.retain(|(h, _), _| h != &ep.host);
+        }
+        let mut creds = self
+            .inner
+            .credentials
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        creds.set(host, username, password);
+        creds.save()
+    }
+
+    /// Verifies `username`/`password` against `host`'s `/v2/` (Basic, or a Bearer token
+    /// fetched with them) without storing them anywhere (the API's `POST /auth`). A registry
+    /// that asks for no authentication accepts any credentials, as with Docker.
+    pub async fn verify_login(&self, host: &str, username: &str, password: &str) -> Result<()> {
         let ep = self.origin(host).await?;
         let url = Self::url(&ep, "")?;
         let http = self.http_for(&ep.host)?;
@@ -680,17 +702,7 @@ impl Client {
                 body: body_text(resp).await,
             });
         }
-        {
-            let mut auth = lock(&self.inner.auth);
-            auth.tokens.retain(|(h, _), _| h != &ep.host);
-        }
-        let mut creds = self
-            .inner
-            .credentials
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        creds.set(host, username, password);
-        creds.save()
+        Ok(())
     }
 
     /// Forgets `host`'s credentials in berth's file; false when there were none.

@@ -21,7 +21,7 @@ pub use blob::{BlobSource, BlobStream};
 pub use client::{Client, Resolved};
 pub use config::{DEFAULT_CERTS_DIR, DEFAULT_CONFIG_PATH, RegistryConfig};
 pub use credentials::{AuthEntry, Credentials};
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use manifest::{Descriptor, Platform, media_types};
 pub use progress::{NoProgress, Progress};
 

@@ -330,6 +330,21 @@ async fn basic_auth_refuses_without_and_works_with_credentials() {
         .unwrap_err();
     assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
     assert!(!creds_file.exists());
+    // Verify-only: refuses the wrong password, accepts the right one, stores nothing.
+    let e = client
+        .verify_login(&reg.host(), "alice", "wrong")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
+    client
+        .verify_login(&reg.host(), "alice", "s3cret")
+        .await
+        .unwrap();
+    assert!(!creds_file.exists());
+    assert!(matches!(
+        client.resolve(&r, &Platform::host()).await,
+        Err(Error::Unauthorized { .. })
+    ));
     client.login(&reg.host(), "alice", "s3cret").await.unwrap();
     let stored = std::fs::read_to_string(&creds_file).unwrap();
     assert!(stored.contains(&reg.host()), "{stored}");
