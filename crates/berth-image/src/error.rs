@@ -7,6 +7,8 @@ use berth_types::reference::{Digest, DigestError, ReferenceError};
 
 use crate::unpack::UnpackError;
 
+pub use berth_registry::ErrorKind;
+
 /// Everything the image store can fail with. Each variant names what was wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -69,13 +71,19 @@ pub enum StoreError {
         /// How many images matched.
         count: usize,
     },
-    /// The image is used by a container (a hold) and cannot be removed.
-    #[error("unable to remove image {image}: it is in use by {holder}")]
+    /// The image is used by a container (a hold) and cannot be removed without force.
+    /// The message is Docker's: for a tag, `conflict: unable to remove repository reference
+    /// "x" (must force) - container <id12> is using its referenced image <img12>`; for an id,
+    /// `conflict: unable to delete <img12> (must be forced) - image is being used by stopped
+    /// container <id12>`.
+    #[error("{}", in_use_message(image, holder, reference.as_deref()))]
     InUse {
         /// The image id.
         image: String,
-        /// The holder that registered the hold (e.g. a container id).
+        /// The holder that registered the hold (a container id).
         holder: String,
+        /// The reference the removal named, when it was a tag (not an id).
+        reference: Option<String>,
     },
     /// Removal by id of an image tagged in several repositories needs force.
     #[error(
@@ -137,7 +145,54 @@ pub enum StoreError {
     Task(String),
 }
 
+/// Docker's short form of an id: without the algorithm, 12 characters.
+pub(crate) fn short_id(id: &str) -> &str {
+    let hex = id.split_once(':').map_or(id, |(_, h)| h);
+    hex.get(..12).unwrap_or(hex)
+}
+
+fn in_use_message(image: &str, holder: &str, reference: Option<&str>) -> String {
+    match reference {
+        Some(r) => format!(
+            "conflict: unable to remove repository reference {r:?} (must force) - container {} is using its referenced image {}",
+            short_id(holder),
+            short_id(image)
+        ),
+        None => format!(
+            "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+            short_id(image),
+            short_id(holder)
+        ),
+    }
+}
+
 impl StoreError {
+    /// The class of this failure (Docker's errdefs categories), so the API maps it to a
+    /// status without matching on messages. Registry failures keep their own kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::ImageNotFound(_) | StoreError::BlobMissing(_) => ErrorKind::NotFound,
+            StoreError::InUse { .. } | StoreError::MultipleRepositories { .. } => {
+                ErrorKind::Conflict
+            }
+            StoreError::AmbiguousId { .. }
+            | StoreError::Reference(_)
+            | StoreError::Digest(_)
+            | StoreError::BadChange(_)
+            | StoreError::BadArchive(_) => ErrorKind::InvalidParameter,
+            StoreError::Registry(e) => e.kind(),
+            StoreError::Io { .. }
+            | StoreError::DigestMismatch { .. }
+            | StoreError::BlobStream { .. }
+            | StoreError::Unpack { .. }
+            | StoreError::DiffIdMismatch { .. }
+            | StoreError::Metadata { .. }
+            | StoreError::UnsupportedVersion { .. }
+            | StoreError::BadDocument { .. }
+            | StoreError::Task(_) => ErrorKind::System,
+        }
+    }
+
     pub(crate) fn io(
         op: &'static str,
         path: impl Into<PathBuf>,

@@ -15,7 +15,7 @@ pub mod store;
 pub mod unpack;
 
 pub use archive::{ArchiveFormat, LoadedImage};
-pub use error::StoreError;
+pub use error::{ErrorKind, StoreError};
 pub use import::ImportOptions;
 pub use manage::{GcReport, PruneReport, RemoveItem};
 pub use pull::{Pulled, host_platform};

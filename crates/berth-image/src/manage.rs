@@ -90,19 +90,22 @@ impl ImageStore {
         Ok(target_ref)
     }
 
-    fn check_hold(&self, id: &Digest) -> Result<(), StoreError> {
+    fn check_hold(&self, id: &Digest, reference: Option<&str>) -> Result<(), StoreError> {
         if let Some(holder) = self.holders(id).into_iter().next() {
             return Err(StoreError::InUse {
                 image: id.to_string(),
                 holder,
+                reference: reference.map(str::to_owned),
             });
         }
         Ok(())
     }
 
-    /// `docker rmi`: by tag, untags (and deletes the image when that was its last tag);
-    /// by id, deletes (with `force` even when it has several tags). Refuses to delete an
-    /// image a container holds, naming the holder.
+    /// `docker rmi` (moby's `daemon/images/image_delete.go`): by tag, untags, and deletes
+    /// the image when that was its last tag. By id, deletes (with `force` even when it has
+    /// several tags). An image a container holds is never deleted: without `force` the
+    /// removal is refused with Docker's conflict message naming the container; with `force`
+    /// its tags go and the image stays, dangling, while the container exists.
     pub fn remove(&self, name: &str, force: bool) -> Result<Vec<RemoveItem>, StoreError> {
         let rec = self.resolve(name)?;
         let by_ref = Reference::parse(name).ok().filter(|r| {
@@ -112,26 +115,30 @@ impl ImageStore {
             };
             rec.repo_tags.contains(&s)
         });
+        let held = !self.holders(&rec.id).is_empty();
         let mut out = Vec::new();
         if let Some(r) = by_ref {
             let tag = r.to_string();
             let last = rec.repo_tags.len() == 1;
-            if last {
-                self.check_hold(&rec.id)?;
+            if last && !force {
+                self.check_hold(&rec.id, Some(name))?;
             }
+            let delete = last && !held;
             self.update(|s| {
                 s.untag_everywhere(&tag);
-                if last {
+                if delete {
                     s.remove_image(&rec.id);
                 }
                 Ok(())
             })?;
             out.push(RemoveItem::Untagged(familiar(&tag)));
-            if !last {
+            if !delete {
                 return Ok(out);
             }
         } else {
-            self.check_hold(&rec.id)?;
+            if !force {
+                self.check_hold(&rec.id, None)?;
+            }
             if rec.repo_tags.len() > 1 && !force {
                 let tags: Vec<String> = rec.repo_tags.iter().map(|t| familiar(t)).collect();
                 return Err(StoreError::MultipleRepositories {
@@ -140,7 +147,14 @@ impl ImageStore {
                 });
             }
             self.update(|s| {
-                s.remove_image(&rec.id);
+                if held {
+                    if let Some(i) = s.image_mut(&rec.id) {
+                        i.repo_tags.clear();
+                        i.repo_digests.clear();
+                    }
+                } else {
+                    s.remove_image(&rec.id);
+                }
                 Ok(())
             })?;
             out.extend(
@@ -148,6 +162,10 @@ impl ImageStore {
                     .iter()
                     .map(|t| RemoveItem::Untagged(familiar(t))),
             );
+            if held {
+                out.extend(rec.repo_digests.iter().cloned().map(RemoveItem::Untagged));
+                return Ok(out);
+            }
         }
         for d in &rec.repo_digests {
             out.push(RemoveItem::Untagged(d.clone()));

@@ -126,15 +126,31 @@ fn tag_untag_remove_and_holds() {
     );
     assert!(s.inspect("busybox").is_ok());
 
-    // A hold blocks deletion and names the holder.
-    s.hold_image(&id, "container 4f2a");
+    // A hold blocks deletion without force, with Docker's message naming the container.
+    let ctr = "4f2a9c0b1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e";
+    s.hold_image(&id, ctr);
     let err = s.remove("busybox", false).unwrap_err();
-    assert!(err.to_string().contains("container 4f2a"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "conflict: unable to remove repository reference \"busybox\" (must force) - container 4f2a9c0b1d2e is using its referenced image {}",
+            &id.hex()[..12]
+        )
+    );
+    assert_eq!(err.kind(), berth_image::ErrorKind::Conflict);
+    let err = s.remove(&id.hex()[..12], false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "conflict: unable to delete {} (must be forced) - image is being used by stopped container 4f2a9c0b1d2e",
+            &id.hex()[..12]
+        )
+    );
     assert!(
         s.prune(true).unwrap().images.is_empty(),
         "prune -a keeps held images"
     );
-    s.release_image(&id, "container 4f2a");
+    s.release_image(&id, ctr);
 
     let layer_dir = s.lowerdirs("busybox").unwrap()[0].clone();
     let out = s.remove("busybox", false).unwrap();
@@ -148,6 +164,30 @@ fn tag_untag_remove_and_holds() {
     ));
     assert!(!layer_dir.exists(), "the layer went with the last image");
     assert!(s.blobs().list().unwrap().is_empty(), "blobs collected");
+
+    // rmi -f of a tag a container uses: untagged, the image stays (dangling) while held.
+    let id = load_busybox(t.path(), &s);
+    s.hold_image(&id, ctr);
+    let out = s.remove("busybox", true).unwrap();
+    assert_eq!(out, vec![RemoveItem::Untagged("busybox:latest".into())]);
+    let img = s.inspect(id.as_str()).unwrap();
+    assert!(img.repo_tags.is_empty(), "{:?}", img.repo_tags);
+    assert!(!s.lowerdirs(id.as_str()).unwrap().is_empty());
+    // ...and prune does not take it while held.
+    assert!(s.prune(false).unwrap().images.is_empty());
+    // rmi -f by id while held: nothing left to untag, the image stays.
+    assert!(
+        !s.remove(id.as_str(), true)
+            .unwrap()
+            .iter()
+            .any(|i| matches!(i, RemoveItem::Deleted(_)))
+    );
+    assert!(s.inspect(id.as_str()).is_ok());
+    // Once the container is gone, the dangling image goes with prune.
+    s.release_image(&id, ctr);
+    let report = s.prune(false).unwrap();
+    assert_eq!(report.images, vec![RemoveItem::Deleted(id.to_string())]);
+    assert!(s.blobs().list().unwrap().is_empty());
 }
 
 #[test]
