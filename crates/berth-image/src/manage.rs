@@ -43,7 +43,11 @@ fn familiar(tag: &str) -> String {
         .unwrap_or_else(|_| tag.to_owned())
 }
 
+/// Bytes of regular-file content under `p`, each inode counted once (hard links share
+/// their content: busybox has hundreds of links to one binary).
 fn dir_size(p: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut seen: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
     let mut total = 0;
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -56,7 +60,7 @@ fn dir_size(p: &std::path::Path) -> u64 {
             };
             if m.is_dir() {
                 stack.push(e.path());
-            } else if m.is_file() {
+            } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
                 total += m.len();
             }
         }
@@ -252,7 +256,12 @@ impl ImageStore {
         }
         for l in self.layers().list()? {
             if !keep_layers.contains(&l) {
-                report.space += dir_size(&self.layers().layer_dir(&l));
+                // The size recorded at unpack time; walking the tree only for a layer whose
+                // metadata is unreadable.
+                report.space += match self.layers().meta(&l) {
+                    Ok(m) => m.size,
+                    Err(_) => dir_size(&self.layers().layer_dir(&l)),
+                };
                 self.layers().remove(&l)?;
                 report.layers.push(l);
             }
@@ -270,5 +279,27 @@ impl ImageStore {
             })?;
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_size_counts_each_inode_once() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("bin")).unwrap();
+        std::fs::write(t.path().join("bin/busybox"), vec![7u8; 10_000]).unwrap();
+        for name in ["sh", "ls", "cat", "echo"] {
+            std::fs::hard_link(
+                t.path().join("bin/busybox"),
+                t.path().join("bin").join(name),
+            )
+            .unwrap();
+        }
+        std::fs::write(t.path().join("other"), b"12345").unwrap();
+        std::os::unix::fs::symlink("bin/busybox", t.path().join("link")).unwrap();
+        assert_eq!(dir_size(t.path()), 10_005);
     }
 }

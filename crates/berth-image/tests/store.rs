@@ -610,3 +610,39 @@ fn load_of_a_docker_archive_written_by_skopeo() {
             .is_file()
     );
 }
+
+#[test]
+fn prune_counts_hard_linked_content_once() {
+    let t = tempdir();
+    let s = store(t.path());
+    let id = load_busybox(t.path(), &s);
+    let binary = fs::metadata("/bin/busybox")
+        .or_else(|_| fs::metadata("/usr/bin/busybox"))
+        .unwrap()
+        .len();
+    let blobs: u64 = s
+        .blobs()
+        .list()
+        .unwrap()
+        .iter()
+        .map(|b| s.blobs().size(b).unwrap())
+        .sum();
+    let layers = s.layers().list().unwrap();
+    let layer_sizes: u64 = layers
+        .iter()
+        .map(|l| s.layers().meta(l).unwrap().size)
+        .sum();
+    // Hundreds of applet links to one binary count once.
+    assert!(
+        layer_sizes < 2 * binary,
+        "layer size {layer_sizes} for a {binary}-byte busybox"
+    );
+    let report = s.prune(true).unwrap();
+    assert!(report.images.contains(&RemoveItem::Deleted(id.to_string())));
+    assert_eq!(report.space_reclaimed, blobs + layer_sizes);
+    assert!(
+        report.space_reclaimed < 4 * binary,
+        "reclaimed {} for a {binary}-byte busybox",
+        report.space_reclaimed
+    );
+}
