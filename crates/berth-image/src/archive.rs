@@ -98,7 +98,7 @@ fn parse_tags(tags: &[String]) -> Vec<Reference> {
 impl ImageStore {
     /// `docker load`: reads a docker-archive or OCI archive (optionally gzip/zstd) and
     /// stores every image in it with its tags.
-    pub fn load(&self, reader: impl Read) -> Result<Vec<LoadedImage>, StoreError> {
+    pub fn load(&self, reader: impl Read + Send) -> Result<Vec<LoadedImage>, StoreError> {
         let tmp = TempDir(
             self.root()
                 .join(format!("{TMP_PREFIX}load-{}", random_suffix())),

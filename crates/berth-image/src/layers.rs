@@ -82,6 +82,14 @@ impl LayerTemp {
             .map_err(|e| StoreError::Task(format!("serialize layer metadata: {e}")))?;
         let mpath = self.tmp.join("layer.json");
         fs::write(&mpath, json).map_err(StoreError::io("write layer metadata", &mpath))?;
+        // One syncfs for the whole tree (no fsync per file while unpacking): what is
+        // renamed into place below is on disk.
+        let dir = fs::File::open(&self.tmp).map_err(StoreError::io("open layer", &self.tmp))?;
+        rustix::fs::syncfs(&dir).map_err(|e| StoreError::Io {
+            op: "syncfs layer",
+            path: self.tmp.clone(),
+            source: e.into(),
+        })?;
         match fs::rename(&self.tmp, &self.dest) {
             Ok(()) => {
                 self.done = true;

@@ -43,6 +43,9 @@ pub struct Pulled {
     pub digest: Digest,
 }
 
+/// Download chunks buffered towards each of the blob and unpack threads.
+const DOWNLOAD_CHUNKS_IN_FLIGHT: usize = 512;
+
 /// Chunks of a download, read synchronously by the unpack thread.
 struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
@@ -292,8 +295,10 @@ impl ImageStore {
         progress.start(&spec.blob, desc.size, 0);
         // Fan out: the blob file (hash + write) and the unpacker (inflate + untar) each
         // get every chunk on their own thread, so they run on both cores.
-        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(32);
-        let (btx, mut brx) = mpsc::channel::<Bytes>(32);
+        // Network chunks are small (often 8-16 KiB): room for a few MiB in flight so a
+        // slow file system write never stalls the download.
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DOWNLOAD_CHUNKS_IN_FLIGHT);
+        let (btx, mut brx) = mpsc::channel::<Bytes>(DOWNLOAD_CHUNKS_IN_FLIGHT);
         let s = self.clone();
         let sp = spec.clone();
         let worker = tokio::task::spawn_blocking(move || {

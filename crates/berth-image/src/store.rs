@@ -456,7 +456,7 @@ impl ImageStore {
     /// DiffID. On any failure nothing is published. Blocking: run off the async runtime.
     pub fn ingest_layer(
         &self,
-        reader: impl Read,
+        reader: impl Read + Send,
         spec: &LayerSpec,
         lease: &Lease,
     ) -> Result<LayerMeta, StoreError> {
@@ -488,7 +488,7 @@ impl ImageStore {
     /// end (so a tee'd digest covers all of it). Nothing is published.
     pub(crate) fn unpack_temp(
         &self,
-        mut reader: impl Read,
+        mut reader: impl Read + Send,
         spec: &LayerSpec,
     ) -> Result<(LayerTemp, UnpackSummary), StoreError> {
         let tmp = self.inner.layers.begin(&spec.chain_id)?;

@@ -390,3 +390,61 @@ fn later_entries_replace_earlier_ones() {
         "host file untouched"
     );
 }
+
+/// Content that does not compress away, so the stream spans many pipeline chunks.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn large_streams_unpack_through_the_inflate_pipeline() {
+    // ~12 MiB of tar: far more than the chunks the inflate thread keeps in flight.
+    let mut layer = Layer::new().dir("data/", 0o755);
+    let files: Vec<(String, Vec<u8>)> = (0..24)
+        .map(|i| (format!("data/f{i}"), noise(i, 500_000 + i as usize * 1000)))
+        .collect();
+    for (name, data) in &files {
+        layer = layer.file(name, data);
+    }
+    let raw = layer.tar();
+    let gz = common::gzip(&raw);
+    let t = tempdir();
+    for (n, input) in [(0, &raw), (1, &gz)] {
+        let dest = fresh(t.path(), &format!("out{n}"));
+        let s = unpack_into(input, None, &dest).unwrap();
+        assert_eq!(
+            s.diff_id,
+            format!("sha256:{}", sha256_hex(&raw)),
+            "diff id covers the whole tar"
+        );
+        assert_eq!(s.tar_bytes, raw.len() as u64);
+        let total: usize = files.iter().map(|(_, d)| d.len()).sum();
+        assert_eq!(s.content_bytes, total as u64);
+        for (name, data) in &files {
+            assert!(fs::read(dest.join(name)).unwrap() == *data, "{name}");
+        }
+    }
+    // A hostile entry after megabytes of data: refused, and the inflate thread stops.
+    let mut hostile = Layer::new().dir("data/", 0o755);
+    for (name, data) in &files[..8] {
+        hostile = hostile.file(name, data);
+    }
+    let hostile = common::gzip(&hostile.file("../escape", b"x").tar());
+    let dest = fresh(t.path(), "hostile");
+    let e = unpack_into(&hostile, None, &dest).unwrap_err().to_string();
+    assert!(e.contains("../escape"), "{e}");
+    assert!(!t.path().join("escape").exists());
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(data))
+}

@@ -26,6 +26,8 @@ pub(super) struct Extractor<'a> {
     pub(super) root: BorrowedFd<'a>,
     pub(super) content_bytes: u64,
     pub(super) dir_times: Vec<(PathBuf, Timespec)>,
+    /// The copy buffer for file contents, reused for every file.
+    pub(super) buf: Vec<u8>,
 }
 
 fn display(p: &Path) -> String {
@@ -317,15 +319,14 @@ impl Extractor<'_> {
                 )
                 .map_err(io_err("create file", &name_str))?;
                 let mut file = std::fs::File::from(fd);
-                let mut buf = vec![0u8; 128 * 1024];
                 loop {
-                    let n = match entry.read(&mut buf) {
+                    let n = match entry.read(&mut self.buf) {
                         Ok(0) => break,
                         Ok(n) => n,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Err(UnpackError::Stream(e)),
                     };
-                    file.write_all(&buf[..n])
+                    file.write_all(&self.buf[..n])
                         .map_err(|source| UnpackError::Io {
                             op: "write file",
                             entry: name_str.clone(),

@@ -11,8 +11,8 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 
 use rustix::fs::{Mode, OFlags};
 use sha2::{Digest as _, Sha256};
@@ -219,11 +219,86 @@ impl<R: Read> Read for Meter<R> {
     }
 }
 
+/// Size of the decompressed chunks handed from the inflate thread to the extractor.
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight between the two threads (4 MiB).
+const CHUNKS_IN_FLIGHT: usize = 16;
+
+/// The extractor's end of the inflate pipeline: reads decompressed chunks and hands each
+/// emptied buffer back for reuse, so the steady state allocates nothing.
+struct PipeReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    recycle: mpsc::SyncSender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(next)) => {
+                    let done = std::mem::replace(&mut self.cur, next);
+                    self.pos = 0;
+                    let _ = self.recycle.try_send(done);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The inflate thread: decompresses and hashes (the DiffID) into reused chunks until the
+/// stream ends, fails, or the extractor hangs up. Returns the meter with its hash.
+fn inflate_into<M: Read>(
+    mut meter: M,
+    tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
+    recycled: mpsc::Receiver<Vec<u8>>,
+) -> M {
+    loop {
+        let mut buf = recycled.try_recv().unwrap_or_default();
+        buf.resize(CHUNK, 0);
+        let mut filled = 0;
+        let res = loop {
+            match meter.read(&mut buf[filled..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    filled += n;
+                    if filled == CHUNK {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(filled);
+        let last = filled < CHUNK;
+        if filled > 0 && tx.send(Ok(buf)).is_err() {
+            return meter;
+        }
+        if let Err(e) = res {
+            let _ = tx.send(Err(e));
+            return meter;
+        }
+        if last {
+            return meter;
+        }
+    }
+}
+
 /// Unpacks a layer stream into `dest` (an existing, empty directory).
 ///
 /// `media_type` drives the decompression; `None` or an unspecific type falls back to
 /// the magic bytes. The whole stream is read to its end so the DiffID covers it.
-pub fn unpack_layer<R: Read>(
+/// Decompression and DiffID hashing run on their own thread, overlapping the file system
+/// work of the extractor (bounded by [`CHUNKS_IN_FLIGHT`] chunks of [`CHUNK`] bytes).
+pub fn unpack_layer<R: Read + Send>(
     reader: R,
     media_type: Option<&str>,
     dest: &Path,
@@ -233,12 +308,12 @@ pub fn unpack_layer<R: Read>(
         Some(mt) => Compression::from_media_type(mt)?,
         None => None,
     };
-    let mut buffered = BufReader::with_capacity(256 * 1024, reader);
+    let mut buffered = BufReader::with_capacity(CHUNK, reader);
     let compression = match declared {
         Some(c) => c,
         None => Compression::sniff(buffered.fill_buf().map_err(UnpackError::Stream)?),
     };
-    let decompressed: Box<dyn Read> = match compression {
+    let decompressed: Box<dyn Read + Send + '_> = match compression {
         Compression::None => Box::new(buffered),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
         Compression::Zstd => Box::new(
@@ -271,15 +346,36 @@ pub fn unpack_layer<R: Read>(
         source: e.into(),
     })?;
 
-    let mut archive = tar::Archive::new(meter);
     let mut state = Extractor {
         root: root.as_fd(),
         content_bytes: 0,
         dir_times: Vec::new(),
+        buf: vec![0u8; CHUNK],
     };
-    state.run(&mut archive).map_err(too_large)?;
-    let mut meter = archive.into_inner();
-    io::copy(&mut meter, &mut io::sink()).map_err(|e| too_large(UnpackError::Stream(e)))?;
+    let (extracted, meter) = std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+        let (recycle, recycled) = mpsc::sync_channel(CHUNKS_IN_FLIGHT + 2);
+        let inflater = scope.spawn(move || inflate_into(meter, tx, recycled));
+        let extracted = {
+            let mut archive = tar::Archive::new(PipeReader {
+                rx,
+                recycle,
+                cur: Vec::new(),
+                pos: 0,
+            });
+            state.run(&mut archive).and_then(|()| {
+                // Read to the end so the DiffID covers trailing padding.
+                io::copy(&mut archive.into_inner(), &mut io::sink())
+                    .map(|_| ())
+                    .map_err(UnpackError::Stream)
+            })
+            // The pipe's reader end is dropped here: a still-running inflater stops.
+        };
+        (extracted, inflater.join())
+    });
+    extracted.map_err(too_large)?;
+    let meter =
+        meter.map_err(|_| UnpackError::Stream(io::Error::other("inflate thread panicked")))?;
     state.finish()?;
     let diff_id = format!("sha256:{}", hex::encode(meter.hasher.finalize()));
     Ok(UnpackSummary {
