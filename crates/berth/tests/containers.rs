@@ -1,0 +1,309 @@
+//! Containers end to end: `berth` against a per-test berthd, which runs each container
+//! through a berth-shim (root; needs `cargo build -p berthd -p berth-shim` first).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Daemon, stderr, stdout};
+
+/// Kills leftover shims and containers by pid, unmounts rootfs and removes container
+/// cgroups of one daemon, even when the test panicked.
+struct Leftovers {
+    containers: PathBuf,
+}
+
+impl Leftovers {
+    fn new(d: &Daemon) -> Leftovers {
+        Leftovers {
+            containers: d.env.data_root().join("containers"),
+        }
+    }
+
+    fn ids(&self) -> Vec<String> {
+        std::fs::read_dir(&self.containers)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// `<own cgroup of each v1 hierarchy and the unified one>/berth/<id>`.
+fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
+            let base = if ctrl.is_empty() {
+                "unified".to_owned()
+            } else {
+                ctrl.split(',')
+                    .find(|c| !c.starts_with("name="))?
+                    .to_owned()
+            };
+            let root = Path::new("/sys/fs/cgroup").join(&base);
+            let root = if root.exists() {
+                root
+            } else {
+                Path::new("/sys/fs/cgroup").join(ctrl.replace("name=", ""))
+            };
+            Some(
+                root.join(path.trim_start_matches('/'))
+                    .join("berth")
+                    .join(id),
+            )
+        })
+        .collect()
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for id in self.ids() {
+            let dir = self.containers.join(&id);
+            if let Ok(text) = std::fs::read_to_string(dir.join("config.json"))
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            {
+                for k in ["pid", "shim_pid"] {
+                    if let Some(p) = v["state"][k].as_i64().filter(|p| *p > 0) {
+                        let _ = std::process::Command::new("kill")
+                            .args(["-9", &p.to_string()])
+                            .status();
+                    }
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            berth_testkit::cleanup::unmount_under(&dir);
+            for cg in cgroup_dirs(&id) {
+                let _ = std::fs::remove_dir(&cg);
+            }
+        }
+    }
+}
+
+fn overlay_mounts_under(dir: &Path) -> Vec<PathBuf> {
+    berth_testkit::cleanup::mounts_under(dir)
+}
+
+#[test]
+fn run_rm_echo_prints_hello_and_leaves_nothing() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let o = d.berth(&["run", "--rm", "busybox", "echo", "hello"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello\n");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert!(_g.ids().is_empty(), "container dirs left: {:?}", _g.ids());
+    assert!(overlay_mounts_under(&d.env.data_root().join("containers")).is_empty());
+}
+
+#[test]
+fn exit_codes_as_docker() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    for (args, code) in [
+        (&["false"][..], 1),
+        (&["sh", "-c", "exit 3"][..], 3),
+        (&["/no/such"][..], 127),
+        (&["/etc"][..], 126),
+    ] {
+        let mut a = vec!["run", "--rm", "busybox"];
+        a.extend_from_slice(args);
+        let o = d.berth(&a);
+        assert_eq!(o.status.code(), Some(code), "{a:?}: {}", stderr(&o));
+        if code >= 126 {
+            assert!(
+                stderr(&o).starts_with("berth: Error response from daemon: "),
+                "{}",
+                stderr(&o)
+            );
+        }
+    }
+    // a missing image is an engine error: 125
+    let o = d.berth(&["run", "--rm", "nosuchimage"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn detached_run_ps_stop_rm() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let id = d
+        .ok(&[
+            "run", "-d", "--name", "web", "--label", "app=x", "busybox", "sleep", "100",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 64);
+    let ps = d.ok(&["ps"]);
+    let mut lines = ps.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "CONTAINER ID   IMAGE     COMMAND       CREATED                  STATUS                  PORTS     NAMES"
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with(&format!("{}   busybox   \"sleep 100\"   ", &id[..12])),
+        "{row}"
+    );
+    assert!(row.ends_with("web"), "{row}");
+    assert_eq!(
+        d.ok(&["ps", "-q", "--filter", "label=app=x"]),
+        format!("{}\n", &id[..12])
+    );
+    assert_eq!(d.ok(&["ps", "-q", "--filter", "name=nothing"]), "");
+    // inspect: Docker's shape; the hostname is the short id; the cgroup is under ours
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", "web"])).unwrap();
+    assert_eq!(v[0]["Id"], id.as_str());
+    assert_eq!(v[0]["Name"], "/web");
+    assert_eq!(v[0]["State"]["Status"], "running");
+    assert_eq!(v[0]["Config"]["Hostname"], &id[..12]);
+    let cgroups = cgroup_dirs(&id);
+    assert!(cgroups.iter().any(|c| c.exists()), "{cgroups:?}");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.Config.Labels.app}}",
+            &id[..8]
+        ]),
+        "true x\n"
+    );
+    // removing a running container needs force
+    let o = d.berth(&["rm", "web"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "Error response from daemon: cannot remove container \"/web\": container is running: stop the container before removing or force remove\n"
+    );
+    // the name is taken
+    let o = d.berth(&["create", "--name", "web", "busybox"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("is already in use by container"),
+        "{}",
+        stderr(&o)
+    );
+    // sleep as pid 1 ignores SIGTERM: SIGKILL after the timeout, 137
+    assert_eq!(d.ok(&["stop", "-t", "1", "web"]), "web\n");
+    assert_eq!(d.ok(&["wait", "web"]), "137\n");
+    assert!(d.ok(&["ps", "-a"]).contains("Exited (137)"));
+    assert_eq!(d.ok(&["ps", "-q"]), "");
+    assert_eq!(d.ok(&["rm", "web"]), "web\n");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert!(cgroups.iter().all(|c| !c.exists()), "{cgroups:?}");
+    assert!(overlay_mounts_under(&d.env.data_root()).is_empty());
+    let o = d.berth(&["inspect", "web"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn logs_keep_stdout_and_stderr_apart() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "echo one; echo two; echo err >&2; exit 5",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(d.ok(&["wait", &id]), "5\n");
+    let o = d.berth(&["logs", &id]);
+    assert_eq!(stdout(&o), "one\ntwo\n");
+    assert_eq!(stderr(&o), "err\n");
+    let o = d.berth(&["logs", "--tail", "1", &id]);
+    assert_eq!(stdout(&o) + &stderr(&o), "err\n");
+    // the log file is Docker's json-file format
+    let log = d
+        .env
+        .data_root()
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["log"], "one\n");
+    assert_eq!(first["stream"], "stdout");
+    // a foreground run streams while the container runs
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; sleep 0.3; echo b",
+    ]);
+    assert_eq!(stdout(&o), "a\nb\n");
+    // rm -f of a running container
+    let id2 = d
+        .ok(&["run", "-d", "busybox", "sleep", "100"])
+        .trim()
+        .to_owned();
+    assert_eq!(d.ok(&["rm", "-f", &id2]), format!("{id2}\n"));
+    assert_eq!(d.ok(&["rm", &id]), format!("{id}\n"));
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn run_flags_reach_the_container() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "-h",
+        "box",
+        "-e",
+        "A=B",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "--network",
+        "none",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; echo $A; pwd; id -u; grep -c . /proc/net/dev",
+    ]);
+    // none: only loopback (2 header lines + lo)
+    assert_eq!(o, "box\nB\n/tmp\n65534\n3\n");
+    let o = d.ok(&["run", "--rm", "--entrypoint", "/bin/echo", "busybox", "x"]);
+    assert_eq!(o, "x\n");
+    // Docker's default capability set, and /dev/shm of 64 MB
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status; df -k /dev/shm | tail -1",
+    ]);
+    assert!(o.starts_with("CapEff:\t00000000a80425fb\n"), "{o}");
+    assert!(o.contains(" 65536 "), "{o}");
+}
