@@ -307,3 +307,74 @@ fn run_flags_reach_the_container() {
     assert!(o.starts_with("CapEff:\t00000000a80425fb\n"), "{o}");
     assert!(o.contains(" 65536 "), "{o}");
 }
+
+/// Starts another berthd on the same roots and socket (after the first was killed).
+fn restart_berthd(d: &mut Daemon) {
+    let log = std::fs::File::create(d.env.dir().join("berthd2.log")).unwrap();
+    let child = std::process::Command::new(common::berthd_bin())
+        .arg("--data-root")
+        .arg(d.env.data_root())
+        .arg("--exec-root")
+        .arg(d.env.run_root())
+        .arg("--config")
+        .arg(d.env.dir().join("berth.toml"))
+        .arg("-H")
+        .arg(d.host())
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    d.env.cleanup().child(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(d.env.socket()).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "berthd did not come up again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn containers_and_exit_codes_survive_a_berthd_kill() {
+    let mut d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let long = d
+        .ok(&["run", "-d", "busybox", "sleep", "100"])
+        .trim()
+        .to_owned();
+    let short = d
+        .ok(&["run", "-d", "busybox", "sh", "-c", "sleep 0.5; exit 7"])
+        .trim()
+        .to_owned();
+    let pid: i32 = std::fs::read_to_string(d.env.run_root().join("berthd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // kill -9 the daemon: the shims (own process group) and containers live on
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    restart_berthd(&mut d);
+    // the short one exited while no daemon ran: its exit.json was read on start (or
+    // its shim is watched again)
+    assert_eq!(d.ok(&["wait", &short]), "7\n");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", &long]),
+        "running\n"
+    );
+    assert_eq!(d.ok(&["ps", "-q"]), format!("{}\n", &long[..12]));
+    assert_eq!(d.ok(&["kill", &long]), format!("{long}\n"));
+    assert_eq!(d.ok(&["wait", &long]), "137\n");
+    d.ok(&["rm", &long, &short]);
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert!(overlay_mounts_under(&d.env.data_root()).is_empty());
+}
