@@ -193,15 +193,34 @@ pub async fn start(ctx: &Ctx, id: &str) -> ApiResult {
     }
 }
 
-/// `POST /containers/{id}/wait?condition=` → `{"StatusCode":n,"Error":…}`.
+/// `POST /containers/{id}/wait?condition=` → `{"StatusCode":n,"Error":…}`. As moby,
+/// the 200 and headers go out at once and the body when the condition is met: the
+/// docker CLI waits for the headers before it sends `start`.
 pub async fn wait(ctx: &Ctx, id: &str, req: &Req) -> ApiResult {
     let cond = WaitCondition::parse(req.query.get("condition").unwrap_or(""))?;
-    let r = ctx.engine.wait_container(id, cond).await?;
-    let mut v = json!({"StatusCode": r.status_code});
-    if let Some(e) = r.error {
-        v["Error"] = json!({"Message": e});
-    }
-    Ok(Json(v).into_response())
+    // a missing container is a 404 before any byte of the answer
+    let id = ctx
+        .engine
+        .containers()
+        .resolve(id)
+        .map_err(berth_engine::EngineError::from)?;
+    let engine = ctx.engine.clone();
+    let body = futures_util::stream::once(async move {
+        let v = match engine.wait_container(&id, cond).await {
+            Ok(r) => {
+                let mut v = json!({"StatusCode": r.status_code});
+                if let Some(e) = r.error {
+                    v["Error"] = json!({"Message": e});
+                }
+                v
+            }
+            Err(e) => json!({"StatusCode": -1, "Error": {"Message": e.to_string()}}),
+        };
+        let mut bytes = serde_json::to_vec(&v).unwrap_or_default();
+        bytes.push(b'\n');
+        Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))
+    });
+    Ok(streamed("application/json", body))
 }
 
 /// `POST /containers/{id}/kill?signal=` → 204.

@@ -378,3 +378,58 @@ fn containers_and_exit_codes_survive_a_berthd_kill() {
     assert_eq!(d.ok(&["ps", "-aq"]), "");
     assert!(overlay_mounts_under(&d.env.data_root()).is_empty());
 }
+
+/// The real docker CLI 28: `run -d` (it waits for the headers of `wait` before it
+/// sends `start`), `wait`, `logs`, `ps`, `inspect`, `stop`, `rm`. (Foreground `docker
+/// run` needs the hijacked attach, which is not in this slice.)
+#[test]
+fn docker_cli_runs_detached_containers() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let id = d
+        .docker_ok(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hi; echo e >&2; exit 4",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 64);
+    assert_eq!(d.docker_ok(&["wait", &id]), "4\n");
+    let o = d.docker(&["logs", &id]);
+    assert_eq!(stdout(&o), "hi\n");
+    assert_eq!(stderr(&o), "e\n");
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            &id
+        ]),
+        "exited 4\n"
+    );
+    let long = d
+        .docker_ok(&["run", "-d", "--name", "dk", "busybox", "sleep", "100"])
+        .trim()
+        .to_owned();
+    assert_eq!(
+        d.docker_ok(&["ps", "--format", "{{.Names}} {{.Command}}"]),
+        "dk \"sleep 100\"\n"
+    );
+    let o = d.docker(&["rm", "dk"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("container is running"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(d.docker_ok(&["stop", "-t", "1", "dk"]), "dk\n");
+    assert_eq!(d.docker_ok(&["rm", "dk", &id]), format!("dk\n{id}\n"));
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    let _ = long;
+}
