@@ -433,3 +433,29 @@ fn docker_cli_runs_detached_containers() {
     assert_eq!(d.ok(&["ps", "-aq"]), "");
     let _ = long;
 }
+
+/// `run -d --rm`: the daemon removes the container when it exits (AutoRemove), and the
+/// engine holds the image while the container exists.
+#[test]
+fn detached_auto_remove_and_image_hold() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let id = d
+        .ok(&["run", "-d", "--rm", "busybox", "sleep", "0.3"])
+        .trim()
+        .to_owned();
+    let o = d.berth(&["rmi", "busybox"]);
+    assert_eq!(o.status.code(), Some(1), "a held image was removed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !d.ok(&["ps", "-aq"]).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} was not auto-removed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!d.env.data_root().join("containers").join(&id).exists());
+    assert!(overlay_mounts_under(&d.env.data_root()).is_empty());
+    d.ok(&["rmi", "busybox"]);
+}
