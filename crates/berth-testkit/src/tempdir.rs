@@ -4,7 +4,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// A fresh directory under the system temp dir (`$TMPDIR` or `/tmp`), named
-/// `berth-<prefix>-XXXXXX`, removed recursively on drop.
+/// `berth-<prefix>-<6 random chars>`, removed recursively on drop.
 ///
 /// Anything mounted below it must be unmounted first (see `Cleanup`), or the removal
 /// stops at the mount point.
