@@ -28,7 +28,7 @@ use crate::scenarios::{Fixtures, SCENARIOS};
 #[command(name = "berth-bench", after_help = scenario_help())]
 struct Cli {
     /// Measured runs per scenario (heavy scenarios cap it: start-50-detached 3,
-    /// pull-100mb 5, build-cold 3, build-one-file 5, port-throughput 10).
+    /// pull-100mb 5, pull-debian 5, build-cold 3, build-one-file 5, port-throughput 10).
     #[arg(long, default_value_t = 20)]
     runs: usize,
     /// Unmeasured warm-up runs before each measurement (heavy scenarios use at most 1).
@@ -40,7 +40,7 @@ struct Cli {
     /// Directory with Berth's release binaries (default: the one this binary is in).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// Only these tools (berth, berth-runc, crun, runc, podman, docker).
+    /// Only these tools (berth, berth-runc, crun, runc, podman, docker, skopeo).
     #[arg(long, value_delimiter = ',')]
     tools: Vec<String>,
     /// List the scenarios and exit.
@@ -239,6 +239,21 @@ fn run_scenarios(
         if let Ok(mut e) = engine {
             eprintln!("berth-bench: shutting {name} down");
             e.shutdown();
+        }
+    }
+    // skopeo: a download-only peer for the pull scenarios (same registry, same images).
+    if wants("skopeo") {
+        for scenario in engine_scenarios
+            .iter()
+            .filter(|s| scenarios::PULL_SCENARIOS.contains(s))
+        {
+            eprintln!("berth-bench: {scenario}: skopeo");
+            let (outcome, extra) = match scenarios::skopeo_pull(scenario, ctx, &mut fixtures) {
+                Err(u) => (unavailable(&u), BTreeMap::new()),
+                Ok(Ok((s, extra))) => (Outcome::Measured(s), extra),
+                Ok(Err(m)) => (Outcome::Error { message: m }, BTreeMap::new()),
+            };
+            rows.push(row(scenario, "skopeo", outcome, extra));
         }
     }
     // Keep the table grouped by scenario, in the declared order.

@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_mkimage::{Image, ImageOptions, Layer};
 use berth_testkit::{Flavor, Registry};
 
-use crate::ctx::{Ctx, sh, time};
+use crate::ctx::{Ctx, sh, time, which};
 use crate::engines::{Engine, Unavailable, monitor_rss_mb};
 use crate::stats::{Stats, measure};
 
@@ -34,6 +35,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     (
         "pull-100mb",
         "pull of a 100 MiB, 5-layer image from a local registry (127.0.0.1)",
+    ),
+    (
+        "pull-debian",
+        "pull of a 1-layer Debian minbase image (mmdebstrap) from a local registry (127.0.0.1)",
     ),
     (
         "build-cold",
@@ -62,16 +67,70 @@ pub fn unit(scenario: &str) -> &'static str {
         "start-50-detached" => "ms per container over 50 detached starts",
         "ps-1000" => "ms per `ps -a`",
         "pull-100mb" => "ms per pull (5 layers, 100 MiB)",
+        "pull-debian" => "ms per pull (1 layer, Debian minbase)",
         "build-cold" | "build-cached" | "build-one-file" => "ms per build",
         "port-throughput" => "ms per 128 MiB transfer",
         _ => "ms",
     }
 }
 
+/// The scenarios that pull an image from the local registry; skopeo joins them as a
+/// download-only peer.
+pub const PULL_SCENARIOS: &[&str] = &["pull-100mb", "pull-debian"];
+
+/// Where bench/run caches the Debian minbase OCI layout (outside the bench's network
+/// namespace, where the apt mirror is reachable): `<target>/images/debian-minbase.oci`,
+/// `<target>` being the parent of the release dir this binary runs from.
+pub fn debian_layout_path(bin_dir: &Path) -> PathBuf {
+    bin_dir
+        .parent()
+        .unwrap_or(bin_dir)
+        .join("images")
+        .join("debian-minbase.oci")
+}
+
+/// The file bench/run writes mmdebstrap's / berth-mkimage's error output to when the
+/// Debian image could not be made.
+pub fn debian_error_path(layout: &Path) -> PathBuf {
+    layout.with_extension("oci.err")
+}
+
+/// Why the Debian image is missing: the tail of bench/run's error log, or a hint.
+pub fn debian_missing_reason(layout: &Path, log: Option<&str>) -> String {
+    match log.map(str::trim).filter(|l| !l.is_empty()) {
+        Some(log) => {
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+            format!(
+                "no Debian minbase image at {}: scripts/images/debian-minbase (mmdebstrap) failed: {tail}",
+                layout.display()
+            )
+        }
+        None => format!(
+            "no Debian minbase image at {}: run bench/run (it makes it with scripts/images/debian-minbase, mmdebstrap)",
+            layout.display()
+        ),
+    }
+}
+
+/// The tag (`org.opencontainers.image.ref.name`) of the first manifest in an OCI layout.
+pub fn layout_tag(index_json: &str) -> Result<String, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(index_json).map_err(|e| format!("index.json: {e}"))?;
+    v["manifests"]
+        .as_array()
+        .and_then(|m| m.first())
+        .and_then(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| "index.json: no manifest with a ref.name annotation".to_string())
+}
+
 /// Fixtures made once per run and shared by the engines.
 #[derive(Default)]
 pub struct Fixtures {
-    registry: Option<Result<(Registry, String), String>>,
+    registry: Option<Result<Registry, String>>,
+    big: Option<Result<String, String>>,
+    debian: Option<Result<String, String>>,
     build_ctx: Option<Result<PathBuf, String>>,
 }
 
@@ -90,13 +149,24 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 }
 
 impl Fixtures {
-    /// A plain registry holding `bench/big:1`: 5 layers of 20 MiB of noise.
-    fn big_image(&mut self, ctx: &Ctx) -> Result<&(Registry, String), String> {
-        let made = self.registry.get_or_insert_with(|| {
-            eprintln!(
-                "berth-bench: making the 100 MiB 5-layer image and pushing it to a local registry"
-            );
-            let reg = Registry::start(Flavor::Plain).map_err(|e| e.to_string())?;
+    /// The plain-HTTP registry on 127.0.0.1 every pull scenario uses.
+    fn registry(&mut self) -> Result<&Registry, String> {
+        self.registry
+            .get_or_insert_with(|| Registry::start(Flavor::Plain).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// `bench/big:1` in the registry: 5 layers of 20 MiB of noise. Returns the reference.
+    fn big_image(&mut self, ctx: &Ctx) -> Result<String, String> {
+        if let Some(made) = &self.big {
+            return made.clone();
+        }
+        eprintln!(
+            "berth-bench: making the 100 MiB 5-layer image and pushing it to a local registry"
+        );
+        let made = (|| {
+            let reg = self.registry()?;
             let mut layers = Vec::new();
             for i in 0..5u64 {
                 let dir = ctx.work.join(format!("big-layer-{i}"));
@@ -119,9 +189,43 @@ impl Fixtures {
                 .push_oci_layout(&layout, "1", "bench/big:1")
                 .map_err(|e| e.to_string())?;
             let _ = fs::remove_dir_all(&layout);
-            Ok((reg, reference))
-        });
-        made.as_ref().map_err(Clone::clone)
+            Ok(reference)
+        })();
+        self.big = Some(made.clone());
+        made
+    }
+
+    /// `bench/debian:minbase` in the registry, pushed from the OCI layout bench/run made
+    /// with mmdebstrap and cached under target/images. Returns the reference.
+    fn debian_image(&mut self, ctx: &Ctx) -> Result<String, String> {
+        if let Some(made) = &self.debian {
+            return made.clone();
+        }
+        let made = (|| {
+            let layout = debian_layout_path(&ctx.bin_dir);
+            let index = match fs::read_to_string(layout.join("index.json")) {
+                Ok(i) => i,
+                Err(_) => {
+                    let log = fs::read_to_string(debian_error_path(&layout)).ok();
+                    return Err(debian_missing_reason(&layout, log.as_deref()));
+                }
+            };
+            let tag = layout_tag(&index).map_err(|e| format!("{}: {e}", layout.display()))?;
+            eprintln!("berth-bench: pushing the Debian minbase image to the local registry");
+            self.registry()?
+                .push_oci_layout(&layout, &tag, "bench/debian:minbase")
+                .map_err(|e| e.to_string())
+        })();
+        self.debian = Some(made.clone());
+        made
+    }
+
+    /// The reference a pull scenario pulls.
+    fn pull_reference(&mut self, scenario: &str, ctx: &Ctx) -> Result<String, String> {
+        match scenario {
+            "pull-debian" => self.debian_image(ctx),
+            _ => self.big_image(ctx),
+        }
     }
 
     /// The build context: a Dockerfile and 2,000 files of 25 KiB (50 MB).
@@ -156,7 +260,7 @@ pub fn run_engine(
     let needs: &[&str] = match scenario {
         "exec-true" => &["run", "exec", "rm"],
         "ps-1000" => &["create", "ps", "rm"],
-        "pull-100mb" => &["pull", "rmi"],
+        "pull-100mb" | "pull-debian" => &["pull", "rmi"],
         "build-cold" | "build-cached" | "build-one-file" => &["build"],
         _ => &["run", "rm"],
     };
@@ -177,7 +281,7 @@ pub fn run_engine(
         "exec-true" => exec_true(ctx, e),
         "start-50-detached" => start_50(ctx, e),
         "ps-1000" => ps_many(ctx, e),
-        "pull-100mb" => pull(ctx, e, fx),
+        "pull-100mb" | "pull-debian" => pull(scenario, ctx, e, fx),
         "build-cold" | "build-cached" | "build-one-file" => build(scenario, ctx, e, fx),
         "port-throughput" => port_throughput(ctx, e),
         other => Err(format!("unknown scenario {other}")),
@@ -276,9 +380,8 @@ fn ps_many(ctx: &Ctx, e: &Engine) -> EngineResult {
     r.map(|s| (s, extra))
 }
 
-fn pull(ctx: &Ctx, e: &Engine, fx: &mut Fixtures) -> EngineResult {
-    let (_, reference) = fx.big_image(ctx)?;
-    let reference = reference.clone();
+fn pull(scenario: &str, ctx: &Ctx, e: &Engine, fx: &mut Fixtures) -> EngineResult {
+    let reference = fx.pull_reference(scenario, ctx)?;
     let stats = measure(ctx.runs_capped(5), ctx.warmups.min(1), |_| {
         let mut args = vec!["pull"];
         args.extend(e.pull_flags.iter().map(String::as_str));
@@ -288,6 +391,41 @@ fn pull(ctx: &Ctx, e: &Engine, fx: &mut Fixtures) -> EngineResult {
         Ok(took)
     })?;
     Ok((stats, BTreeMap::new()))
+}
+
+/// `skopeo copy docker://<local registry>/<image> oci:<dir>:bench` (download only), the
+/// target dir removed between runs (untimed). `Err` when skopeo is not installed.
+pub fn skopeo_pull(
+    scenario: &str,
+    ctx: &Ctx,
+    fx: &mut Fixtures,
+) -> Result<EngineResult, Unavailable> {
+    let Some(skopeo) = which("skopeo") else {
+        return Err(Unavailable::NotInstalled("skopeo is not on PATH".into()));
+    };
+    Ok((|| {
+        let reference = fx.pull_reference(scenario, ctx)?;
+        let reg = fx.registry()?;
+        let policy = reg.skopeo_policy();
+        let src_flags = reg.skopeo_src_flags();
+        let dest = ctx.work.join(format!("skopeo-{scenario}.oci"));
+        let stats = measure(ctx.runs_capped(5), ctx.warmups.min(1), |_| {
+            if dest.exists() {
+                fs::remove_dir_all(&dest)
+                    .map_err(|err| format!("remove {}: {err}", dest.display()))?;
+            }
+            let mut c = Command::new(&skopeo);
+            c.arg("--policy")
+                .arg(&policy)
+                .args(["copy", "--quiet"])
+                .args(&src_flags)
+                .arg(format!("docker://{reference}"))
+                .arg(format!("oci:{}:bench", dest.display()));
+            time(&mut c)
+        });
+        let _ = fs::remove_dir_all(&dest);
+        stats.map(|s| (s, BTreeMap::new()))
+    })())
 }
 
 fn build(scenario: &str, ctx: &Ctx, e: &Engine, fx: &mut Fixtures) -> EngineResult {
@@ -418,6 +556,53 @@ mod tests {
             "random data does not shrink: {}",
             gz.len()
         );
+    }
+
+    #[test]
+    fn pull_scenarios_exist_and_include_debian() {
+        for p in PULL_SCENARIOS {
+            assert!(SCENARIOS.iter().any(|(n, _)| n == p), "{p}");
+        }
+        assert!(PULL_SCENARIOS.contains(&"pull-debian"));
+        assert_eq!(unit("pull-debian"), "ms per pull (1 layer, Debian minbase)");
+    }
+
+    #[test]
+    fn debian_layout_is_cached_under_the_target_dir() {
+        let layout = debian_layout_path(Path::new("/w/target/release"));
+        assert_eq!(layout, Path::new("/w/target/images/debian-minbase.oci"));
+        assert_eq!(
+            debian_error_path(&layout),
+            Path::new("/w/target/images/debian-minbase.oci.err")
+        );
+    }
+
+    #[test]
+    fn a_missing_debian_image_says_why() {
+        let layout = Path::new("/t/images/debian-minbase.oci");
+        let r = debian_missing_reason(
+            layout,
+            Some(
+                "I: a\nE: b\nE: cannot reach deb.debian.org\nberth-mkimage: mmdebstrap bookworm exited with exit status: 1\n",
+            ),
+        );
+        assert!(r.contains("/t/images/debian-minbase.oci"), "{r}");
+        assert!(r.contains("mmdebstrap bookworm exited"), "{r}");
+        assert!(r.contains("cannot reach deb.debian.org"), "{r}");
+        assert!(!r.contains("I: a"), "only the tail: {r}");
+        let r = debian_missing_reason(layout, Some("  \n"));
+        assert!(r.contains("run bench/run"), "{r}");
+        let r = debian_missing_reason(layout, None);
+        assert!(r.contains("scripts/images/debian-minbase"), "{r}");
+    }
+
+    #[test]
+    fn layout_tag_reads_the_ref_name() {
+        let idx = r#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:00","size":1,"annotations":{"org.opencontainers.image.ref.name":"bookworm-minbase"}}]}"#;
+        assert_eq!(layout_tag(idx).unwrap(), "bookworm-minbase");
+        let err = layout_tag(r#"{"manifests":[]}"#).unwrap_err();
+        assert!(err.contains("no manifest"), "{err}");
+        assert!(layout_tag("{").unwrap_err().contains("index.json"));
     }
 
     #[test]
