@@ -71,6 +71,14 @@ pub struct HostConfigBody {
     pub privileged: bool,
     /// ReadonlyRootfs.
     pub readonly_rootfs: bool,
+    /// ExtraHosts (`name:ip`).
+    pub extra_hosts: Option<Vec<String>>,
+    /// Dns.
+    pub dns: Option<Vec<String>>,
+    /// DnsSearch.
+    pub dns_search: Option<Vec<String>>,
+    /// DnsOptions.
+    pub dns_options: Option<Vec<String>>,
 }
 
 fn str_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -116,6 +124,10 @@ impl CreateBody {
             cap_drop: hc.cap_drop.unwrap_or_default(),
             privileged: hc.privileged,
             read_only: hc.readonly_rootfs,
+            extra_hosts: hc.extra_hosts.unwrap_or_default(),
+            dns: hc.dns.unwrap_or_default(),
+            dns_search: hc.dns_search.unwrap_or_default(),
+            dns_options: hc.dns_options.unwrap_or_default(),
         })
     }
 }

@@ -86,6 +86,18 @@ pub struct ContainerSpec {
     pub privileged: bool,
     /// Read-only root filesystem.
     pub read_only: bool,
+    /// `--add-host name:ip` entries for /etc/hosts (`HostConfig.ExtraHosts`).
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    /// `--dns` nameservers (`HostConfig.Dns`); empty means the host's.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// `--dns-search` domains (`HostConfig.DnsSearch`); empty means the host's.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--dns-option` options (`HostConfig.DnsOptions`); empty means the host's.
+    #[serde(default)]
+    pub dns_options: Vec<String>,
 }
 
 /// Why a spec is invalid.
@@ -114,6 +126,41 @@ pub enum SpecError {
     /// A capability name is unknown.
     #[error("unknown capability: {0:?}")]
     Capability(String),
+    /// An `--add-host` entry is not `name:ip` (or asks for the unsupported `host-gateway`).
+    #[error("invalid argument {entry:?} for \"--add-host\" flag: {why}")]
+    ExtraHost {
+        /// The entry as given.
+        entry: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A `--dns` entry is not an IP address.
+    #[error("{0} is not an ip address")]
+    Dns(String),
+}
+
+/// Splits an `--add-host` entry (`name:ip` or `name=ip`; the ip may be IPv6) into
+/// (name, ip), checking both.
+pub fn parse_extra_host(entry: &str) -> Result<(String, std::net::IpAddr), SpecError> {
+    let bad = |why| SpecError::ExtraHost {
+        entry: entry.to_owned(),
+        why,
+    };
+    let (name, ip) = match entry.split_once('=') {
+        Some(p) => p,
+        None => entry
+            .split_once(':')
+            .ok_or_else(|| bad("expected name:ip"))?,
+    };
+    if name.is_empty() || name.chars().any(char::is_whitespace) {
+        return Err(bad("invalid host name"));
+    }
+    if ip == "host-gateway" {
+        return Err(bad("host-gateway is not supported yet"));
+    }
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    let ip = ip.parse().map_err(|_| bad("invalid IP address"))?;
+    Ok((name.to_owned(), ip))
 }
 
 /// The minimum memory limit Docker accepts (6 MB).
@@ -173,6 +220,14 @@ impl ContainerSpec {
                 return Err(SpecError::Capability(c.clone()));
             }
         }
+        for h in &self.extra_hosts {
+            parse_extra_host(h)?;
+        }
+        for d in &self.dns {
+            if d.parse::<std::net::IpAddr>().is_err() {
+                return Err(SpecError::Dns(d.clone()));
+            }
+        }
         Ok(())
     }
 }
@@ -214,6 +269,33 @@ mod tests {
         let mut s = spec();
         s.cap_add = vec!["net-admin".into()];
         assert_eq!(s.validate(), Err(SpecError::Capability("net-admin".into())));
+        let mut s = spec();
+        s.extra_hosts = vec!["db:10.0.0.5".into(), "v6=::1".into()];
+        s.dns = vec!["192.0.2.53".into()];
+        assert_eq!(s.validate(), Ok(()));
+        s.dns = vec!["not-an-ip".into()];
+        assert_eq!(s.validate(), Err(SpecError::Dns("not-an-ip".into())));
+    }
+
+    #[test]
+    fn extra_hosts_parse_like_docker() {
+        let (n, ip) = parse_extra_host("db:10.0.0.5").unwrap();
+        assert_eq!((n.as_str(), ip.to_string().as_str()), ("db", "10.0.0.5"));
+        let (n, ip) = parse_extra_host("six:2001:db8::1").unwrap();
+        assert_eq!(
+            (n.as_str(), ip.to_string().as_str()),
+            ("six", "2001:db8::1")
+        );
+        let (_, ip) = parse_extra_host("br=[::1]").unwrap();
+        assert_eq!(ip.to_string(), "::1");
+        let e = parse_extra_host("gw:host-gateway").unwrap_err();
+        assert!(
+            e.to_string().contains("host-gateway is not supported"),
+            "{e}"
+        );
+        let e = parse_extra_host("nocolon").unwrap_err();
+        assert!(e.to_string().contains("\"nocolon\""), "{e}");
+        assert!(parse_extra_host("x:999.1.1.1").is_err());
     }
 
     #[test]

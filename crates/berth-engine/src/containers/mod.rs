@@ -8,6 +8,7 @@
 //! inspect/list JSON).
 
 pub mod error;
+pub mod etcfiles;
 pub mod logs;
 pub mod names;
 pub mod oci;
@@ -263,7 +264,7 @@ impl Containers {
         let overlay = rootfs::Overlay::new(&dir, lowerdirs.clone());
         let made = (|| -> Result<Record, EngineError> {
             overlay.mount()?;
-            let resolved = oci::build(
+            let mut resolved = oci::build(
                 &id,
                 &spec,
                 &image_config,
@@ -271,6 +272,8 @@ impl Containers {
                 oci::own_bounding_set(),
             )
             .map_err(ContainerError::from)?;
+            let etc = etcfiles::write(&dir, &id, &spec, &etcfiles::HostFiles::default())?;
+            oci::add_etc_mounts(&mut resolved.spec, &etc);
             let bundle_cfg = dir.join("bundle/config.json");
             let bytes =
                 serde_json::to_vec_pretty(&resolved.spec).map_err(|e| ContainerError::Io {

@@ -272,6 +272,14 @@ pub fn own_bounding_set() -> u64 {
         .unwrap_or(0)
 }
 
+/// Appends the bind mounts of the container's /etc/hostname, /etc/hosts and
+/// /etc/resolv.conf (written by [`super::etcfiles::write`]) to an OCI spec.
+pub fn add_etc_mounts(spec: &mut Value, paths: &super::etcfiles::EtcPaths) {
+    if let Some(m) = spec.get_mut("mounts").and_then(Value::as_array_mut) {
+        m.extend(paths.mounts());
+    }
+}
+
 /// Builds the OCI spec for container `id` whose merged rootfs is `rootfs`.
 pub fn build(
     id: &str,
@@ -303,11 +311,7 @@ pub fn build(
     };
     let (uid, gid) = resolve_user(user, rootfs)?;
     let caps = capabilities(spec, bounding);
-    let hostname = if spec.hostname.is_empty() {
-        id.chars().take(12).collect()
-    } else {
-        spec.hostname.clone()
-    };
+    let hostname = super::etcfiles::hostname(id, spec);
     let sys_opts = if spec.privileged {
         json!(["nosuid", "noexec", "nodev"])
     } else {
@@ -499,5 +503,24 @@ mod tests {
         s.cmd.clear();
         let e = build("abc", &s, &json!({"config": {}}), dir.path(), 0).unwrap_err();
         assert!(matches!(e, OciError::NoCommand));
+    }
+
+    #[test]
+    fn etc_files_are_rw_bind_mounts_even_with_a_read_only_rootfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec();
+        s.read_only = true;
+        let mut r = build("abc", &s, &image(), dir.path(), 0).unwrap();
+        add_etc_mounts(
+            &mut r.spec,
+            &super::super::etcfiles::EtcPaths::new(dir.path()),
+        );
+        let mounts = r.spec["mounts"].as_array().unwrap();
+        for dest in ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"] {
+            let m = mounts.iter().find(|m| m["destination"] == dest).unwrap();
+            assert_eq!(m["type"], "bind");
+            assert!(!m["options"].as_array().unwrap().contains(&json!("ro")));
+        }
+        assert_eq!(r.spec["root"]["readonly"], true);
     }
 }

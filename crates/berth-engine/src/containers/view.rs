@@ -77,6 +77,10 @@ fn host_config(r: &Record) -> Value {
         "CapDrop": s.cap_drop,
         "Privileged": s.privileged,
         "ReadonlyRootfs": s.read_only,
+        "ExtraHosts": if s.extra_hosts.is_empty() { Value::Null } else { json!(s.extra_hosts) },
+        "Dns": s.dns,
+        "DnsSearch": s.dns_search,
+        "DnsOptions": s.dns_options,
         "ShmSize": super::oci::SHM_SIZE,
         "LogConfig": {"Type": "json-file", "Config": {}},
         "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
@@ -88,6 +92,7 @@ fn host_config(r: &Record) -> Value {
 /// `GET /containers/{id}/json`.
 pub fn inspect(r: &Record, dir: &Path) -> Value {
     let s = &r.spec;
+    let etc = super::etcfiles::EtcPaths::new(dir);
     let st = &r.state;
     let running = st.status == Status::Running;
     let lower: Vec<String> = r
@@ -114,9 +119,9 @@ pub fn inspect(r: &Record, dir: &Path) -> Value {
             "FinishedAt": or_zero(&st.finished_at),
         },
         "Image": r.image_id,
-        "ResolvConfPath": "",
-        "HostnamePath": "",
-        "HostsPath": "",
+        "ResolvConfPath": etc.resolv_conf,
+        "HostnamePath": etc.hostname,
+        "HostsPath": etc.hosts,
         "LogPath": dir.join(format!("{}-json.log", r.id)),
         "Name": format!("/{}", r.name),
         "RestartCount": 0,

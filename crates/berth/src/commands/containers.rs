@@ -69,6 +69,18 @@ pub struct CreateArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
     pub read_only: bool,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long = "dns")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option")]
+    pub dns_option: Vec<String>,
     /// Allocate a pseudo-TTY
     #[arg(short = 't', long = "tty")]
     pub tty: bool,
@@ -280,6 +292,16 @@ impl CreateArgs {
         }
         if !self.cap_drop.is_empty() {
             host["CapDrop"] = json!(self.cap_drop);
+        }
+        for (key, v) in [
+            ("ExtraHosts", &self.add_host),
+            ("Dns", &self.dns),
+            ("DnsSearch", &self.dns_search),
+            ("DnsOptions", &self.dns_option),
+        ] {
+            if !v.is_empty() {
+                host[key] = json!(v);
+            }
         }
         let mut body = json!({
             "Image": self.image,
