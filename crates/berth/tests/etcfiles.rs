@@ -267,17 +267,25 @@ fn read_only_rootfs_keeps_the_files_writable_and_host_network_uses_host_resolv()
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "10.1.1.1 extra\n");
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut host_hosts = std::fs::read_to_string("/etc/hosts").unwrap();
+    if !host_hosts.is_empty() && !host_hosts.ends_with('\n') {
+        host_hosts.push('\n');
+    }
     let o = d.berth(&[
         "run",
         "--rm",
         "--network",
         "host",
+        "--add-host",
+        "h:10.2.2.2",
         "busybox",
-        "cat",
-        "/etc/resolv.conf",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; echo ---; cat /etc/hosts",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), host);
+    // --network host: the host's resolv.conf as is, the host's hosts plus --add-host
+    assert_eq!(stdout(&o), format!("{host}---\n{host_hosts}10.2.2.2\th\n"));
 }
 
 #[test]
