@@ -138,3 +138,80 @@ pub fn stdout(o: &Output) -> String {
 pub fn busybox_id() -> String {
     berth_testkit::images::busybox_digests().unwrap().1
 }
+
+/// Kills leftover shims and containers by pid, unmounts rootfs and removes container
+/// cgroups of one daemon, even when the test panicked.
+pub struct Leftovers {
+    containers: PathBuf,
+}
+
+impl Leftovers {
+    pub fn new(d: &Daemon) -> Leftovers {
+        Leftovers {
+            containers: d.env.data_root().join("containers"),
+        }
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        std::fs::read_dir(&self.containers)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// `<own cgroup of each v1 hierarchy and the unified one>/berth/<id>`.
+pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrl, path) = (it.next()?, it.next()?, it.next()?);
+            let base = if ctrl.is_empty() {
+                "unified".to_owned()
+            } else {
+                ctrl.split(',')
+                    .find(|c| !c.starts_with("name="))?
+                    .to_owned()
+            };
+            let root = Path::new("/sys/fs/cgroup").join(&base);
+            let root = if root.exists() {
+                root
+            } else {
+                Path::new("/sys/fs/cgroup").join(ctrl.replace("name=", ""))
+            };
+            Some(
+                root.join(path.trim_start_matches('/'))
+                    .join("berth")
+                    .join(id),
+            )
+        })
+        .collect()
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for id in self.ids() {
+            let dir = self.containers.join(&id);
+            if let Ok(text) = std::fs::read_to_string(dir.join("config.json"))
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            {
+                for k in ["pid", "shim_pid"] {
+                    if let Some(p) = v["state"][k].as_i64().filter(|p| *p > 0) {
+                        let _ = std::process::Command::new("kill")
+                            .args(["-9", &p.to_string()])
+                            .status();
+                    }
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            berth_testkit::cleanup::unmount_under(&dir);
+            for cg in cgroup_dirs(&id) {
+                let _ = std::fs::remove_dir(&cg);
+            }
+        }
+    }
+}
