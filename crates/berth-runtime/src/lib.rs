@@ -22,3 +22,6 @@ mod sync;
 pub use container::{Container, CreateOpts, ExecOpts, exit_code_of};
 pub use error::{Error, InitError, Result, Stage};
 pub use state::{State, Status};
+
+mod capnames;
+pub use capnames::CAP_NAMES;
