@@ -363,12 +363,26 @@ impl Engine {
         body: ByteStream,
         req: ImportRequest,
     ) -> Result<String, EngineError> {
-        let tag = match req.repo.as_deref().filter(|r| !r.is_empty()) {
-            Some(repo) => Some(repo_tag(repo, req.tag.as_deref())?.to_string()),
-            None => None,
+        // Validate the reference and the changes before unpacking (a bad one is a 400).
+        let checked = (|| -> Result<Option<String>, EngineError> {
+            let tag = match req.repo.as_deref().filter(|r| !r.is_empty()) {
+                Some(repo) => Some(repo_tag(repo, req.tag.as_deref())?.to_string()),
+                None => None,
+            };
+            berth_image::import::apply_changes(&mut serde_json::Map::new(), &req.changes)?;
+            Ok(tag)
+        })();
+        let tag = match checked {
+            Ok(tag) => tag,
+            Err(e) => {
+                // Read the upload to its end first: answering while the client is still
+                // writing closes the connection under it, and it sees a broken pipe
+                // instead of this error.
+                let mut body = body;
+                while let Some(Ok(_)) = futures_util::StreamExt::next(&mut body).await {}
+                return Err(e);
+            }
         };
-        // Validate the changes before reading the body (a bad one is a 400).
-        berth_image::import::apply_changes(&mut serde_json::Map::new(), &req.changes)?;
         let opts = ImportOptions {
             changes: req.changes,
             message: req.message,
