@@ -56,9 +56,20 @@ fn v2_task_freeze_thaw_kill_stats_destroy() {
 
     g.cg.freeze().unwrap();
     assert_eq!(g.cg.freezer_state().unwrap(), FreezerState::Frozen);
-    // a frozen task sits in the v2 freezer trap: its wait channel says so
-    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
-    let stat = common::proc_state(pid);
+    // a frozen task sits in the v2 freezer trap: its wait channel says so. The
+    // kernel counts a task frozen in cgroup_enter_frozen(), just before it
+    // schedules out, so cgroup.events can say "frozen 1" a moment before the
+    // task is off the CPU: give it a bounded moment to get there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let (wchan, stat) = loop {
+        let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+        let stat = common::proc_state(pid);
+        if (wchan == "get_signal" && !stat.starts_with('R')) || std::time::Instant::now() > deadline
+        {
+            break (wchan, stat);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
     assert!(!stat.starts_with('R'), "frozen task is running: {stat}");
     assert_eq!(
         wchan, "get_signal",
