@@ -24,6 +24,8 @@ pub enum Stage {
     Exec,
     ExecFifo,
     Fds,
+    /// Joining the container's cgroup (v1: the init writes itself into `tasks`).
+    Cgroup,
 }
 
 /// An error raised inside the container's init before exec, sent over the sync socket.

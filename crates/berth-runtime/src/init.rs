@@ -40,6 +40,8 @@ pub(crate) struct ChildCtx<'a> {
     pub in_userns: bool,
     /// The seccomp filter, compiled by the runtime before the clone.
     pub seccomp: Option<libseccomp::ScmpFilterContext>,
+    /// cgroup v1: the `tasks` files of the container's cgroup, joined first thing.
+    pub cgroup_tasks: Vec<OwnedFd>,
 }
 
 /// The child's entry point; returns the exit code for `_exit` on failure.
@@ -74,6 +76,8 @@ fn run(ctx: &mut ChildCtx<'_>) -> R<Option<i32>> {
             ));
         }
     }
+    crate::cgroup::join_self(std::mem::take(&mut ctx.cgroup_tasks))
+        .map_err(sysio(Stage::Cgroup, "join the container's cgroup"))?;
     let mut joined_pid = false;
     for (fd, typ) in ctx.join.drain(..) {
         let t = match typ {

@@ -267,3 +267,38 @@ fn exec_joins_namespaces_and_cgroup() {
         .delete(false)
         .unwrap();
 }
+
+#[test]
+fn init_is_born_into_its_cgroup_in_every_hierarchy() {
+    let mut env = Env::new();
+    let id = unique("c");
+    let spec = env.spec(&id, &["sleep", "100"], |_| {});
+    let c = Container::create(&id, spec, &env.opts()).unwrap();
+    // before start: the init (which joined by itself, see cgroup::v1_task_files) is in
+    // the container's cgroup in every hierarchy a cgroup manager drives
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let theirs = std::fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap();
+    let v1 = berth_cgroups::detect().unwrap() == berth_cgroups::CgroupVersion::V1;
+    let mut checked = 0;
+    for (line, own_line) in theirs.lines().zip(own.lines()) {
+        let ctrls = line.split(':').nth(1).unwrap();
+        // v1 (hybrid too): the controller hierarchies; v2: the one `0::` line
+        if ctrls.starts_with("name=") || (v1 && ctrls.is_empty()) {
+            continue;
+        }
+        checked += 1;
+        let path = line.splitn(3, ':').nth(2).unwrap();
+        let own_path = own_line.splitn(3, ':').nth(2).unwrap();
+        let want = format!("{}/{}/{id}", own_path.trim_end_matches('/'), env.cg_parent);
+        assert_eq!(path, want, "hierarchy {ctrls}: {theirs}");
+    }
+    assert!(
+        checked >= if v1 { 5 } else { 1 },
+        "only {checked} checked in {theirs}"
+    );
+    c.kill(libc::SIGKILL, false).unwrap();
+    Container::load(&env.root(), &id)
+        .unwrap()
+        .delete(true)
+        .unwrap();
+}

@@ -125,6 +125,11 @@ impl Container {
         let fifo_fd = open_path(&fifo, rustix::fs::OFlags::PATH)?;
         let (parent_sock, child_sock) = sync::pair()?;
         let cg_fd = cg.dir_fd_for_clone()?;
+        let cgroup_tasks = if cg_fd.is_none() {
+            cgroup::v1_task_files(cg.as_ref())?
+        } else {
+            Vec::new()
+        };
         let ctx = ChildCtx {
             mode: Mode::Create {
                 rootfs: rootfs.clone(),
@@ -157,6 +162,7 @@ impl Container {
             join,
             in_userns,
             seccomp,
+            cgroup_tasks,
         };
         // the child's copies of our fds are its own; ours are dropped when `ctx` goes
         let (mut pid, pidfd) =
@@ -165,9 +171,7 @@ impl Container {
             })?;
         let first_pid = pid;
         let mut kill_guard = KillGuard(Some(pid));
-        if cg_fd.is_none() {
-            cg.add_task(pid)?;
-        }
+        // v1: the child joins the cgroup itself (cgroup::v1_task_files says why)
         if new_user {
             // gid_map needs setgroups denied only for an unprivileged writer; we are root
             write_id_map(

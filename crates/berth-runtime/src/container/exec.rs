@@ -68,6 +68,11 @@ impl Container {
             .transpose()?;
         let cg = self.cgroup()?;
         let cg_fd = cg.dir_fd_for_clone()?;
+        let cgroup_tasks = if cg_fd.is_none() {
+            cgroup::v1_task_files(cg.as_ref())?
+        } else {
+            Vec::new()
+        };
         let (parent_sock, child_sock) = sync::pair()?;
         let spec = &self.state.config;
         let preserve_fds = opts.preserve_fds;
@@ -92,13 +97,12 @@ impl Container {
                     join,
                     in_userns,
                     seccomp,
+                    cgroup_tasks,
                 })
             },
         )?;
         let mut guard = KillGuard(Some(first));
-        if cg_fd.is_none() {
-            cg.add_task(first)?;
-        }
+        // v1: the child joins the cgroup itself (cgroup::v1_task_files says why)
         sync::send(&parent_sock, &Msg::Go)
             .map_err(|e| Error::Protocol(format!("write to exec child: {e}")))?;
         let mut pid = first;
