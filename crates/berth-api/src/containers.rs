@@ -43,10 +43,26 @@ pub struct CreateBody {
     pub tty: bool,
     /// OpenStdin.
     pub open_stdin: bool,
+    /// StdinOnce.
+    pub stdin_once: bool,
+    /// AttachStdin.
+    pub attach_stdin: bool,
+    /// AttachStdout.
+    pub attach_stdout: bool,
+    /// AttachStderr.
+    pub attach_stderr: bool,
     /// Labels.
     pub labels: Option<BTreeMap<String, String>>,
     /// HostConfig.
     pub host_config: Option<HostConfigBody>,
+    /// Volumes (anonymous volume destinations).
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
+    /// Lifecycle fields (Healthcheck, StopSignal, StopTimeout, Domainname).
+    #[serde(flatten)]
+    pub lifecycle: crate::handlers::lifecycle::LifecycleConfigBody,
+    /// Networking fields (ExposedPorts, MacAddress, NetworkingConfig).
+    #[serde(flatten)]
+    pub net: crate::handlers::networks::NetConfigBody,
 }
 
 /// The `HostConfig` fields this engine supports.
@@ -55,6 +71,8 @@ pub struct CreateBody {
 pub struct HostConfigBody {
     /// AutoRemove.
     pub auto_remove: bool,
+    /// ConsoleSize `[height, width]`.
+    pub console_size: Option<[u16; 2]>,
     /// NetworkMode.
     pub network_mode: String,
     /// Memory.
@@ -79,6 +97,20 @@ pub struct HostConfigBody {
     pub dns_search: Option<Vec<String>>,
     /// DnsOptions.
     pub dns_options: Option<Vec<String>>,
+    /// Binds (`-v`).
+    pub binds: Option<Vec<String>>,
+    /// Mounts (`--mount`).
+    pub mounts: Option<Vec<crate::handlers::volumes::ApiMount>>,
+    /// Tmpfs (`--tmpfs`).
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    /// VolumesFrom.
+    pub volumes_from: Option<Vec<String>>,
+    /// Lifecycle fields (RestartPolicy, Init, Ulimits, ShmSize, SecurityOpt, …).
+    #[serde(flatten)]
+    pub lifecycle: crate::handlers::lifecycle::LifecycleHostBody,
+    /// Networking fields (PortBindings, PublishAllPorts, Links).
+    #[serde(flatten)]
+    pub net: crate::handlers::networks::NetHostConfigBody,
 }
 
 fn str_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
@@ -114,7 +146,7 @@ impl CreateBody {
             labels: self.labels.unwrap_or_default(),
             name: name.to_owned(),
             auto_remove: hc.auto_remove,
-            network,
+            network: network.clone(),
             resources: Resources {
                 memory: hc.memory,
                 pids_limit: hc.pids_limit.unwrap_or(0),
@@ -128,6 +160,24 @@ impl CreateBody {
             dns: hc.dns.unwrap_or_default(),
             dns_search: hc.dns_search.unwrap_or_default(),
             dns_options: hc.dns_options.unwrap_or_default(),
+            storage: crate::handlers::volumes::storage_spec(
+                crate::handlers::volumes::StorageFields {
+                    binds: hc.binds,
+                    mounts: hc.mounts,
+                    tmpfs: hc.tmpfs,
+                    volumes_from: hc.volumes_from,
+                    volumes: self.volumes,
+                },
+            )?,
+            run: crate::handlers::lifecycle::run_options(&self.lifecycle, &hc.lifecycle)?,
+            net: crate::handlers::networks::net_spec(self.net, hc.net, &network)?,
+            interactive: berth_types::interactive::InteractiveSpec {
+                stdin_once: self.stdin_once,
+                attach_stdin: self.attach_stdin,
+                attach_stdout: self.attach_stdout,
+                attach_stderr: self.attach_stderr,
+                console_size: hc.console_size.unwrap_or_default(),
+            },
         })
     }
 }
@@ -248,7 +298,13 @@ pub async fn stop(ctx: &Ctx, id: &str, req: &Req) -> ApiResult {
         Some(t) => t
             .parse::<i64>()
             .map_err(|_| ApiError::bad_request(format!("invalid value for t: {t}")))?,
-        None => 10,
+        // the container's --stop-timeout, else Docker's 10 s
+        None => ctx
+            .engine
+            .containers()
+            .get(id)
+            .map(|r| r.spec.run.stop_timeout())
+            .unwrap_or(10),
     };
     let timeout = Duration::from_secs(t.max(0) as u64);
     if ctx.engine.stop_container(id, timeout).await? {
@@ -261,7 +317,7 @@ pub async fn stop(ctx: &Ctx, id: &str, req: &Req) -> ApiResult {
 /// `DELETE /containers/{id}?force=` → 204.
 pub async fn remove(ctx: &Ctx, id: &str, req: &Req) -> ApiResult {
     ctx.engine
-        .remove_container(id, req.query.bool("force"))
+        .remove_container_with_volumes(id, req.query.bool("force"), req.query.bool("v"))
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -281,7 +337,11 @@ pub async fn list(ctx: &Ctx, req: &Req) -> ApiResult {
         .filter(|l| *l > 0)
         .map(|l| l as usize);
     let all = req.query.bool("all");
-    Ok(Json(ctx.engine.list_containers(all, filters, limit).await?).into_response())
+    let mut list = ctx.engine.list_containers(all, filters, limit).await?;
+    if req.query.bool("size") {
+        ctx.engine.add_container_sizes(&mut list).await?;
+    }
+    Ok(Json(list).into_response())
 }
 
 /// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&timestamps=`.
@@ -301,6 +361,12 @@ pub async fn logs(ctx: &Ctx, id: &str, req: &Req) -> ApiResult {
         follow: q.bool("follow"),
         tail,
         timestamps: q.bool("timestamps"),
+        since: q
+            .get("since")
+            .and_then(berth_engine::containers::logs::parse_unix_nanos),
+        until: q
+            .get("until")
+            .and_then(berth_engine::containers::logs::parse_unix_nanos),
     };
     let (stream, tty) = ctx.engine.container_logs(id, opts).await?;
     // the multiplexed content type exists from API 1.42 (moby sends raw-stream before)
@@ -322,6 +388,9 @@ pub async fn route(ctx: &Ctx, req: &Req, body: Body) -> Option<ApiResult> {
     let segs: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let m = req.method.as_str();
     let r = match (m, segs.as_slice()) {
+        ("POST", ["containers", _, "attach" | "resize" | "exec"]) => {
+            return crate::handlers::attach::route(ctx, req, body).await;
+        }
         ("POST", ["containers", "create"]) => create(ctx, req, body).await,
         ("GET", ["containers", "json"]) => list(ctx, req).await,
         ("GET", ["containers", id, "json"]) => inspect(ctx, id).await,
@@ -331,6 +400,27 @@ pub async fn route(ctx: &Ctx, req: &Req, body: Body) -> Option<ApiResult> {
         ("POST", ["containers", id, "stop"]) => stop(ctx, id, req).await,
         ("GET", ["containers", id, "logs"]) => logs(ctx, id, req).await,
         ("DELETE", ["containers", id]) => remove(ctx, id, req).await,
+        ("POST", ["containers", "prune"]) => crate::handlers::lifecycle::prune(ctx, req).await,
+        ("POST", ["containers", id, "restart"]) => {
+            crate::handlers::lifecycle::restart(ctx, id, req).await
+        }
+        ("POST", ["containers", id, "pause"]) => crate::handlers::lifecycle::pause(ctx, id).await,
+        ("POST", ["containers", id, "unpause"]) => {
+            crate::handlers::lifecycle::unpause(ctx, id).await
+        }
+        ("POST", ["containers", id, "rename"]) => {
+            crate::handlers::lifecycle::rename(ctx, id, req).await
+        }
+        ("GET", ["containers", id, "top"]) => crate::handlers::lifecycle::top(ctx, id, req).await,
+        ("GET", ["containers", id, "stats"]) => {
+            crate::handlers::lifecycle::stats(ctx, id, req).await
+        }
+        ("POST", ["containers", id, "update"]) => {
+            crate::handlers::lifecycle::update(ctx, id, body).await
+        }
+        ("HEAD" | "GET" | "PUT", ["containers", id, "archive"]) => {
+            crate::handlers::archive::handle(ctx, id, req, body).await
+        }
         _ => return None,
     };
     Some(r)
@@ -359,7 +449,7 @@ mod tests {
         assert_eq!(s.resources.pids_limit, 5);
         assert_eq!(s.labels["a"], "b");
         let b: CreateBody = serde_json::from_value(json!({
-            "Image": "busybox", "HostConfig": {"NetworkMode": "mynet"}
+            "Image": "busybox", "HostConfig": {"NetworkMode": "bad:mode"}
         }))
         .unwrap();
         assert_eq!(b.into_spec("").unwrap_err().status, StatusCode::BAD_REQUEST);

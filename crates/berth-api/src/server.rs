@@ -41,6 +41,8 @@ pub struct Req {
     pub query: Query,
     /// The headers.
     pub headers: HeaderMap,
+    /// The connection upgrade (hijacked attach/exec streams take it).
+    pub upgrade: std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
 
 /// What handlers return.
@@ -93,7 +95,8 @@ fn decode_path(p: &str) -> String {
 }
 
 async fn dispatch(State(ctx): State<Ctx>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let raw_path = decode_path(parts.uri.path());
     let resp = match split_version(&raw_path) {
         Err(msg) => ApiError::bad_request(msg).into_response(),
@@ -104,6 +107,7 @@ async fn dispatch(State(ctx): State<Ctx>, req: Request) -> Response {
                 path: path.trim_end_matches('/').to_owned(),
                 query: Query::parse(parts.uri.query()),
                 headers: parts.headers,
+                upgrade: std::sync::Mutex::new(upgrade),
             };
             tracing::debug!(method = %r.method, path = %raw_path, "request");
             route(&ctx, r, body)
@@ -122,6 +126,31 @@ async fn route(ctx: &Ctx, req: Req, body: Body) -> ApiResult {
     let path = req.path.clone();
     let m = req.method.clone();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if segs.first() == Some(&"build") {
+        return crate::handlers::build::route(ctx, &req, body)
+            .await
+            .unwrap_or_else(|| Err(not_found(&path)));
+    }
+    if crate::handlers::commit::serves(&req) {
+        return crate::handlers::commit::route(ctx, &req, body)
+            .await
+            .unwrap_or_else(|| Err(not_found(&path)));
+    }
+    if segs.first() == Some(&"volumes") {
+        return crate::handlers::volumes::route(ctx, &req, body)
+            .await
+            .unwrap_or_else(|| Err(not_found(&path)));
+    }
+    if segs.first() == Some(&"networks") {
+        return crate::handlers::networks::route(ctx, &req, body)
+            .await
+            .unwrap_or_else(|| Err(not_found(&path)));
+    }
+    if segs.first() == Some(&"exec") {
+        return crate::handlers::exec::route(ctx, &req, body)
+            .await
+            .unwrap_or_else(|| Err(not_found(&path)));
+    }
     if segs.first() == Some(&"containers") {
         return crate::containers::route(ctx, &req, body)
             .await
@@ -131,6 +160,7 @@ async fn route(ctx: &Ctx, req: Req, body: Body) -> ApiResult {
         ("GET" | "HEAD", ["_ping"]) => Ok(system::ping(&m)),
         ("GET", ["version"]) => system::version(ctx),
         ("GET", ["info"]) => system::info(ctx),
+        ("GET", ["system", "df"]) => crate::handlers::lifecycle::system_df(ctx, &req).await,
         ("GET", ["events"]) => system::events(ctx, &req),
         ("POST", ["auth"]) => system::auth(ctx, body).await,
         ("GET", ["plugins"]) => Ok(axum::Json(serde_json::json!([])).into_response()),

@@ -14,17 +14,18 @@
 #![forbid(unsafe_code)]
 
 mod logfile;
+mod proto;
+mod server;
 
 use std::fs::File;
 use std::io::Write as _;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use berth_runtime::{Container, CreateOpts};
-use rustix::event::{PollFd, PollFlags, poll};
 
-use crate::logfile::{JsonLog, Stream};
+use crate::logfile::JsonLog;
 
 /// What the shim reports to berthd on its stdout (one line).
 #[derive(Debug, serde::Serialize)]
@@ -43,7 +44,9 @@ struct ExitStatus {
 
 #[derive(Debug, thiserror::Error)]
 enum ShimError {
-    #[error("usage: berth-shim <container-dir> <runtime-root> <id>")]
+    #[error(
+        "usage: berth-shim <container-dir> <runtime-root> <id> [--attach] [--stdin] [--stdin-once] [--console-size H,W]"
+    )]
     Usage,
     #[error("{what} {path:?}: {source}")]
     Io {
@@ -98,159 +101,266 @@ fn report(out: OwnedFd, r: &Report) {
     let _ = f.write_all(&line);
 }
 
+/// The options after the three positional arguments.
+#[derive(Debug, Default)]
+struct Opts {
+    /// fd 0 is the attach listener berthd bound at `<dir>/attach.sock`.
+    attach: bool,
+    /// The container's stdin is a pipe the shim holds (`OpenStdin`).
+    stdin: bool,
+    /// Close it when an attached client's stdin ends (`StdinOnce`).
+    stdin_once: bool,
+    /// The pty's size before the container starts.
+    console_size: Option<(u16, u16)>,
+}
+
+fn parse_opts(rest: &[String]) -> Result<Opts, ShimError> {
+    let mut o = Opts::default();
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--attach" => o.attach = true,
+            "--stdin" => o.stdin = true,
+            "--stdin-once" => o.stdin_once = true,
+            "--console-size" => {
+                let v = it.next().ok_or(ShimError::Usage)?;
+                let (h, w) = v.split_once(',').ok_or(ShimError::Usage)?;
+                o.console_size = Some((
+                    h.parse().map_err(|_| ShimError::Usage)?,
+                    w.parse().map_err(|_| ShimError::Usage)?,
+                ));
+            }
+            _ => return Err(ShimError::Usage),
+        }
+    }
+    Ok(o)
+}
+
+/// A listening unix socket at `path` (close-on-exec).
+pub(crate) fn listen_unix(path: &Path) -> Result<OwnedFd, String> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let s = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("socket: {e}"))?;
+    let addr = SocketAddrUnix::new(path).map_err(|e| format!("socket path {path:?}: {e}"))?;
+    rustix::net::bind(&s, &addr).map_err(|e| format!("bind {path:?}: {e}"))?;
+    rustix::net::listen(&s, 16).map_err(|e| format!("listen {path:?}: {e}"))?;
+    Ok(s)
+}
+
 fn run(args: &[String]) -> Result<(), ShimError> {
-    let [_, dir, runtime_root, id] = args else {
+    let [_, dir, runtime_root, id, rest @ ..] = args else {
         return Err(ShimError::Usage);
     };
+    let opts = parse_opts(rest)?;
     let dir = PathBuf::from(dir);
     let bundle = dir.join("bundle");
     let exit_path = dir.join("exit.json");
     let log_path = dir.join(format!("{id}-json.log"));
+    let sys = |what, e: rustix::io::Errno| ShimError::Sys(what, e.into());
 
-    // fd 1 is berthd's pipe: keep it aside, put the container's pipes on 1 and 2 for
-    // the init to inherit, and /dev/null on 0.
+    // exec'd processes are grandchildren: adopt them so their exits can be waited for
+    rustix::process::set_child_subreaper(rustix::process::getpid().into())
+        .map_err(|e| sys("set child subreaper", e))?;
+    let dirfd = rustix::fs::open(
+        &dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| ShimError::Io {
+        what: "failed to open",
+        path: dir.clone(),
+        source: e.into(),
+    })?;
+    // fd 1 is berthd's pipe: keep it aside, put the container's pipes on 0-2 for
+    // the init to inherit.
     let to_berthd =
-        rustix::io::dup(std::io::stdout().as_fd()).map_err(|e| ShimError::Sys("dup", e.into()))?;
+        rustix::io::fcntl_dupfd_cloexec(std::io::stdout().as_fd(), 3).map_err(|e| sys("dup", e))?;
     let shim_log =
-        rustix::io::dup(std::io::stderr().as_fd()).map_err(|e| ShimError::Sys("dup", e.into()))?;
-    let devnull = File::options()
+        rustix::io::fcntl_dupfd_cloexec(std::io::stderr().as_fd(), 3).map_err(|e| sys("dup", e))?;
+    let listener = if opts.attach {
+        Some(
+            rustix::io::fcntl_dupfd_cloexec(std::io::stdin().as_fd(), 3)
+                .map_err(|e| sys("dup", e))?,
+        )
+    } else {
+        None
+    };
+    let devnull: OwnedFd = File::options()
         .read(true)
         .write(true)
         .open("/dev/null")
-        .map_err(io_err("failed to open", Path::new("/dev/null")))?;
-    let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| ShimError::Sys("pipe", e.into()))?;
-    let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| ShimError::Sys("pipe", e.into()))?;
+        .map_err(io_err("failed to open", Path::new("/dev/null")))?
+        .into();
+    let spec = oci_spec::runtime::Spec::load(bundle.join("config.json"));
+    let tty = spec
+        .as_ref()
+        .ok()
+        .and_then(|s| s.process().as_ref())
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let pipe =
+        || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| sys("pipe", e));
+    let mut main = server::Proc {
+        stdin_once: opts.stdin_once,
+        ..Default::default()
+    };
+    let (mut child_in, mut child_out, mut child_err) = (None, None, None);
+    let mut console = None;
+    if tty {
+        let path = PathBuf::from(format!("/proc/self/fd/{}/console.sock", dirfd.as_raw_fd()));
+        let _ = std::fs::remove_file(&path);
+        let l = listen_unix(&path)
+            .map_err(|e| ShimError::Sys("console socket", std::io::Error::other(e)))?;
+        console = Some((l, path));
+    } else {
+        let (or, ow) = pipe()?;
+        let (er, ew) = pipe()?;
+        main.out = Some(or);
+        main.err = Some(er);
+        child_out = Some(ow);
+        child_err = Some(ew);
+        if opts.stdin {
+            let (ir, iw) = pipe()?;
+            main.stdin = Some(iw);
+            child_in = Some(ir);
+        }
+    }
     let dup2 = |what, r: rustix::io::Result<()>| r.map_err(|e| ShimError::Sys(what, e.into()));
+    dup2(
+        "dup2 stdin",
+        rustix::stdio::dup2_stdin(child_in.as_ref().unwrap_or(&devnull)),
+    )?;
+    dup2(
+        "dup2 stdout",
+        rustix::stdio::dup2_stdout(child_out.as_ref().unwrap_or(&devnull)),
+    )?;
+    dup2(
+        "dup2 stderr",
+        rustix::stdio::dup2_stderr(child_err.as_ref().unwrap_or(&devnull)),
+    )?;
+
+    let log = JsonLog::open(&log_path).map_err(io_err("failed to open log", &log_path))?;
+    let created = create(
+        id,
+        spec,
+        &bundle,
+        Path::new(runtime_root),
+        console.as_ref().map(|c| c.1.clone()),
+    );
+
+    // The init holds its own copies now: the shim's 0-2 go back to /dev/null and its
+    // log, so the pipes reach EOF when the container's processes are gone.
     dup2("dup2 stdin", rustix::stdio::dup2_stdin(&devnull))?;
-    dup2("dup2 stdout", rustix::stdio::dup2_stdout(&out_w))?;
-    dup2("dup2 stderr", rustix::stdio::dup2_stderr(&err_w))?;
-    drop(out_w);
-    drop(err_w);
-
-    let mut log = JsonLog::open(&log_path).map_err(io_err("failed to open log", &log_path))?;
-    let started = create_and_start(id, &bundle, Path::new(runtime_root));
-
-    // The init holds its own copies now: the shim's 1 and 2 go back to its log, so the
-    // pipes reach EOF when the container's processes are gone.
     dup2("dup2 stdout", rustix::stdio::dup2_stdout(&shim_log))?;
     dup2("dup2 stderr", rustix::stdio::dup2_stderr(&shim_log))?;
+    drop((child_in, child_out, child_err));
 
-    let mut container = match started {
+    let mut container = match created {
         Ok(c) => c,
-        Err((error, exit_code, leftover)) => {
-            if let Some(c) = leftover {
-                let _ = (*c).delete(true);
+        Err((error, exit_code)) => {
+            if let Some((_, p)) = &console {
+                let _ = std::fs::remove_file(p);
             }
             report(to_berthd, &Report::Failed { error, exit_code });
             return Ok(());
         }
     };
+    if let Some((l, path)) = console {
+        let got = rustix::net::accept_with(&l, rustix::net::SocketFlags::CLOEXEC)
+            .map_err(std::io::Error::from)
+            .and_then(|s| berth_sys::recv_fd(s.as_fd()));
+        let _ = std::fs::remove_file(&path);
+        match got {
+            Ok((master, _)) => {
+                if let Some((h, w)) = opts.console_size.filter(|(h, w)| *h > 0 && *w > 0) {
+                    let ws = rustix::termios::Winsize {
+                        ws_row: h,
+                        ws_col: w,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    };
+                    let _ = rustix::termios::tcsetwinsize(&master, ws);
+                }
+                main.master = Some(master);
+            }
+            Err(e) => {
+                let _ = container.delete(true);
+                let error = format!("cannot receive the container's pty: {e}");
+                report(
+                    to_berthd,
+                    &Report::Failed {
+                        error,
+                        exit_code: 125,
+                    },
+                );
+                return Ok(());
+            }
+        }
+    }
+    let mut srv = server::Server::new(dirfd, listener, main, log, devnull, shim_log);
+    // clients berthd connected before this start (`run -a`, `start -a`) are served
+    // before the container runs, so they miss none of its output
+    srv.accept_early(&container);
+    if let Err(e) = container.start() {
+        let exit_code = classify(&e);
+        drop(srv);
+        let _ = container.delete(true);
+        let error = format!("OCI runtime start failed: {e}");
+        report(to_berthd, &Report::Failed { error, exit_code });
+        return Ok(());
+    }
     report(
         to_berthd,
         &Report::Started {
             pid: container.pid(),
         },
     );
-
-    pump(&out_r, &err_r, &mut log)?;
+    srv.run(&container);
+    let clients = srv.take_clients();
+    drop(srv);
     let exit_code = container.wait().unwrap_or(255);
     let status = ExitStatus {
         exit_code,
         finished_at: now(),
     };
     write_atomic(&exit_path, &serde_json::to_vec(&status).unwrap_or_default())?;
+    // attached clients see their stream end only once the exit is on record
+    drop(clients);
+    let _ = std::fs::remove_file(dir.join("attach.sock"));
     if let Err(e) = container.delete(true) {
         eprintln!("berth-shim: cleanup of container {id}: {e}");
     }
     Ok(())
 }
 
-type StartFailure = (String, i32, Option<Box<Container>>);
-
-fn create_and_start(id: &str, bundle: &Path, root: &Path) -> Result<Container, StartFailure> {
-    let config = bundle.join("config.json");
-    let spec = oci_spec::runtime::Spec::load(&config)
-        .map_err(|e| (format!("invalid spec {}: {e}", config.display()), 125, None))?;
-    let opts = CreateOpts {
-        root: root.to_owned(),
-        bundle: bundle.to_owned(),
-        ..Default::default()
-    };
-    let classify = |e: &berth_runtime::Error| match e {
+fn classify(e: &berth_runtime::Error) -> i32 {
+    match e {
         berth_runtime::Error::Init(ie) => ie.exit_code().unwrap_or(125),
         _ => 125,
-    };
-    let mut c = Container::create(id, spec, &opts).map_err(|e| {
-        let code = classify(&e);
-        (format!("OCI runtime create failed: {e}"), code, None)
-    })?;
-    match c.start() {
-        Ok(()) => Ok(c),
-        Err(e) => {
-            let code = classify(&e);
-            Err((
-                format!("OCI runtime start failed: {e}"),
-                code,
-                Some(Box::new(c)),
-            ))
-        }
     }
 }
 
-/// Copies both pipes into the log until both are at EOF.
-fn pump(out: &OwnedFd, err: &OwnedFd, log: &mut JsonLog) -> Result<(), ShimError> {
-    let mut open = [true, true];
-    let mut buf = vec![0u8; 64 * 1024];
-    while open[0] || open[1] {
-        let mut fds = Vec::with_capacity(2);
-        let mut which = Vec::with_capacity(2);
-        if open[0] {
-            fds.push(PollFd::new(out, PollFlags::IN));
-            which.push(0);
-        }
-        if open[1] {
-            fds.push(PollFd::new(err, PollFlags::IN));
-            which.push(1);
-        }
-        match poll(&mut fds, None) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(ShimError::Sys("poll", e.into())),
-        }
-        let ready: Vec<(usize, bool)> = fds
-            .iter()
-            .zip(&which)
-            .map(|(f, w)| (*w, !f.revents().is_empty()))
-            .collect();
-        drop(fds);
-        for (w, is_ready) in ready {
-            if !is_ready {
-                continue;
-            }
-            let fd = if w == 0 { out } else { err };
-            match rustix::io::read(fd, &mut buf) {
-                Ok(0) => {
-                    open[w] = false;
-                    log.flush_partial(if w == 0 {
-                        Stream::Stdout
-                    } else {
-                        Stream::Stderr
-                    });
-                }
-                Ok(n) => log.write(
-                    if w == 0 {
-                        Stream::Stdout
-                    } else {
-                        Stream::Stderr
-                    },
-                    &buf[..n],
-                ),
-                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
-                Err(_) => open[w] = false,
-            }
-        }
-    }
-    Ok(())
+/// Creates the container (its init waits on the exec fifo until `start`).
+fn create(
+    id: &str,
+    spec: Result<oci_spec::runtime::Spec, oci_spec::OciSpecError>,
+    bundle: &Path,
+    root: &Path,
+    console_socket: Option<PathBuf>,
+) -> Result<Container, (String, i32)> {
+    let config = bundle.join("config.json");
+    let spec = spec.map_err(|e| (format!("invalid spec {}: {e}", config.display()), 125))?;
+    let opts = CreateOpts {
+        root: root.to_owned(),
+        bundle: bundle.to_owned(),
+        console_socket,
+        ..Default::default()
+    };
+    Container::create(id, spec, &opts)
+        .map_err(|e| (format!("OCI runtime create failed: {e}"), classify(&e)))
 }

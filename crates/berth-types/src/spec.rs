@@ -5,34 +5,89 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// How the container is networked (this slice: none or the host's network).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// How the container is networked: Docker's `HostConfig.NetworkMode`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum NetworkMode {
-    /// Its own network namespace with only loopback (Docker's `none`; also what
-    /// `default`/`bridge` mean until bridge networking is wired).
-    #[default]
+    /// Its own network namespace with only loopback (Docker's `none`).
     None,
     /// The host's network namespace.
     Host,
+    /// The default `bridge` network (Docker's `default`, what `run` uses without
+    /// `--network`).
+    #[default]
+    Bridge,
+    /// A user-defined network, by name or id.
+    Named(String),
+    /// Another container's network namespace (`container:<name|id>`).
+    Container(String),
 }
 
 impl NetworkMode {
     /// Parses Docker's `HostConfig.NetworkMode` / `--network`.
     pub fn parse(s: &str) -> Result<NetworkMode, SpecError> {
         match s {
-            "" | "none" | "default" | "bridge" => Ok(NetworkMode::None),
+            "" | "default" | "bridge" => Ok(NetworkMode::Bridge),
+            "none" => Ok(NetworkMode::None),
             "host" => Ok(NetworkMode::Host),
-            other => Err(SpecError::Network(other.to_owned())),
+            other => match other.strip_prefix("container:") {
+                Some("") => Err(SpecError::Network(other.to_owned())),
+                Some(c) => Ok(NetworkMode::Container(c.to_owned())),
+                None if other.contains(':') => Err(SpecError::Network(other.to_owned())),
+                None => Ok(NetworkMode::Named(other.to_owned())),
+            },
         }
     }
 
     /// Docker's name for it.
-    pub fn as_str(&self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             NetworkMode::None => "none",
             NetworkMode::Host => "host",
+            NetworkMode::Bridge => "bridge",
+            NetworkMode::Named(n) => n,
+            NetworkMode::Container(_) => "container",
         }
+    }
+
+    /// The network a container in this mode joins at create (bridge or a named one).
+    pub fn network_name(&self) -> Option<&str> {
+        match self {
+            NetworkMode::Bridge => Some("bridge"),
+            NetworkMode::Named(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Whether the container gets a network namespace the engine makes and plumbs
+    /// (bridge, named, or another container's).
+    pub fn is_managed(&self) -> bool {
+        matches!(
+            self,
+            NetworkMode::Bridge | NetworkMode::Named(_) | NetworkMode::Container(_)
+        )
+    }
+}
+
+impl std::fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetworkMode::Container(c) => write!(f, "container:{c}"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+impl From<NetworkMode> for String {
+    fn from(m: NetworkMode) -> String {
+        m.to_string()
+    }
+}
+
+impl TryFrom<String> for NetworkMode {
+    type Error = SpecError;
+    fn try_from(s: String) -> Result<NetworkMode, SpecError> {
+        NetworkMode::parse(&s)
     }
 }
 
@@ -98,6 +153,18 @@ pub struct ContainerSpec {
     /// `--dns-option` options (`HostConfig.DnsOptions`); empty means the host's.
     #[serde(default)]
     pub dns_options: Vec<String>,
+    /// Lifecycle and confinement options (restart, health, init, ulimits, …).
+    #[serde(default)]
+    pub run: crate::run::RunOptions,
+    /// Volumes, binds, tmpfs, `--volumes-from` (`crate::mounts`).
+    #[serde(default)]
+    pub storage: crate::mounts::StorageSpec,
+    /// Stdin/attach/console size options (`crate::interactive`).
+    #[serde(default)]
+    pub interactive: crate::interactive::InteractiveSpec,
+    /// Networks joined, ports, links (`crate::net`).
+    #[serde(default)]
+    pub net: crate::net::NetSpec,
 }
 
 /// Why a spec is invalid.
@@ -113,7 +180,7 @@ pub enum SpecError {
     #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     Name(String),
     /// An unsupported network mode.
-    #[error("network mode {0:?} is not supported (none or host)")]
+    #[error("invalid network mode {0:?}")]
     Network(String),
     /// A limit is out of range.
     #[error("invalid {what}: {value}")]
@@ -137,6 +204,9 @@ pub enum SpecError {
     /// A `--dns` entry is not an IP address.
     #[error("{0} is not an ip address")]
     Dns(String),
+    /// A lifecycle option is invalid.
+    #[error(transparent)]
+    Run(#[from] crate::run::RunError),
 }
 
 /// Splits an `--add-host` entry (`name:ip` or `name=ip`; the ip may be IPv6) into
@@ -228,6 +298,7 @@ impl ContainerSpec {
                 return Err(SpecError::Dns(d.clone()));
             }
         }
+        self.run.validate(self.auto_remove)?;
         Ok(())
     }
 }
@@ -301,8 +372,22 @@ mod tests {
     #[test]
     fn network_modes_and_caps() {
         assert_eq!(NetworkMode::parse("host"), Ok(NetworkMode::Host));
-        assert_eq!(NetworkMode::parse("default"), Ok(NetworkMode::None));
-        assert!(NetworkMode::parse("mynet").is_err());
+        assert_eq!(NetworkMode::parse("default"), Ok(NetworkMode::Bridge));
+        assert_eq!(NetworkMode::parse("none"), Ok(NetworkMode::None));
+        assert_eq!(
+            NetworkMode::parse("mynet"),
+            Ok(NetworkMode::Named("mynet".into()))
+        );
+        assert_eq!(
+            NetworkMode::parse("container:db"),
+            Ok(NetworkMode::Container("db".into()))
+        );
+        assert!(NetworkMode::parse("container:").is_err());
+        assert!(NetworkMode::parse("bad:mode").is_err());
+        let json = serde_json::to_string(&NetworkMode::Container("db".into())).unwrap();
+        assert_eq!(json, "\"container:db\"");
+        let back: NetworkMode = serde_json::from_str("\"none\"").unwrap();
+        assert_eq!(back, NetworkMode::None);
         assert_eq!(normalize_cap("net_admin"), "CAP_NET_ADMIN");
         assert_eq!(normalize_cap("CAP_KILL"), "CAP_KILL");
         assert_eq!(normalize_cap("all"), "ALL");

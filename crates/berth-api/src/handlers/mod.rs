@@ -1,8 +1,16 @@
 //! Handlers: each decodes its request, calls one engine method and encodes the answer.
 
+pub mod archive;
+pub mod attach;
+pub mod build;
+pub mod commit;
+pub mod exec;
 pub mod images;
+pub mod lifecycle;
 pub mod pull;
 pub mod system;
+pub mod volumes;
+pub mod networks;
 
 use axum::body::Body;
 use axum::http::{StatusCode, header};

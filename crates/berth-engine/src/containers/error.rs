@@ -29,12 +29,33 @@ pub enum ContainerError {
         "cannot remove container \"/{0}\": container is running: stop the container before removing or force remove"
     )]
     Running(String),
+    /// No exec by that id (Docker's wording).
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
+    /// The exec was started before.
+    #[error("exec command {0} has already run")]
+    ExecStarted(String),
     /// The operation needs a running container.
     #[error("Container {0} is not running")]
     NotRunning(String),
     /// The container is being removed.
     #[error("removal of container {0} is already in progress")]
     Removing(String),
+    /// `pause` of a paused container.
+    #[error("Container {0} is already paused")]
+    Paused(String),
+    /// `unpause` of a container that is not paused.
+    #[error("Container {0} is not paused")]
+    NotPaused(String),
+    /// A rename that cannot be done.
+    #[error("{0}")]
+    BadRename(String),
+    /// `top` failed.
+    #[error("{0}")]
+    Top(String),
+    /// `update` failed.
+    #[error("cannot update container: {0}")]
+    Update(String),
     /// The spec is invalid.
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -95,11 +116,17 @@ impl ContainerError {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NoSuchContainer(_) => ErrorKind::NotFound,
+            ContainerError::NoSuchContainer(_) | ContainerError::NoSuchExec(_) => {
+                ErrorKind::NotFound
+            }
+            ContainerError::ExecStarted(_) => ErrorKind::Conflict,
             ContainerError::NameInUse { .. }
             | ContainerError::Running(_)
             | ContainerError::NotRunning(_)
-            | ContainerError::Removing(_) => ErrorKind::Conflict,
+            | ContainerError::Removing(_)
+            | ContainerError::Paused(_)
+            | ContainerError::NotPaused(_) => ErrorKind::Conflict,
+            ContainerError::BadRename(_) => ErrorKind::InvalidParameter,
             ContainerError::Ambiguous(_)
             | ContainerError::Spec(_)
             | ContainerError::Oci(_)

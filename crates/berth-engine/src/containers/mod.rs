@@ -7,13 +7,24 @@
 //! shims), `logs.rs` (json-file log → Docker stream frames), `view.rs` (Docker's
 //! inspect/list JSON).
 
+pub mod commit;
+pub mod attach;
+pub mod archive;
 pub mod error;
+pub mod exec;
 pub mod etcfiles;
+pub mod health;
 pub mod logs;
+mod mounts;
 pub mod names;
+pub mod net;
 pub mod oci;
+pub mod ops;
 pub mod record;
+pub mod restart;
 pub mod rootfs;
+pub mod seccomp;
+pub mod stats;
 mod shim;
 pub mod view;
 
@@ -82,6 +93,14 @@ pub struct Containers {
     events: Arc<EventBus>,
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
+    /// Networking (set by the engine once the network store is open).
+    net: std::sync::OnceLock<Arc<crate::networks::Networks>>,
+    /// Volumes (set by the engine once the volume store is open).
+    volumes: std::sync::OnceLock<Arc<crate::volumes::Volumes>>,
+    /// Attaches waiting for a start (`attach.rs`).
+    attach: attach::Pending,
+    /// Exec records (`exec.rs`).
+    execs: exec::Execs,
 }
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -121,6 +140,10 @@ impl Containers {
             events,
             inner: Mutex::new(Inner::default()),
             changed,
+            net: std::sync::OnceLock::new(),
+            volumes: std::sync::OnceLock::new(),
+            attach: attach::Pending::default(),
+            execs: exec::Execs::default(),
         });
         c.reconcile()?;
         Ok(c)
@@ -182,6 +205,7 @@ impl Containers {
                 }
             }
         }
+        self.restart_on_boot();
         Ok(())
     }
 
@@ -228,6 +252,7 @@ impl Containers {
     /// OCI bundle and the record, holds the image. Returns the id and warnings.
     pub fn create(&self, spec: ContainerSpec) -> Result<(String, Vec<String>), EngineError> {
         spec.validate().map_err(ContainerError::from)?;
+        let spec = self.net_create(spec)?;
         let image = self
             .images
             .resolve(&spec.image)
@@ -264,6 +289,8 @@ impl Containers {
         let overlay = rootfs::Overlay::new(&dir, lowerdirs.clone());
         let made = (|| -> Result<Record, EngineError> {
             overlay.mount()?;
+            let mounts =
+                self.resolve_mounts(&id, &spec, &image_config, &overlay.merged, &inner)?;
             let mut resolved = oci::build(
                 &id,
                 &spec,
@@ -273,7 +300,9 @@ impl Containers {
             )
             .map_err(ContainerError::from)?;
             let etc = etcfiles::write(&dir, &id, &spec, &etcfiles::HostFiles::default())?;
+            self.net_patch_oci(&id, &spec, &mut resolved.spec);
             oci::add_etc_mounts(&mut resolved.spec, &etc);
+            mounts::add_oci_mounts(&mut resolved.spec, &mounts, &spec.storage.tmpfs);
             let bundle_cfg = dir.join("bundle/config.json");
             let bytes =
                 serde_json::to_vec_pretty(&resolved.spec).map_err(|e| ContainerError::Io {
@@ -284,6 +313,7 @@ impl Containers {
             record::write_atomic(&dir.join("bundle/.config.json.tmp"), &bundle_cfg, &bytes)?;
             let log = dir.join(format!("{id}-json.log"));
             std::fs::File::create(&log).map_err(ContainerError::io("create", &log))?;
+            ops::prepare_logging(&dir, &log, &spec)?;
             let rec = Record {
                 version: record::RECORD_VERSION,
                 id: id.clone(),
@@ -302,6 +332,7 @@ impl Containers {
                 workdir: resolved.workdir,
                 lowerdirs,
                 state: RunState::default(),
+                mounts,
             };
             rec.save(&dir)?;
             Ok(rec)
@@ -311,6 +342,7 @@ impl Containers {
             Err(e) => {
                 let _ = overlay.unmount();
                 let _ = std::fs::remove_dir_all(&dir);
+                self.abort_mounts(&id);
                 return Err(e);
             }
         };
@@ -340,7 +372,9 @@ impl Containers {
         if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, &id) {
             let _ = c.delete(true);
         }
-        let outcome = shim::spawn(self, &id, &dir);
+        self.net_start(&inner, &rec)?;
+        let io = self.prepare_attach(&rec, &dir)?;
+        let outcome = shim::spawn(self, &id, &dir, io);
         let r = inner
             .map
             .get_mut(&id)
@@ -348,6 +382,8 @@ impl Containers {
         match outcome {
             Ok(shim::Started { pid, child }) => {
                 r.state.status = Status::Running;
+                r.state.paused = false;
+                r.state.restarting = false;
                 r.state.pid = pid;
                 r.state.shim_pid = child.id() as i32;
                 r.state.shim_start_time = record::start_time(child.id() as i32).unwrap_or(0);
@@ -358,6 +394,7 @@ impl Containers {
                 let rec = r.clone();
                 rec.save(&dir)?;
                 self.publish(&rec, "start", &[]);
+                self.mount_events(&rec, "mount");
                 drop(inner);
                 shim::watch_child(self.clone(), id, child);
                 self.bump();
@@ -373,19 +410,24 @@ impl Containers {
                 let rec = r.clone();
                 let _ = rec.save(&dir);
                 drop(inner);
+                self.net_stop(&id);
                 if rec.spec.auto_remove {
                     let _ = self.remove_now(&id);
                 }
                 self.bump();
                 Err(ContainerError::StartFailed { message, exit_code }.into())
             }
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                drop(inner);
+                self.net_stop(&id);
+                Err(e.into())
+            }
         }
     }
 
     /// The shim of `id` is gone: read exit.json (written first by the shim), record
     /// the exit, remove an auto-remove container.
-    fn finish(&self, id: &str) {
+    fn finish(self: &Arc<Self>, id: &str) {
         let dir = self.dir(id);
         let exit = record::ExitFile::read(&dir);
         let mut inner = lock(&self.inner);
@@ -409,6 +451,7 @@ impl Containers {
         r.state.status = Status::Exited;
         r.state.pid = 0;
         r.state.exits += 1;
+        r.state.paused = false;
         let rec = r.clone();
         if let Err(e) = rec.save(&dir) {
             tracing::warn!(id, error = %e, "cannot persist exit");
@@ -418,6 +461,8 @@ impl Containers {
         if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, id) {
             let _ = c.delete(true);
         }
+        self.net_stop(id);
+        self.mount_events(&rec, "unmount");
         self.publish(
             &rec,
             "die",
@@ -427,6 +472,7 @@ impl Containers {
             let _ = self.remove_now(id);
         }
         self.bump();
+        self.after_exit(id);
     }
 
     /// Removes a stopped container now.
@@ -451,6 +497,7 @@ impl Containers {
         if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, &rec.id) {
             let _ = c.delete(true);
         }
+        self.net_stop(&rec.id);
         if let Err(e) = rootfs::unmount(&dir.join("rootfs")) {
             tracing::warn!(id = %rec.id, error = %e, "unmount");
         }
@@ -462,6 +509,7 @@ impl Containers {
         if let Ok(d) = rec.image_id.parse() {
             self.images.release_image(&d, &rec.id);
         }
+        self.release_mounts(rec, rec.spec.auto_remove);
         let mut inner = lock(&self.inner);
         inner.map.remove(&rec.id);
         inner.gone.insert(rec.id.clone(), rec.state.exit_code);
@@ -477,7 +525,9 @@ impl Containers {
             return Err(ContainerError::NotRunning(rec.id));
         }
         let c = berth_runtime::Container::load(&self.runtime_root, &rec.id)?;
+        self.before_signal(&rec, signal);
         c.kill(signal, false)?;
+        self.after_signal(&rec);
         self.publish(&rec, "kill", &[("signal", signal.to_string())]);
         Ok(())
     }
@@ -510,11 +560,13 @@ impl Containers {
     /// `stop`: SIGTERM, then SIGKILL after `timeout`. `Ok(false)` when not running (304).
     pub async fn stop(&self, name: &str, timeout: Duration) -> Result<bool, ContainerError> {
         let rec = self.get(name)?;
+        // a stop cancels policy restarts, also one waiting out its backoff
+        self.mark_manually_stopped(&rec.id);
         if rec.state.status != Status::Running {
             return Ok(false);
         }
         let not_running = |r: Option<&Record>| r.is_none_or(|r| r.state.status != Status::Running);
-        match self.kill(&rec.id, 15) {
+        match self.kill(&rec.id, self.stop_signal(&rec)) {
             Ok(()) | Err(ContainerError::NotRunning(_)) => {}
             Err(e) => return Err(e),
         }
@@ -644,7 +696,7 @@ impl Engine {
     pub async fn start_container(&self, name: &str) -> Result<bool, EngineError> {
         let c = self.containers_arc();
         let name = name.to_owned();
-        tokio::task::spawn_blocking(move || c.start(&name))
+        tokio::task::spawn_blocking(move || c.start_by_user(&name))
             .await
             .map_err(|e| EngineError::Task(e.to_string()))?
     }
@@ -676,7 +728,9 @@ impl Engine {
     /// `GET /containers/{id}/json`.
     pub async fn inspect_container(&self, name: &str) -> Result<serde_json::Value, EngineError> {
         let r = self.containers.get(name)?;
-        Ok(view::inspect(&r, &self.containers.dir(&r.id)))
+        let mut v = view::inspect(&r, &self.containers.dir(&r.id));
+        v["NetworkSettings"] = self.containers.net_settings(&r);
+        Ok(v)
     }
 
     /// `GET /containers/json?all=&filters=&limit=`.
@@ -694,7 +748,13 @@ impl Engine {
             .iter()
             .filter(|r| all || r.state.status == Status::Running)
             .filter(|r| f.matches(r))
-            .map(view::summary)
+            .map(|r| {
+                let mut v = view::summary(r);
+                let (ports, networks) = self.containers.net_summary(r);
+                v["Ports"] = ports;
+                v["NetworkSettings"]["Networks"] = networks;
+                v
+            })
             .collect();
         if let Some(n) = limit.filter(|n| *n > 0) {
             out.truncate(n);
@@ -715,6 +775,12 @@ impl Engine {
             ));
         }
         let r = self.containers.get(name)?;
+        if r.spec.run.log_driver() == "none" {
+            // Docker's answer (501) for a driver it cannot read back
+            return Err(EngineError::NotSupported(
+                "configured logging driver does not support reading".into(),
+            ));
+        }
         let tty = r.spec.tty;
         Ok((logs::stream(self.containers.clone(), &r, opts), tty))
     }

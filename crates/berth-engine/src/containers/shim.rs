@@ -36,7 +36,12 @@ fn shim_log_tail(dir: &Path) -> String {
 }
 
 /// Spawns the shim for container `id` (directory `dir`) and waits for its report.
-pub fn spawn(c: &Containers, id: &str, dir: &Path) -> Result<Started, ContainerError> {
+pub fn spawn(
+    c: &Containers,
+    id: &str,
+    dir: &Path,
+    io: super::attach::ShimIo,
+) -> Result<Started, ContainerError> {
     let log_path = dir.join("shim.log");
     let log = std::fs::File::options()
         .create(true)
@@ -47,7 +52,8 @@ pub fn spawn(c: &Containers, id: &str, dir: &Path) -> Result<Started, ContainerE
         .arg(dir)
         .arg(&c.runtime_root)
         .arg(id)
-        .stdin(Stdio::null())
+        .args(&io.args)
+        .stdin(io.stdin)
         .stdout(Stdio::piped())
         .stderr(log)
         // its own process group: a signal to berthd's group (Ctrl-C, a service
