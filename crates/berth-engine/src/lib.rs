@@ -7,6 +7,7 @@
 //! these calls.
 #![forbid(unsafe_code)]
 
+pub mod build;
 pub mod config;
 pub mod containers;
 pub mod distribution;

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod blobs;
+pub mod diff;
 pub mod docs;
 pub mod error;
 pub mod import;

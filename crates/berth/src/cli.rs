@@ -97,6 +97,17 @@ pub enum Command {
     /// Manage berth
     #[command(subcommand)]
     System(SystemCommand),
+    /// Build an image from a Dockerfile
+    Build(crate::commands::build::BuildArgs),
+    /// Create a new image from a container's changes
+    Commit(crate::commands::commit::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(crate::commands::commit::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(crate::commands::commit::ExportArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCommand),
 }
 
 /// `berth image …`.
@@ -125,6 +136,8 @@ pub enum ImageCommand {
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
+    /// Build an image from a Dockerfile
+    Build(crate::commands::build::BuildArgs),
     Import(ImportArgs),
 }
 
@@ -153,6 +166,21 @@ pub enum ContainerCommand {
     Wait(crate::commands::containers::WaitArgs),
     /// Display detailed information on one or more containers
     Inspect(crate::commands::containers::ContainerInspectArgs),
+    /// Create a new image from a container's changes
+    Commit(crate::commands::commit::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(crate::commands::commit::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(crate::commands::commit::ExportArgs),
+}
+
+/// `berth builder …`.
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Remove build cache
+    Prune(crate::commands::build::BuilderPruneArgs),
+    /// Build an image from a Dockerfile
+    Build(crate::commands::build::BuildArgs),
 }
 
 /// `berth system …`.

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use berth_api::client::ClientError;
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
+use crate::cli::{BuilderCommand, Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
 
 /// An error whose message was already printed; only the exit code is left.
 #[derive(Debug)]
@@ -137,6 +137,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => transfer::load(c, &a).await,
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => {
             transfer::import(c, &a).await
+        }
+        Command::Build(a)
+        | Command::Image(ImageCommand::Build(a))
+        | Command::Builder(BuilderCommand::Build(a)) => commands::build::build(c, &a).await,
+        Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(c, &a).await,
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            commands::commit::commit(c, &a).await
+        }
+        Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
+            commands::commit::diff(c, &a).await
+        }
+        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
+            commands::commit::export(c, &a).await
         }
         Command::Login(a) => login::login(c, &a).await,
         Command::Logout(a) => login::logout(&a),

@@ -1,6 +1,8 @@
 //! One module per command group; each command resolves its arguments, calls the API and
 //! prints Docker's output.
 
+pub mod build;
+pub mod commit;
 pub mod containers;
 pub mod events;
 pub mod images;
