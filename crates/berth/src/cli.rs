@@ -38,6 +38,9 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// restart, pause, unpause, rename, top, stats, update
+    #[command(flatten)]
+    Lifecycle(crate::commands::lifecycle::LifecycleCommand),
     /// Show the berth version information
     Version(FormatOpt),
     /// Display system-wide information
@@ -70,6 +73,10 @@ pub enum Command {
     Search(SearchArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(crate::commands::attach::AttachArgs),
+    /// Execute a command in a running container
+    Exec(crate::commands::exec::ExecArgs),
     /// Create and run a new container from an image
     Run(crate::commands::containers::RunArgs),
     /// Create a new container
@@ -94,6 +101,16 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(crate::commands::volumes::VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(crate::commands::networks::NetworkCommand),
+    /// List port mappings or a specific mapping for the container
+    Port(crate::commands::run_net::PortArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::commands::cp::CpArgs),
     /// Manage berth
     #[command(subcommand)]
     System(SystemCommand),
@@ -144,6 +161,16 @@ pub enum ImageCommand {
 /// `berth container …`.
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
+    /// restart, pause, unpause, rename, top, stats, update
+    #[command(flatten)]
+    Lifecycle(crate::commands::lifecycle::LifecycleCommand),
+    /// prune
+    #[command(flatten)]
+    Extra(crate::commands::lifecycle::ContainerExtra),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(crate::commands::attach::AttachArgs),
+    /// Execute a command in a running container
+    Exec(crate::commands::exec::ExecArgs),
     /// Create and run a new container from an image
     Run(crate::commands::containers::RunArgs),
     /// Create a new container
@@ -166,6 +193,8 @@ pub enum ContainerCommand {
     Wait(crate::commands::containers::WaitArgs),
     /// Display detailed information on one or more containers
     Inspect(crate::commands::containers::ContainerInspectArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::commands::cp::CpArgs),
     /// Create a new image from a container's changes
     Commit(crate::commands::commit::CommitArgs),
     /// Inspect changes to files or directories on a container's filesystem
@@ -186,6 +215,9 @@ pub enum BuilderCommand {
 /// `berth system …`.
 #[derive(Debug, Subcommand)]
 pub enum SystemCommand {
+    /// df, prune
+    #[command(flatten)]
+    Extra(crate::commands::lifecycle::SystemExtra),
     /// Display system-wide information
     Info(FormatOpt),
     /// Get real time events from the server

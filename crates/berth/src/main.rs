@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod connect;
 mod format;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,11 @@ impl std::fmt::Display for Exit {
 impl std::error::Error for Exit {}
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(text) = commands::lifecycle::group_help(&args) {
+        print!("{text}");
+        return ExitCode::SUCCESS;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -96,6 +102,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => {
             containers::inspect(c, &a.names, a.format.as_deref(), a.kind.as_deref()).await
         }
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            commands::attach::attach(c, &a).await
+        }
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => {
+            commands::exec::exec(c, &a).await
+        }
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
             containers::run(c, &a).await
         }
@@ -121,6 +133,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Container(ContainerCommand::Inspect(a)) => {
             containers::inspect(c, &a.names, a.format.as_deref(), Some("container")).await
+        }
+        Command::Volume(v) => commands::volumes::run(c, &v).await,
+        Command::Network(n) => commands::networks::run(c, &n).await,
+        Command::Port(a) => commands::run_net::port(c, &a).await,
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => {
+            commands::cp::cp(c, &a).await
         }
         Command::Image(ImageCommand::Inspect(a)) => {
             images::inspect(c, &a.names, a.format.as_deref(), Some("image")).await
@@ -154,6 +172,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(a) => login::login(c, &a).await,
         Command::Logout(a) => login::logout(&a),
         Command::Search(a) => login::search(c, &a).await,
+        Command::Lifecycle(x) | Command::Container(ContainerCommand::Lifecycle(x)) => {
+            commands::lifecycle::run(c, x).await
+        }
+        Command::Container(ContainerCommand::Extra(x)) => {
+            commands::lifecycle::run_container(c, x).await
+        }
+        Command::System(SystemCommand::Extra(x)) => commands::lifecycle::run_system(c, x).await,
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
             events::events(c, &a).await
         }

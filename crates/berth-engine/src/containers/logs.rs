@@ -25,6 +25,35 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     /// Prefix each line with its RFC 3339 time.
     pub timestamps: bool,
+    /// Only lines at or after this time (unix nanoseconds).
+    pub since: Option<i128>,
+    /// Only lines before this time (unix nanoseconds).
+    pub until: Option<i128>,
+}
+
+/// Docker's `since`/`until` query value: unix seconds with an optional fraction
+/// (`1700000000.123456789`), as the CLI sends; 0 means unset.
+pub fn parse_unix_nanos(s: &str) -> Option<i128> {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: i128 = secs.parse().ok()?;
+    let mut f = frac.chars().take(9).collect::<String>();
+    while f.len() < 9 {
+        f.push('0');
+    }
+    let nanos: i128 = f.parse().ok()?;
+    let v = secs * 1_000_000_000 + nanos;
+    (v != 0).then_some(v)
+}
+
+fn in_window(time: &str, opts: &LogOptions) -> bool {
+    if opts.since.is_none() && opts.until.is_none() {
+        return true;
+    }
+    let Ok(t) = time.parse::<jiff::Timestamp>() else {
+        return true;
+    };
+    let t = t.as_nanosecond();
+    opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t < u)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -48,6 +77,9 @@ pub fn frame(stream: u8, payload: &[u8], tty: bool) -> Bytes {
 
 fn encode(line: &str, opts: &LogOptions, tty: bool) -> Option<Bytes> {
     let e: Entry = serde_json::from_str(line.trim_end()).ok()?;
+    if !in_window(&e.time, opts) {
+        return None;
+    }
     let stream = match e.stream.as_str() {
         "stdout" if opts.stdout => 1,
         "stderr" if opts.stderr => 2,

@@ -69,6 +69,30 @@ pub enum OciError {
     /// A group name is not in the image's /etc/group.
     #[error("unable to find group {0}: no matching entries in group file")]
     NoSuchGroup(String),
+    /// `--init` without an init binary on the host.
+    #[error("--init: no init binary found (looked for {}); install tini", INIT_CANDIDATES.join(", "))]
+    NoInit,
+    /// A `--ulimit` hard limit above the daemon's own without CAP_SYS_RESOURCE.
+    #[error("ulimit {name}: hard limit {hard} is above the daemon's own hard limit {own} (raising it needs CAP_SYS_RESOURCE)")]
+    UlimitAboveOwn {
+        /// The rlimit.
+        name: String,
+        /// As asked.
+        hard: i64,
+        /// The daemon's.
+        own: u64,
+    },
+    /// A `--device` that cannot be used.
+    #[error("error gathering device information while adding custom device {path:?}: {why}")]
+    Device {
+        /// The host path.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// Another run option cannot be applied.
+    #[error("{0}")]
+    Run(String),
 }
 
 /// What [`build`] derives besides the spec: the command line and environment as
@@ -290,7 +314,9 @@ pub fn build(
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if spec.network == NetworkMode::None {
+    // bridge/named/container: a new namespace here, pointed at the one the engine made
+    // and plumbed by `net::net_patch_oci`
+    if spec.network != NetworkMode::Host {
         namespaces.push(json!({"type": "network"}));
     }
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
@@ -314,7 +340,7 @@ pub fn build(
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
     }
-    let spec_json = json!({
+    let mut spec_json = json!({
         "ociVersion": "1.1.0",
         "process": {
             "terminal": spec.tty,
@@ -334,6 +360,7 @@ pub fn build(
         "mounts": mounts,
         "linux": linux,
     });
+    apply_run_options(&mut spec_json, spec, rootfs)?;
     Ok(Resolved {
         spec: spec_json,
         path: argv[0].clone(),
@@ -343,6 +370,304 @@ pub fn build(
         cmd,
         entrypoint,
     })
+}
+
+/// Where `--init` finds its init (Docker's `docker-init` is tini); a static build first,
+/// since it runs inside any image.
+pub const INIT_CANDIDATES: [&str; 5] = [
+    "/usr/bin/tini-static",
+    "/usr/bin/docker-init",
+    "/usr/libexec/docker/docker-init",
+    "/usr/bin/catatonit",
+    "/usr/bin/tini",
+];
+
+/// Where Docker puts the init inside the container.
+pub const INIT_PATH: &str = "/sbin/docker-init";
+
+/// The init binary `--init` uses, if one is installed.
+pub fn init_binary() -> Option<std::path::PathBuf> {
+    INIT_CANDIDATES
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+const LIMIT_ROWS: [(&str, &str); 16] = [
+    ("cpu", "Max cpu time"),
+    ("fsize", "Max file size"),
+    ("data", "Max data size"),
+    ("stack", "Max stack size"),
+    ("core", "Max core file size"),
+    ("rss", "Max resident set"),
+    ("nproc", "Max processes"),
+    ("nofile", "Max open files"),
+    ("memlock", "Max locked memory"),
+    ("as", "Max address space"),
+    ("locks", "Max file locks"),
+    ("sigpending", "Max pending signals"),
+    ("msgqueue", "Max msgqueue size"),
+    ("nice", "Max nice priority"),
+    ("rtprio", "Max realtime priority"),
+    ("rttime", "Max realtime timeout"),
+];
+
+/// The daemon's own hard limit for an rlimit name (`u64::MAX` = unlimited), from
+/// /proc/self/limits.
+pub fn own_hard_limit(name: &str) -> Option<u64> {
+    let row = LIMIT_ROWS.iter().find(|(n, _)| *n == name)?.1;
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with(row))?;
+    let hard = line[row.len()..].split_whitespace().nth(1)?;
+    if hard == "unlimited" {
+        Some(u64::MAX)
+    } else {
+        hard.parse().ok()
+    }
+}
+
+fn own_effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+fn rlimit_value(v: i64) -> u64 {
+    if v < 0 { u64::MAX } else { v as u64 }
+}
+
+/// Linux `major`/`minor` of a `dev_t`.
+fn dev_major_minor(rdev: u64) -> (u64, u64) {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    (major, minor)
+}
+
+/// One host device node as OCI `linux.devices` and `resources.devices` entries.
+fn device_entries(host: &Path, in_ctr: &str, perms: &str) -> Result<(Value, Value), OciError> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let md = std::fs::metadata(host).map_err(|e| OciError::Device {
+        path: host.display().to_string(),
+        why: e.to_string(),
+    })?;
+    let kind = if md.file_type().is_char_device() {
+        "c"
+    } else if md.file_type().is_block_device() {
+        "b"
+    } else {
+        return Err(OciError::Device {
+            path: host.display().to_string(),
+            why: "not a device node".into(),
+        });
+    };
+    let (major, minor) = dev_major_minor(md.rdev());
+    Ok((
+        json!({"path": in_ctr, "type": kind, "major": major, "minor": minor,
+               "fileMode": md.mode() & 0o7777, "uid": md.uid(), "gid": md.gid()}),
+        json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": perms}),
+    ))
+}
+
+/// Every device node under the host's /dev (what `--privileged` gets, as Docker's
+/// `HostDevices`), skipping pty and shm mounts.
+fn host_devices() -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from("/dev")];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                if !["/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/.lxc", "/dev/.udev"]
+                    .contains(&p.to_str().unwrap_or_default())
+                {
+                    stack.push(p);
+                }
+                continue;
+            }
+            if p == Path::new("/dev/console") || p == Path::new("/dev/ptmx") {
+                continue;
+            }
+            if let Ok((d, _)) = device_entries(&p, &p.display().to_string(), "rwm") {
+                out.push(d);
+            }
+        }
+    }
+    out
+}
+
+fn resolve_group(g: &str, rootfs: &Path) -> Result<u32, OciError> {
+    if let Ok(n) = g.parse::<u32>() {
+        return Ok(n);
+    }
+    lookup(&rootfs.join("etc/group"), g, 2)
+        .and_then(|f| f[2].parse().ok())
+        .ok_or_else(|| OciError::NoSuchGroup(g.to_owned()))
+}
+
+/// Applies [`berth_types::run::RunOptions`] (and `--privileged`'s devices and seccomp)
+/// to a built OCI spec: init, ulimits, /dev/shm size, no_new_privs, seccomp, host
+/// namespaces, cgroup resources, domain name, extra groups, devices.
+pub fn apply_run_options(
+    oci: &mut Value,
+    spec: &ContainerSpec,
+    rootfs: &Path,
+) -> Result<(), OciError> {
+    use berth_types::run::{NsMode, SeccompChoice, SecurityOpts};
+    let o = &spec.run;
+    if o.init {
+        let bin = init_binary().ok_or(OciError::NoInit)?;
+        if let Some(args) = oci["process"]["args"].as_array().cloned() {
+            let mut a = vec![json!(INIT_PATH), json!("--")];
+            a.extend(args);
+            oci["process"]["args"] = json!(a);
+        }
+        if let Some(m) = oci["mounts"].as_array_mut() {
+            m.push(json!({"destination": INIT_PATH, "type": "bind", "source": bin,
+                          "options": ["rbind", "ro", "nosuid", "nodev"]}));
+        }
+    }
+    if !o.ulimits.is_empty() {
+        let can_raise = own_effective_caps() & (1 << 24) != 0;
+        let mut rl = Vec::new();
+        for u in &o.ulimits {
+            let hard = rlimit_value(u.hard);
+            if !can_raise
+                && let Some(own) = own_hard_limit(&u.name)
+                && hard > own
+            {
+                return Err(OciError::UlimitAboveOwn {
+                    name: u.name.clone(),
+                    hard: u.hard,
+                    own,
+                });
+            }
+            rl.push(json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()),
+                           "soft": rlimit_value(u.soft), "hard": hard}));
+        }
+        oci["process"]["rlimits"] = json!(rl);
+    }
+    let sec = SecurityOpts::parse(&o.security_opt).map_err(|e| OciError::Run(e.to_string()))?;
+    if sec.no_new_privileges {
+        oci["process"]["noNewPrivileges"] = json!(true);
+    }
+    let seccomp = match (&sec.seccomp, spec.privileged) {
+        (SeccompChoice::Unconfined, _) | (SeccompChoice::Default, true) => None,
+        (SeccompChoice::Default, false) => Some(super::seccomp::default_profile()),
+        (SeccompChoice::Profile(text), _) => Some(
+            super::seccomp::parse_profile(text).map_err(|e| OciError::Run(e.to_string()))?,
+        ),
+    };
+    if let Some(p) = seccomp {
+        let caps: Vec<String> = strs(oci["process"]["capabilities"].get("bounding"));
+        oci["linux"]["seccomp"] =
+            super::seccomp::to_oci(&p, &caps).map_err(|e| OciError::Run(e.to_string()))?;
+    }
+    // /dev/shm: its size, or the host's with --ipc host (as Docker binds it)
+    if let Some(m) = oci["mounts"].as_array_mut()
+        && let Some(shm) = m.iter_mut().find(|m| m["destination"] == "/dev/shm")
+    {
+        if o.ipc_mode == NsMode::Host {
+            *shm = json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
+                          "options": ["rbind", "nosuid", "noexec", "nodev"]});
+        } else if o.shm_size > 0 {
+            shm["options"] = json!(["nosuid", "noexec", "nodev", "mode=1777",
+                                    format!("size={}", o.shm_size)]);
+        }
+    }
+    let drop_ns = |oci: &mut Value, kind: &str| {
+        if let Some(ns) = oci["linux"]["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != kind);
+        }
+    };
+    if o.pid_mode == NsMode::Host {
+        drop_ns(oci, "pid");
+    }
+    if o.ipc_mode == NsMode::Host {
+        drop_ns(oci, "ipc");
+    }
+    if o.uts_mode == NsMode::Host {
+        drop_ns(oci, "uts");
+        if let Some(obj) = oci.as_object_mut() {
+            obj.remove("hostname");
+        }
+    } else if !o.domainname.is_empty() {
+        oci["domainname"] = json!(o.domainname);
+    }
+    // cgroup resources
+    let r = &mut oci["linux"]["resources"];
+    if o.memory_swap != 0 {
+        r["memory"]["swap"] = json!(o.memory_swap);
+    }
+    if o.oom_kill_disable {
+        r["memory"]["disableOOMKiller"] = json!(true);
+    }
+    if o.cpu_shares > 0 {
+        r["cpu"]["shares"] = json!(o.cpu_shares);
+    }
+    if !o.cpuset_cpus.is_empty() {
+        r["cpu"]["cpus"] = json!(o.cpuset_cpus);
+    }
+    if !o.cpuset_mems.is_empty() {
+        r["cpu"]["mems"] = json!(o.cpuset_mems);
+    }
+    if o.cpu_period > 0 {
+        if spec.resources.nano_cpus > 0 {
+            return Err(OciError::Run(
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
+            ));
+        }
+        r["cpu"]["period"] = json!(o.cpu_period);
+    }
+    if o.cpu_quota != 0 {
+        if spec.resources.nano_cpus > 0 {
+            return Err(OciError::Run(
+                "Conflicting options: Nano CPUs and CPU Quota cannot both be set".into(),
+            ));
+        }
+        r["cpu"]["quota"] = json!(o.cpu_quota);
+    }
+    if !o.group_add.is_empty() {
+        let gids = o
+            .group_add
+            .iter()
+            .map(|g| resolve_group(g, rootfs))
+            .collect::<Result<Vec<u32>, _>>()?;
+        oci["process"]["user"]["additionalGids"] = json!(gids);
+    }
+    let mut devs = Vec::new();
+    let mut rules = Vec::new();
+    if spec.privileged {
+        devs = host_devices();
+        rules.push(json!({"allow": true, "access": "rwm"}));
+    }
+    for d in &o.devices {
+        let (dev, rule) = device_entries(
+            Path::new(&d.path_on_host),
+            &d.path_in_container,
+            &d.cgroup_permissions,
+        )?;
+        devs.retain(|x| x["path"] != dev["path"]);
+        devs.push(dev);
+        rules.push(rule);
+    }
+    if !devs.is_empty() {
+        oci["linux"]["devices"] = json!(devs);
+    }
+    if !rules.is_empty()
+        && let Some(list) = oci["linux"]["resources"]["devices"].as_array_mut()
+    {
+        list.extend(rules);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

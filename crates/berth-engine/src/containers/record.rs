@@ -69,6 +69,24 @@ pub struct RunState {
     pub finished_at: String,
     /// How many times it exited (or failed to start): `wait?condition=next-exit`.
     pub exits: u64,
+    /// Frozen by `pause`.
+    #[serde(default)]
+    pub paused: bool,
+    /// Restarts done by the restart policy since the last manual start (`RestartCount`).
+    #[serde(default)]
+    pub restart_count: u64,
+    /// Waiting out the backoff before a policy restart.
+    #[serde(default)]
+    pub restarting: bool,
+    /// Stopped by `stop` (or killed with a fatal signal): policies do not restart it.
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// The next policy restart's delay in ms (100, doubling; reset after 10 s of running).
+    #[serde(default)]
+    pub restart_delay_ms: u64,
+    /// Health check state (`State.Health`) when the container has a check.
+    #[serde(default)]
+    pub health: Option<super::health::HealthState>,
 }
 
 /// One container.
@@ -102,6 +120,9 @@ pub struct Record {
     pub lowerdirs: Vec<std::path::PathBuf>,
     /// Runtime state.
     pub state: RunState,
+    /// Volumes, binds and tmpfs mounts, resolved at create.
+    #[serde(default)]
+    pub mounts: Vec<berth_types::mounts::MountPoint>,
 }
 
 impl Record {
@@ -203,6 +224,7 @@ mod tests {
             workdir: "/".into(),
             lowerdirs: vec![],
             state: RunState::default(),
+            mounts: vec![],
         };
         r.save(dir.path()).unwrap();
         assert_eq!(Record::load(dir.path()).unwrap(), r);

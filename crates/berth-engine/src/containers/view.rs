@@ -47,6 +47,9 @@ fn secs_since(rfc3339: &str) -> i64 {
 
 /// `ps`'s STATUS column.
 pub fn status_text(r: &Record) -> String {
+    if let Some(t) = super::ops::status_override(r) {
+        return t;
+    }
     match r.state.status {
         Status::Created => "Created".into(),
         Status::Running => format!("Up {}", human_duration(secs_since(&r.state.started_at))),
@@ -67,7 +70,7 @@ fn or_zero(s: &str) -> &str {
 
 fn host_config(r: &Record) -> Value {
     let s = &r.spec;
-    json!({
+    let mut hc = json!({
         "NetworkMode": s.network.as_str(),
         "AutoRemove": s.auto_remove,
         "Memory": s.resources.memory,
@@ -84,9 +87,12 @@ fn host_config(r: &Record) -> Value {
         "ShmSize": super::oci::SHM_SIZE,
         "LogConfig": {"Type": "json-file", "Config": {}},
         "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-        "Binds": null,
         "PortBindings": {},
-    })
+    });
+    for (k, v) in super::mounts::host_config_json(r) {
+        hc[k] = v;
+    }
+    hc
 }
 
 /// `GET /containers/{id}/json`.
@@ -100,7 +106,7 @@ pub fn inspect(r: &Record, dir: &Path) -> Value {
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    json!({
+    let mut v = json!({
         "Id": r.id,
         "Created": r.created,
         "Path": r.path,
@@ -141,7 +147,7 @@ pub fn inspect(r: &Record, dir: &Path) -> Value {
                 "MergedDir": dir.join("rootfs"),
             },
         },
-        "Mounts": [],
+        "Mounts": super::mounts::mounts_json(r),
         "Config": {
             "Hostname": if s.hostname.is_empty() { r.id[..12].to_owned() } else { s.hostname.clone() },
             "Domainname": "",
@@ -155,7 +161,7 @@ pub fn inspect(r: &Record, dir: &Path) -> Value {
             "Env": r.env,
             "Cmd": r.cmd,
             "Image": s.image,
-            "Volumes": null,
+            "Volumes": super::mounts::config_volumes_json(r),
             "WorkingDir": s.workdir,
             "Entrypoint": if r.entrypoint.is_empty() { Value::Null } else { json!(r.entrypoint) },
             "OnBuild": null,
@@ -167,7 +173,9 @@ pub fn inspect(r: &Record, dir: &Path) -> Value {
             "Ports": {},
             "Networks": { s.network.as_str(): {"NetworkID": "", "IPAddress": "", "Gateway": "", "MacAddress": ""} },
         },
-    })
+    });
+    super::ops::decorate_inspect(&mut v, r);
+    v
 }
 
 /// One entry of `GET /containers/json`.
@@ -190,11 +198,11 @@ pub fn summary(r: &Record) -> Value {
         "Created": created,
         "Ports": [],
         "Labels": r.spec.labels,
-        "State": r.state.status.as_str(),
+        "State": super::ops::state_word(r),
         "Status": status_text(r),
         "HostConfig": {"NetworkMode": r.spec.network.as_str()},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": super::mounts::mounts_json(r),
     })
 }
 
@@ -259,7 +267,7 @@ impl ListFilter {
                 Some((k, val)) => r.spec.labels.get(k).is_some_and(|x| x == val),
                 None => r.spec.labels.contains_key(v),
             })
-            && self.any("status", |v| v == r.state.status.as_str())
+            && self.any("status", |v| v == super::ops::state_word(r))
             && self.any("exited", |v| {
                 r.state.status == Status::Exited && v.parse() == Ok(r.state.exit_code)
             })

@@ -45,9 +45,13 @@ pub struct CreateArgs {
     /// Set meta data on a container
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
-    /// Connect a container to a network (none or host)
+    /// Connect a container to a network (bridge, host, none, container:<name|id>, or a
+    /// user-defined network)
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Networking: --ip, --network-alias, --link, -p, -P, --expose, --mac-address
+    #[command(flatten)]
+    pub net: crate::commands::run_net::NetFlags,
     /// Memory limit
     #[arg(short = 'm', long = "memory")]
     pub memory: Option<String>,
@@ -81,12 +85,21 @@ pub struct CreateArgs {
     /// Set DNS options
     #[arg(long = "dns-option")]
     pub dns_option: Vec<String>,
+    /// Storage: -v, --mount, --tmpfs, --volumes-from
+    #[command(flatten)]
+    pub storage: crate::commands::run_mounts::MountFlags,
     /// Allocate a pseudo-TTY
     #[arg(short = 't', long = "tty")]
     pub tty: bool,
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long = "interactive")]
     pub interactive: bool,
+    /// Set by a foreground `run`: what it attaches (not a flag).
+    #[arg(skip)]
+    pub foreground: Option<crate::commands::attach::Foreground>,
+    /// Restart, health, init, ulimit, security, resource and logging flags
+    #[command(flatten)]
+    pub lifecycle: crate::commands::run_flags::LifecycleFlags,
     /// Print usage
     #[arg(long = "help", action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -104,6 +117,9 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long = "detach")]
     pub detach: bool,
+    /// -a, --detach-keys, --sig-proxy
+    #[command(flatten)]
+    pub attach: crate::commands::attach::RunAttachFlags,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -119,6 +135,9 @@ pub struct CreateCmdArgs {
 /// `start`.
 #[derive(Debug, Args)]
 pub struct StartArgs {
+    /// -a, -i, --detach-keys
+    #[command(flatten)]
+    pub attach: crate::commands::attach::StartAttachFlags,
     /// Containers to start
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -148,6 +167,9 @@ pub struct PsArgs {
     /// Format output using a Go template ("table", "json" or a template)
     #[arg(long = "format")]
     pub format: Option<String>,
+    /// Display total file sizes
+    #[arg(short = 's', long = "size")]
+    pub size: bool,
 }
 
 /// `logs`.
@@ -162,6 +184,12 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short = 't', long = "timestamps")]
     pub timestamps: bool,
+    /// Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
+    #[arg(long = "since")]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
+    #[arg(long = "until")]
+    pub until: Option<String>,
     /// The container
     pub container: String,
 }
@@ -329,12 +357,19 @@ impl CreateArgs {
         if let Some(h) = &self.hostname {
             body["Hostname"] = json!(h);
         }
+        self.storage.apply(&mut body)?;
+        self.lifecycle.apply(&mut body)?;
+        self.net.apply(&mut body)?;
+        if let Some(f) = &self.foreground {
+            f.apply(&mut body);
+        }
         Ok(body)
     }
 }
 
-async fn create_container(c: &Client, a: &CreateArgs, auto_remove: bool) -> anyhow::Result<String> {
+pub(crate) async fn create_container(c: &Client, a: &CreateArgs, auto_remove: bool) -> anyhow::Result<String> {
     let body = a.body(auto_remove)?;
+    a.lifecycle.check_cidfile()?;
     let mut query = Vec::new();
     if let Some(n) = &a.name {
         query.push(("name", n.clone()));
@@ -375,10 +410,13 @@ async fn create_container(c: &Client, a: &CreateArgs, auto_remove: bool) -> anyh
             eprintln!("WARNING: {w}");
         }
     }
-    v.get("Id")
+    let id = v
+        .get("Id")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("the daemon's create answer has no Id"))
+        .ok_or_else(|| anyhow::anyhow!("the daemon's create answer has no Id"))?;
+    a.lifecycle.write_cidfile(&id)?;
+    Ok(id)
 }
 
 /// `berth create`.
@@ -395,7 +433,7 @@ async fn post(c: &Client, path: &str, query: &[(&str, String)]) -> Result<(), Cl
 
 /// The exit code for a failed start: the container's recorded 126/127 (structured, set
 /// from the init's errno), else 125.
-async fn start_failure_code(c: &Client, id: &str) -> u8 {
+pub(crate) async fn start_failure_code(c: &Client, id: &str) -> u8 {
     let code = c
         .get_json::<Value>(&format!("/containers/{id}/json"), &[])
         .await
@@ -448,13 +486,13 @@ async fn copy_stream(
 }
 
 /// `DELETE /containers/{id}?force=1`, errors ignored (the foreground `run --rm`).
-async fn remove_quietly(c: &Client, id: &str) {
+pub(crate) async fn remove_quietly(c: &Client, id: &str) {
     let path = format!("/containers/{id}");
     let _ = c
         .send(
             Method::DELETE,
             &path,
-            &[("force", "1".into())],
+            &[("force", "1".into()), ("v", "1".into())],
             empty(),
             &[],
         )
@@ -472,51 +510,9 @@ pub async fn run(c: &Client, a: &RunArgs) -> anyhow::Result<()> {
         }
         return out(&format!("{id}\n"));
     }
-    // Foreground: --rm is done by this client after the exit, so the output can be read
-    // to the end however quickly the container exits (what docker did before 1.25).
-    let id = create_container(c, ca, false).await?;
-    if let Err(e) = post(c, &format!("/containers/{id}/start"), &[]).await {
-        eprintln!("berth: {e}");
-        let code = start_failure_code(c, &id).await;
-        if ca.rm {
-            remove_quietly(c, &id).await;
-        }
-        return Err(Exit(code).into());
-    }
-    let logs = c
-        .send(
-            Method::GET,
-            &format!("/containers/{id}/logs"),
-            &[
-                ("stdout", "1".into()),
-                ("stderr", "1".into()),
-                ("follow", "1".into()),
-            ],
-            empty(),
-            &[],
-        )
-        .await?;
-    copy_stream(logs, ca.tty).await?;
-    // following ends once the container is no longer running, so this returns at once
-    // with its exit code (no window in which an exit could be missed)
-    let resp = c
-        .send(
-            Method::POST,
-            &format!("/containers/{id}/wait"),
-            &[("condition", "not-running".into())],
-            empty(),
-            &[],
-        )
-        .await?;
-    let status: Value = berth_api::client::read_json(resp, "wait").await?;
-    let code = status["StatusCode"].as_i64().unwrap_or(125);
-    if ca.rm {
-        remove_quietly(c, &id).await;
-    }
-    if code != 0 {
-        return Err(Exit(code.clamp(0, 255) as u8).into());
-    }
-    Ok(())
+    // Foreground: create, attach, wait, start, stream (commands/attach.rs); --rm is
+    // done by this client after the exit, so the output is read to the end
+    crate::commands::attach::run_foreground(c, a).await
 }
 
 /// Runs `f` for each container, printing Docker's per-container error lines; exit 1 if
@@ -546,6 +542,9 @@ where
 
 /// `berth start`.
 pub async fn start(c: &Client, a: &StartArgs) -> anyhow::Result<()> {
+    if a.attach.attach || a.attach.interactive {
+        return crate::commands::attach::start_attached(c, a).await;
+    }
     each(&a.containers, |n| async move {
         post(c, &format!("/containers/{n}/start"), &[]).await?;
         Ok(Some(n))
@@ -641,6 +640,19 @@ pub async fn logs(c: &Client, a: &LogsArgs) -> anyhow::Result<()> {
     if a.timestamps {
         q.push(("timestamps", "1".into()));
     }
+    let now = jiff::Timestamp::now();
+    if let Some(s) = &a.since {
+        q.push((
+            "since",
+            crate::commands::lifecycle::get_timestamp(s, now)?,
+        ));
+    }
+    if let Some(u) = &a.until {
+        q.push((
+            "until",
+            crate::commands::lifecycle::get_timestamp(u, now)?,
+        ));
+    }
     let resp = c
         .send(
             Method::GET,
@@ -698,10 +710,10 @@ pub fn ps_row(v: &Value, no_trunc: bool) -> Value {
         "RunningFor": format!("{} ago", human_duration(ago)),
         "Status": v["Status"],
         "State": v["State"],
-        "Ports": "",
+        "Ports": crate::commands::run_net::ps_ports(v),
         "Names": names.join(","),
         "Labels": labels.join(","),
-        "Networks": v["HostConfig"]["NetworkMode"],
+        "Networks": crate::commands::run_net::ps_networks(v),
         "Mounts": "",
     })
 }
@@ -717,6 +729,9 @@ pub async fn ps(c: &Client, a: &PsArgs) -> anyhow::Result<()> {
     if let Some(f) = filters_json(&a.filter)? {
         q.push(("filters", f));
     }
+    if a.size {
+        q.push(("size", "1".into()));
+    }
     let list: Vec<Value> = c.get_json("/containers/json", &q).await?;
     if a.quiet {
         let mut s = String::new();
@@ -731,12 +746,20 @@ pub async fn ps(c: &Client, a: &PsArgs) -> anyhow::Result<()> {
         }
         return out(&s);
     }
-    let rows: Vec<Value> = list.iter().map(|v| ps_row(v, a.no_trunc)).collect();
-    let fmt = Format::parse(a.format.as_deref().unwrap_or("table"), PS_TABLE)?;
+    let mut rows: Vec<Value> = list.iter().map(|v| ps_row(v, a.no_trunc)).collect();
+    let with_size = format!("{PS_TABLE}\t{{{{.Size}}}}");
+    let table = if a.size { with_size.as_str() } else { PS_TABLE };
+    for (r, v) in rows.iter_mut().zip(&list) {
+        // docker's SIZE column: "<rw> (virtual <rootfs>)"
+        let p = |k: &str| berth_api::units::human_size_prec(v[k].as_f64().unwrap_or(0.0), 3);
+        r["Size"] = json!(format!("{} (virtual {})", p("SizeRw"), p("SizeRootFs")));
+    }
+    let fmt = Format::parse(a.format.as_deref().unwrap_or("table"), table)?;
     let header = json!({
         "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED",
         "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS",
         "Names": "NAMES", "Labels": "LABELS", "Networks": "NETWORKS", "Mounts": "MOUNTS",
+        "Size": "SIZE",
     });
     out(&fmt.render(&header, &rows)?)
 }

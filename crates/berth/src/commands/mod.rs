@@ -1,14 +1,23 @@
 //! One module per command group; each command resolves its arguments, calls the API and
 //! prints Docker's output.
 
+pub mod attach;
 pub mod build;
 pub mod commit;
 pub mod containers;
+pub mod cp;
 pub mod events;
+pub mod exec;
 pub mod images;
+pub mod lifecycle;
 pub mod login;
+pub mod networks;
+pub mod run_mounts;
+pub mod run_net;
+pub mod run_flags;
 pub mod system;
 pub mod transfer;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 
