@@ -57,9 +57,18 @@ pub enum EngineError {
     /// A container operation failed.
     #[error(transparent)]
     Container(#[from] crate::containers::ContainerError),
+    /// A network operation failed.
+    #[error(transparent)]
+    Network(#[from] crate::networks::NetworkError),
     /// A background task died.
     #[error("background task failed: {0}")]
     Task(String),
+    /// A volume operation failed.
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
+    /// A path in a container does not exist (`cp`).
+    #[error("{0}")]
+    PathNotFound(String),
 }
 
 impl EngineError {
@@ -87,6 +96,9 @@ impl EngineError {
                 _ => ErrorKind::Internal,
             },
             EngineError::Container(e) => e.kind(),
+            EngineError::Volume(e) => e.kind(),
+            EngineError::PathNotFound(_) => ErrorKind::NotFound,
+            EngineError::Network(e) => e.kind(),
             EngineError::InvalidParameter(_) => ErrorKind::InvalidParameter,
             EngineError::Unauthorized(_) => ErrorKind::Unauthorized,
             EngineError::NotSupported(_) => ErrorKind::Unavailable,

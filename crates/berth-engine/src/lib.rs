@@ -15,7 +15,9 @@ pub mod error;
 pub mod events;
 pub mod images;
 pub mod io;
+pub mod networks;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -32,7 +34,9 @@ pub struct Engine {
     images: ImageStore,
     events: Arc<EventBus>,
     containers: Arc<containers::Containers>,
+    networks: Arc<networks::Networks>,
     id: String,
+    volumes: Arc<volumes::Volumes>,
 }
 
 impl Engine {
@@ -55,12 +59,29 @@ impl Engine {
             images.clone(),
             events.clone(),
         )?;
+        // after the containers' reconcile: users are rebuilt from the records it left
+        let volumes = volumes::Volumes::open(
+            config.data_root.join("volumes"),
+            &config.data_root.join("containers"),
+            events.clone(),
+        )?;
+        containers.set_volumes(volumes.clone());
+        let networks = networks::Networks::open(
+            &config.data_root,
+            &config.exec_root,
+            config.network.clone(),
+            events.clone(),
+        )?;
+        containers.set_networks(networks.clone());
+        containers.net_reconcile();
         Ok(Arc::new(Engine {
             config,
             images,
             events,
             containers,
+            networks,
             id,
+            volumes,
         }))
     }
 
