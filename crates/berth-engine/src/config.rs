@@ -24,6 +24,42 @@ pub struct EngineConfig {
     pub config_file: Option<PathBuf>,
     /// `[registries]` of berth.toml.
     pub registries: RegistryConfig,
+    /// Networking: default bridge, address pools, device prefix, nft table.
+    pub network: NetOptions,
+}
+
+/// berthd's networking settings (`--bridge`, `--bip`, `--default-address-pool`,
+/// `--net-prefix`, `--nft-table`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetOptions {
+    /// The default bridge network's device (`-b/--bridge`, Docker's `docker0`); `none`
+    /// disables the default bridge (containers then get only loopback). `None`: what the
+    /// last start used (kept in `<data-root>/network/settings.json`), else `berth0`.
+    pub bridge: Option<String>,
+    /// The default bridge's address and prefix (`--bip 10.1.0.1/24`); picked from the
+    /// pools when `None`.
+    pub bip: Option<String>,
+    /// Pools user-defined networks (and the default bridge, without `--bip`) get their
+    /// subnets from; Docker's defaults when empty.
+    pub pools: Vec<berth_network::SubnetPool>,
+    /// Prefix of every device the engine names itself (user-network bridges, host-side
+    /// veths); empty means Docker's `br-<id>` and `veth<hash>`. `None`: as last time.
+    pub prefix: Option<String>,
+    /// The nftables table (family inet) holding every rule of the engine. `None`: as
+    /// last time, else `berth`.
+    pub nft_table: Option<String>,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions {
+            bridge: None,
+            bip: None,
+            pools: Vec::new(),
+            prefix: None,
+            nft_table: None,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -34,6 +70,7 @@ impl EngineConfig {
             exec_root: exec_root.into(),
             config_file: None,
             registries: RegistryConfig::default(),
+            network: NetOptions::default(),
         }
     }
 

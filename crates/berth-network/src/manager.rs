@@ -85,16 +85,25 @@ pub struct NetworkManager {
     firewall: Firewall,
     ipam: Arc<Ipam>,
     fw_lock: Mutex<()>,
+    veth_prefix: String,
 }
 
+#[cfg(test)]
 fn host_veth_name(container_id: &str, network_id: &str) -> (String, String) {
+    host_veth_name_with("veth", container_id, network_id)
+}
+
+/// `<prefix><hash>` in at most 15 bytes (the hash is cut to fit a longer prefix).
+fn host_veth_name_with(prefix: &str, container_id: &str, network_id: &str) -> (String, String) {
     // FNV-1a over both ids: stable, so teardown finds the same name again
     let mut h: u32 = 0x811c_9dc5;
     for b in container_id.bytes().chain([0]).chain(network_id.bytes()) {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
-    (format!("veth{h:08x}"), format!("vpeer{h:08x}"))
+    let hex = format!("{h:08x}");
+    let room = 15usize.saturating_sub(prefix.len()).clamp(1, 8);
+    (format!("{prefix}{}", &hex[..room]), format!("vpeer{h:08x}"))
 }
 
 impl NetworkManager {
@@ -109,7 +118,19 @@ impl NetworkManager {
             firewall: Firewall::new(table)?,
             ipam,
             fw_lock: Mutex::new(()),
+            veth_prefix: "veth".into(),
         })
+    }
+
+    /// Name host-side veths `<prefix><hash>` instead of `veth<hash>` (at most 14 bytes of
+    /// prefix), so that parallel engines (tests) can tell theirs apart.
+    pub fn with_veth_prefix(mut self, prefix: &str) -> NetworkManager {
+        self.veth_prefix = prefix.chars().take(14).collect();
+        self
+    }
+
+    fn veth(&self, container_id: &str, network_id: &str) -> String {
+        host_veth_name_with(&self.veth_prefix, container_id, network_id).0
     }
 
     /// Use another firewall (e.g. another `nft` binary).
@@ -225,7 +246,7 @@ impl NetworkManager {
         ep: &Endpoint,
         ip: Ipv4Addr,
     ) -> Result<EndpointResult, NetError> {
-        let (host_veth, _) = host_veth_name(&ep.container_id, &net.id);
+        let host_veth = self.veth(&ep.container_id, &net.id);
         let ns_path = ep.netns.path();
         let ns_file = File::open(&ns_path).map_err(|source| NetError::ContainerNetns {
             path: ns_path.clone(),
@@ -269,7 +290,7 @@ impl NetworkManager {
         if let Err(e) = self.fw(|f| f.delete_tagged(&tag)) {
             errors.push(e);
         }
-        let (host_veth, _) = host_veth_name(&ep.container_id, &net.id);
+        let host_veth = self.veth(&ep.container_id, &net.id);
         match netns::block_on_in(self.host(), || async {
             let h = link::connect()?;
             link::delete_link(&h, &host_veth).await
@@ -353,7 +374,7 @@ impl NetworkManager {
             let expected: Vec<String> = d
                 .endpoints
                 .iter()
-                .map(|(cid, _)| host_veth_name(cid, &d.network.id).0)
+                .map(|(cid, _)| self.veth(cid, &d.network.id))
                 .collect();
             let bridge = d.network.bridge.clone();
             let res = netns::block_on_in(self.host(), || async {
@@ -400,6 +421,8 @@ mod tests {
         );
         assert!(a.len() <= 15 && b.len() <= 15);
         assert_ne!(a, host_veth_name(&"f".repeat(64), "net2").0);
+        let (p, _) = host_veth_name_with("bt123456", "c", "n");
+        assert!(p.starts_with("bt123456") && p.len() == 15, "{p}");
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct Args {
     /// Server private key (PEM) for tcp hosts
     #[arg(long = "tlskey", value_name = "FILE")]
     pub tlskey: Option<PathBuf>,
+    /// Networking flags.
+    #[command(flatten)]
+    pub net: crate::net_args::NetArgs,
 }
 
 /// A listen address.
@@ -78,6 +81,8 @@ pub struct Settings {
     pub config_file: PathBuf,
     /// Debug logging.
     pub debug: bool,
+    /// Networking.
+    pub net: berth_engine::config::NetOptions,
 }
 
 /// Parses one `-H` value.
@@ -148,6 +153,7 @@ impl Settings {
             tls,
             config_file,
             debug: args.debug,
+            net: args.net.resolve()?,
         })
     }
 }

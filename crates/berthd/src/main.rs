@@ -3,6 +3,7 @@
 
 mod args;
 mod listen;
+mod net_args;
 
 use std::time::Duration;
 
@@ -55,6 +56,7 @@ fn main() -> std::process::ExitCode {
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut config = berth_engine::EngineConfig::new(&settings.data_root, &settings.exec_root);
     config = config.with_config_file(&settings.config_file)?;
+    config.network = settings.net.clone();
     let engine = berth_engine::Engine::open(config).with_context(|| {
         format!(
             "cannot open the state under {}",

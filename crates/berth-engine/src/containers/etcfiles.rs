@@ -96,7 +96,10 @@ pub fn hosts(spec: &ContainerSpec, host: &HostFiles) -> Result<String, Container
             }
             s
         }
-        NetworkMode::None => DEFAULT_HOSTS.to_owned(),
+        NetworkMode::None
+        | NetworkMode::Bridge
+        | NetworkMode::Named(_)
+        | NetworkMode::Container(_) => DEFAULT_HOSTS.to_owned(),
     };
     for h in &spec.extra_hosts {
         let (name, ip) = parse_extra_host(h)?;

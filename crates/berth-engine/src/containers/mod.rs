@@ -13,6 +13,7 @@ pub mod archive;
 pub mod error;
 pub mod exec;
 pub mod etcfiles;
+mod fastsave;
 pub mod health;
 pub mod logs;
 mod mounts;
@@ -392,7 +393,7 @@ impl Containers {
                 r.state.started_at = now();
                 r.state.finished_at.clear();
                 let rec = r.clone();
-                rec.save(&dir)?;
+                rec.save_renamed(&dir)?;
                 self.publish(&rec, "start", &[]);
                 self.mount_events(&rec, "mount");
                 drop(inner);
@@ -453,7 +454,7 @@ impl Containers {
         r.state.exits += 1;
         r.state.paused = false;
         let rec = r.clone();
-        if let Err(e) = rec.save(&dir) {
+        if let Err(e) = rec.save_renamed(&dir) {
             tracing::warn!(id, error = %e, "cannot persist exit");
         }
         drop(inner);
@@ -484,7 +485,7 @@ impl Containers {
             };
             r.state.status = Status::Removing;
             let rec = r.clone();
-            rec.save(&self.dir(id))?;
+            rec.save_renamed(&self.dir(id))?;
             rec
         };
         self.finish_removal(&rec);

@@ -358,7 +358,7 @@ impl CreateArgs {
             body["Hostname"] = json!(h);
         }
         self.storage.apply(&mut body)?;
-        self.lifecycle.apply(&mut body)?;
+        self.lifecycle.apply(&mut body, self.rm)?;
         self.net.apply(&mut body)?;
         if let Some(f) = &self.foreground {
             f.apply(&mut body);

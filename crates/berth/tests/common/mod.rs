@@ -11,6 +11,8 @@ use berth_testkit::TestEnv;
 
 pub struct Daemon {
     pub env: TestEnv,
+    /// The extra leased subnets given to berthd as address pools.
+    pub pools: Vec<String>,
 }
 
 pub fn berthd_bin() -> PathBuf {
@@ -22,7 +24,22 @@ pub fn berthd_bin() -> PathBuf {
 impl Daemon {
     /// Starts berthd with an optional berth.toml.
     pub fn start_with_config(config: &str) -> Daemon {
+        Daemon::start_full(config, 0)
+    }
+
+    /// Starts berthd with `pools` extra leased /24s as its `--default-address-pool`s (one
+    /// user-defined network each).
+    pub fn start_with_pools(pools: usize) -> Daemon {
+        Daemon::start_full("", pools)
+    }
+
+    fn start_full(config: &str, pools: usize) -> Daemon {
         let mut env = TestEnv::new().expect("test env");
+        let mut extra = Vec::new();
+        for _ in 0..pools {
+            extra.push(env.extra_subnet().expect("lease a subnet").cidr());
+        }
+        let net = net_args(&env, &extra);
         std::fs::write(env.dir().join("berth.toml"), config).unwrap();
         let log = std::fs::File::create(env.dir().join("berthd.log")).unwrap();
         let child = Command::new(berthd_bin())
@@ -34,6 +51,7 @@ impl Daemon {
             .arg(env.dir().join("berth.toml"))
             .arg("-H")
             .arg(format!("unix://{}", env.socket().display()))
+            .args(&net)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -50,11 +68,58 @@ impl Daemon {
             assert!(Instant::now() < deadline, "berthd did not come up");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Daemon { env }
+        Daemon { env, pools: extra }
     }
 
     pub fn start() -> Daemon {
         Daemon::start_with_config("")
+    }
+
+    /// kill -9 of this daemon's berthd (its pid file), as a crash.
+    pub fn kill_berthd(&self) {
+        let pid = std::fs::read_to_string(self.env.run_root().join("berthd.pid")).unwrap();
+        let ok = Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -9 {pid}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{}", pid.trim())).exists() {
+            // a zombie until the test's cleanup reaps it: stop waiting once it is one
+            let st =
+                std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+            if st.contains(") Z ") || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts another berthd on the same roots, socket and network settings.
+    pub fn restart(&mut self) {
+        let log = std::fs::File::create(self.env.dir().join("berthd-restart.log")).unwrap();
+        let child = Command::new(berthd_bin())
+            .arg("--data-root")
+            .arg(self.env.data_root())
+            .arg("--exec-root")
+            .arg(self.env.run_root())
+            .arg("--config")
+            .arg(self.env.dir().join("berth.toml"))
+            .arg("-H")
+            .arg(self.host())
+            .args(net_args(&self.env, &self.pools))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.env.cleanup().child(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(self.env.socket()).is_err() {
+            assert!(Instant::now() < deadline, "berthd did not come up again");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn host(&self) -> String {
@@ -124,6 +189,28 @@ impl Daemon {
         let out = self.ok(&["load", "-i", archive.to_str().unwrap()]);
         assert_eq!(out, "Loaded image: busybox:latest\n");
     }
+}
+
+/// berthd's per-test networking flags: the default bridge `<prefix>b0` on the leased
+/// subnet, devices and the nft table named with the test's prefix, and the next `pools`
+/// leased subnets as address pools. Pass them to every berthd of a test.
+pub fn net_args(env: &TestEnv, pools: &[String]) -> Vec<String> {
+    let p = env.prefix();
+    let mut v = vec![
+        "--bridge".to_owned(),
+        format!("{p}b0"),
+        "--bip".to_owned(),
+        format!("{}/24", env.subnet().gateway()),
+        "--net-prefix".to_owned(),
+        p.to_owned(),
+        "--nft-table".to_owned(),
+        p.to_owned(),
+    ];
+    for cidr in pools {
+        v.push("--default-address-pool".to_owned());
+        v.push(format!("base={cidr},size=24"));
+    }
+    v
 }
 
 pub fn stderr(o: &Output) -> String {

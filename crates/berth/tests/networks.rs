@@ -1,0 +1,600 @@
+//! Networks end to end through a real berthd: the default bridge (address, outbound rules,
+//! no name resolution), user-defined networks with DNS by name and alias, isolation between
+//! networks, `network create/ls/inspect/rm/prune/connect/disconnect`, `--network
+//! none|host|container:`, `--ip`, concurrency, and cleanup after stop, rm and crashes.
+//! Each daemon gets its own bridge device, subnets, device prefix and nft table.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Daemon, Leftovers, stderr, stdout};
+
+/// Links on the host whose names start with `prefix`.
+fn links(prefix: &str) -> Vec<String> {
+    berth_testkit::cleanup::links_with_prefix(prefix)
+}
+
+fn nft_table(name: &str) -> Option<String> {
+    let o = Command::new("nft")
+        .args(["list", "table", "inet", name])
+        .output()
+        .unwrap();
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// The body of `GET http://<host>/<path>` from a container on `network` (busybox `nc`:
+/// this machine's static busybox `wget` segfaults, on the host too).
+fn http_get(d: &Daemon, network: &str, host: &str, path: &str) -> String {
+    let o = http_get_raw(d, network, host, path);
+    assert!(o.status.success(), "GET {host}/{path}: {}", stderr(&o));
+    let text = stdout(&o);
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+fn http_get_raw(d: &Daemon, network: &str, host: &str, path: &str) -> std::process::Output {
+    let script = format!("printf 'GET /{path} HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {host} 80");
+    d.berth(&["run", "--rm", "--network", network, "busybox", "sh", "-c", &script])
+}
+
+/// `ip -4 -o addr` inside `ctr`'s network namespace (a container joining it).
+fn exec_ip_addr(d: &Daemon, ctr: &str) -> String {
+    let mode = format!("container:{ctr}");
+    d.ok(&["run", "--rm", "--network", &mode, "busybox", "ip", "-4", "-o", "addr"])
+}
+
+#[test]
+fn default_bridge_gives_an_address_and_no_names() {
+    let d = Daemon::start();
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    let prefix = d.env.prefix().to_owned();
+    // the default bridge network, on the test's subnet and device
+    let inspect = d.ok(&["network", "inspect", "bridge"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v[0]["Driver"], "bridge");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], d.env.subnet().cidr());
+    assert_eq!(
+        v[0]["Options"]["com.docker.network.bridge.name"],
+        format!("{prefix}b0")
+    );
+    let ls = d.ok(&["network", "ls"]);
+    for n in ["bridge", "host", "none"] {
+        assert!(ls.contains(n), "{ls}");
+    }
+    // run without --network: eth0 on the default bridge, gateway is the bridge
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr; ip route",
+    ]);
+    let gw = d.env.subnet().gateway().to_string();
+    let net = d.env.subnet().network().to_string();
+    let prefix3 = &net[..net.rfind('.').unwrap()];
+    assert!(out.contains("eth0") && out.contains(prefix3), "{out}");
+    assert!(out.contains(&format!("default via {gw}")), "{out}");
+    // outbound: the masquerade rule lives in our own table, tagged by network
+    let t = nft_table(&prefix).expect("our nft table exists");
+    assert!(t.contains("masquerade"), "{t}");
+    // the default bridge does not resolve container names
+    d.ok(&["run", "-d", "--name", "named", "busybox", "sleep", "30"]);
+    let o = d.berth(&["run", "--rm", "busybox", "nslookup", "named"]);
+    assert!(
+        !o.status.success() || !stdout(&o).contains("Address: "),
+        "{}",
+        stdout(&o)
+    );
+    let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "named"]);
+    assert!(ip.trim().starts_with(prefix3), "{ip}");
+    // but addresses work across the default bridge
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        ip.trim(),
+    ]);
+    assert!(o.contains("1 packets received"), "{o}");
+    d.ok(&["rm", "-f", "named"]);
+    // nothing of the containers is left: only the bridge itself
+    let left = links(&prefix);
+    assert_eq!(left, vec![format!("{prefix}b0")], "{left:?}");
+    let t = nft_table(&prefix).unwrap();
+    assert!(!t.contains("\"c:"), "container rules left: {t}");
+}
+
+#[test]
+fn app_reaches_db_by_name_on_a_user_network() {
+    // the course notes: network create --driver=bridge app-net; db and app on it
+    let d = Daemon::start_with_pools(2);
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    let id = d.ok(&["network", "create", "--driver=bridge", "app-net"]);
+    assert_eq!(id.trim().len(), 64);
+    let v: serde_json::Value =
+        serde_json::from_str(&d.ok(&["network", "inspect", "app-net"])).unwrap();
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], d.pools[0]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--network=app-net",
+        "--name=db",
+        "--network-alias",
+        "database",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello-from-db > /tmp/i && httpd -f -p 80 -h /tmp",
+    ]);
+    // by name, alias and short id, from another container
+    let dbid = d.ok(&["inspect", "-f", "{{.Id}}", "db"]);
+    let short = &dbid.trim()[..12];
+    for host in ["db", "database", short] {
+        let out = http_get(&d, "app-net", host, "i");
+        assert_eq!(out, "hello-from-db\n", "via {host}");
+    }
+    // resolv.conf points at the embedded server
+    let rc = d.ok(&[
+        "run",
+        "--rm",
+        "--network=app-net",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(rc.contains("nameserver 127.0.0.11"), "{rc}");
+    // inspect shows the network and the container
+    let v: serde_json::Value =
+        serde_json::from_str(&d.ok(&["network", "inspect", "app-net"])).unwrap();
+    let ctrs = v[0]["Containers"].as_object().unwrap();
+    assert_eq!(ctrs.len(), 1);
+    assert_eq!(ctrs[dbid.trim()]["Name"], "db");
+    // rm is refused while db is attached, naming it
+    let o = d.berth(&["network", "rm", "app-net"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("active endpoints") && stderr(&o).contains("db"),
+        "{}",
+        stderr(&o)
+    );
+    // names follow containers: db gone → name gone; a new db → the new address
+    d.ok(&["rm", "-f", "db"]);
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network=app-net",
+        "busybox",
+        "nslookup",
+        "db",
+        "127.0.0.11",
+    ]);
+    assert!(
+        !stdout(&o).contains(&d.pools[0][..d.pools[0].rfind('.').unwrap()]) || !o.status.success(),
+        "{}",
+        stdout(&o)
+    );
+    d.ok(&["network", "rm", "app-net"]);
+    let o = d.berth(&["network", "inspect", "app-net"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("network app-net not found"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn two_networks_cannot_reach_each_other() {
+    let d = Daemon::start_with_pools(2);
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&["network", "create", "neta"]);
+    d.ok(&["network", "create", "netb"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "neta",
+        "--name",
+        "ca",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    let ip_a = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.neta.IPAddress}}",
+        "ca",
+    ]);
+    let ip_a = ip_a.trim();
+    assert!(!ip_a.is_empty());
+    // same network: reachable
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "neta",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        ip_a,
+    ]);
+    assert!(o.contains("1 packets received"), "{o}");
+    // the other network: neither ping nor TCP gets through, nor is the name known
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "netb",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        ip_a,
+    ]);
+    assert!(!o.status.success(), "ping crossed networks: {}", stdout(&o));
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "netb",
+        "busybox",
+        "nc",
+        "-w",
+        "2",
+        ip_a,
+        "80",
+    ]);
+    assert!(!o.status.success(), "tcp crossed networks");
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "netb",
+        "busybox",
+        "nslookup",
+        "ca",
+    ]);
+    assert!(
+        !o.status.success() || !stdout(&o).contains(ip_a),
+        "{}",
+        stdout(&o)
+    );
+    d.ok(&["rm", "-f", "ca"]);
+}
+
+#[test]
+fn network_modes_none_host_container_and_fixed_ip() {
+    let d = Daemon::start_with_pools(1);
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    // none: only lo
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    let names: Vec<&str> = out.lines().filter_map(|l| l.split(": ").nth(1)).collect();
+    assert_eq!(names, vec!["lo"], "{out}");
+    // host: the host's interfaces
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert!(
+        out.contains(&format!("{}b0", d.env.prefix())) || out.lines().count() > 1,
+        "{out}"
+    );
+    // a fixed address and a hostname on a user network
+    let cidr = d.pools[0].clone();
+    d.ok(&["network", "create", "--subnet", &cidr, "fixed"]);
+    let base = &cidr[..cidr.rfind('.').unwrap()];
+    let want = format!("{base}.77");
+    d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "fixed",
+        "--ip",
+        &want,
+        "--hostname",
+        "web1",
+        "--name",
+        "w1",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let out = exec_ip_addr(&d, "w1");
+    assert!(out.contains(&format!("{want}/24")), "{out}");
+    // container:<w> shares w's namespace
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:w1",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+    ]);
+    assert!(out.contains(&want), "{out}");
+    // the address is taken while w runs
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "fixed",
+        "--ip",
+        &want,
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success(), "an address handed out twice");
+    // the hostname resolves on the network
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fixed",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "web1",
+    ]);
+    assert!(out.contains(&want), "{out}");
+    d.ok(&["rm", "-f", "w1"]);
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    let d = Daemon::start_with_pools(1);
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&["network", "create", "side"]);
+    d.ok(&[
+        "run", "-d", "--name", "srv", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc",
+    ]);
+    d.ok(&["network", "connect", "--alias", "web", "side", "srv"]);
+    let out = exec_ip_addr(&d, "srv");
+    assert!(out.contains("eth1"), "{out}");
+    // reachable by its alias from the new network, at once
+    let out = http_get(&d, "side", "web", "hostname");
+    assert!(!out.is_empty());
+    let o = d.berth(&["network", "connect", "side", "srv"]);
+    assert!(
+        stderr(&o).contains("already exists in network side"),
+        "{}",
+        stderr(&o)
+    );
+    d.ok(&["network", "disconnect", "side", "srv"]);
+    let out = exec_ip_addr(&d, "srv");
+    assert!(!out.contains("eth1"), "{out}");
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "side",
+        "busybox",
+        "nslookup",
+        "web",
+    ]);
+    assert!(
+        !o.status.success() || !stdout(&o).contains("Name:"),
+        "{}",
+        stdout(&o)
+    );
+    let o = d.berth(&["network", "disconnect", "side", "srv"]);
+    assert!(
+        stderr(&o).contains("is not connected to network side"),
+        "{}",
+        stderr(&o)
+    );
+    // connect a created container: it joins when it starts
+    d.ok(&["create", "--name", "later", "busybox", "sleep", "60"]);
+    d.ok(&["network", "connect", "side", "later"]);
+    d.ok(&["start", "later"]);
+    let out = exec_ip_addr(&d, "later");
+    assert!(out.contains("eth0") && out.contains("eth1"), "{out}");
+    // events
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=network",
+    ]);
+    for a in ["create", "connect", "disconnect"] {
+        assert!(ev.contains(&format!("network {a}")), "{a}: {ev}");
+    }
+    d.ok(&["rm", "-f", "srv", "later"]);
+    d.ok(&["network", "rm", "side"]);
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=network",
+    ]);
+    assert!(ev.contains("network destroy"), "{ev}");
+}
+
+#[test]
+fn ls_filters_formats_and_prune() {
+    let d = Daemon::start_with_pools(2);
+    let _l = Leftovers::new(&d);
+    d.ok(&["network", "create", "--label", "env=test", "keep-me"]);
+    d.ok(&["network", "create", "other"]);
+    let q = d.ok(&["network", "ls", "-q", "--filter", "name=keep"]);
+    assert_eq!(q.lines().count(), 1);
+    assert_eq!(q.trim().len(), 12);
+    let full = d.ok(&[
+        "network",
+        "ls",
+        "--no-trunc",
+        "-q",
+        "--filter",
+        "label=env=test",
+    ]);
+    assert_eq!(full.trim().len(), 64);
+    let f = d.ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}}",
+        "--filter",
+        "type=custom",
+    ]);
+    assert_eq!(f, "keep-me bridge\nother bridge\n");
+    let header = d.ok(&["network", "ls"]);
+    assert!(header.starts_with("NETWORK ID"), "{header}");
+    let o = d.berth(&["network", "create", "other"]);
+    assert!(
+        stderr(&o).contains("network with name other already exists"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.berth(&["network", "rm", "bridge"]);
+    assert!(stderr(&o).contains("pre-defined network"), "{}", stderr(&o));
+    let out = d.ok(&["network", "prune", "-f", "--filter", "label!=env=test"]);
+    assert_eq!(out, "Deleted Networks:\nother\n");
+    let out = d.ok(&["network", "prune", "-f"]);
+    assert_eq!(out, "Deleted Networks:\nkeep-me\n");
+    // their bridges are gone with them
+    let left = links(d.env.prefix());
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn twenty_concurrent_runs_get_twenty_addresses() {
+    let d = Daemon::start_with_pools(1);
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&["network", "create", "many"]);
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            let host = d.host();
+            let cfg = d.cli_config();
+            std::thread::spawn(move || {
+                let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+                    .args(["-H", &host, "run", "-d", "--network", "many", "--name"])
+                    .arg(format!("c{i}"))
+                    .args(["busybox", "sleep", "60"])
+                    .env("BERTH_CLI_CONFIG", cfg)
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut ips: Vec<String> = (0..20)
+        .map(|i| {
+            d.ok(&[
+                "inspect",
+                "-f",
+                "{{.NetworkSettings.Networks.many.IPAddress}}",
+                &format!("c{i}"),
+            ])
+            .trim()
+            .to_owned()
+        })
+        .collect();
+    assert!(ips.iter().all(|i| !i.is_empty()), "{ips:?}");
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 20, "{ips:?}");
+    let names: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+    let mut args = vec!["rm", "-f"];
+    args.extend(names.iter().map(String::as_str));
+    d.ok(&args);
+}
+
+#[test]
+fn crash_of_berthd_is_reconciled_at_the_next_start() {
+    let mut d = Daemon::start_with_pools(1);
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    let prefix = d.env.prefix().to_owned();
+    d.ok(&["network", "create", "crashnet"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keeps",
+        "--network",
+        "crashnet",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    d.ok(&["run", "-d", "--name", "dies", "busybox", "sleep", "600"]);
+    let dies_pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "dies"]);
+    let before = links(&prefix);
+    // kill -9 berthd (ours), then the container "dies" while no daemon watches
+    d.kill_berthd();
+    Command::new("kill")
+        .args(["-9", dies_pid.trim()])
+        .status()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    d.restart();
+    // the survivor keeps its name and address; the dead one's veth and rules are gone
+    let out = http_get(&d, "crashnet", "keeps", "hostname");
+    assert!(!out.is_empty());
+    let after = links(&prefix);
+    assert_eq!(
+        after.len() + 1,
+        before.len(),
+        "before {before:?} after {after:?}"
+    );
+    let t = nft_table(&prefix).unwrap();
+    let dies_id = d.ok(&["inspect", "-f", "{{.Id}}", "dies"]);
+    assert!(!t.contains(dies_id.trim()), "{t}");
+    d.ok(&["rm", "-f", "keeps", "dies"]);
+    d.ok(&["network", "reload"]);
+}
