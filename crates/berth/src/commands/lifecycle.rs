@@ -645,10 +645,9 @@ async fn df(c: &Client, a: &DfArgs) -> anyhow::Result<()> {
         .sum();
     let cache_total: u64 = cache.iter().map(|x| n(x, "Size")).sum();
     let pct = |r: u64, t: u64| {
-        if t > 0 {
-            format!("{} ({}%)", human_size(r), r * 100 / t)
-        } else {
-            human_size(r)
+        match (r * 100).checked_div(t) {
+            Some(p) => format!("{} ({p}%)", human_size(r)),
+            None => human_size(r),
         }
     };
     let rows = vec![

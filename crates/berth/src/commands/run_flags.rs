@@ -165,8 +165,21 @@ fn opt_duration(flag: &str, v: &Option<String>) -> anyhow::Result<i64> {
 }
 
 impl LifecycleFlags {
-    /// Puts the flags into Docker's create body (`Config` keys at the top, `HostConfig`).
-    pub fn apply(&self, body: &mut Value) -> anyhow::Result<()> {
+    /// Puts the flags into Docker's create body (`Config` keys at the top, `HostConfig`);
+    /// `rm`: `--rm` was given. A bad value is the CLI's error: printed, exit 125.
+    pub fn apply(&self, body: &mut Value, rm: bool) -> anyhow::Result<()> {
+        self.apply_inner(body, rm).map_err(|e| {
+            if e.downcast_ref::<Exit>().is_none() {
+                eprintln!("berth: {e}");
+            }
+            anyhow::Error::from(Exit(125))
+        })
+    }
+
+    fn apply_inner(&self, body: &mut Value, rm: bool) -> anyhow::Result<()> {
+        if rm && self.restart.as_deref().is_some_and(|r| r != "no") {
+            anyhow::bail!("Conflicting options: --restart and --rm");
+        }
         let h = &mut body["HostConfig"];
         if self.init {
             h["Init"] = json!(true);
@@ -419,7 +432,7 @@ mod tests {
         ])
         .unwrap();
         let mut b = json!({"HostConfig": {}});
-        t.f.apply(&mut b).unwrap();
+        t.f.apply(&mut b, false).unwrap();
         let h = &b["HostConfig"];
         assert_eq!(h["Init"], true);
         assert_eq!(
@@ -450,9 +463,11 @@ mod tests {
         );
         let t = T::try_parse_from(["x", "--no-healthcheck"]).unwrap();
         let mut b = json!({"HostConfig": {}});
-        t.f.apply(&mut b).unwrap();
+        t.f.apply(&mut b, false).unwrap();
         assert_eq!(b["Healthcheck"], json!({"Test": ["NONE"]}));
         let t = T::try_parse_from(["x", "--restart", "bogus"]).unwrap();
-        assert!(t.f.apply(&mut json!({"HostConfig": {}})).is_err());
+        assert!(t.f.apply(&mut json!({"HostConfig": {}}), false).is_err());
+        let t = T::try_parse_from(["x", "--restart", "always"]).unwrap();
+        assert!(t.f.apply(&mut json!({"HostConfig": {}}), true).is_err());
     }
 }

@@ -1,0 +1,1001 @@
+//! The rest of the container lifecycle through `berth` against a per-test berthd (root;
+//! `cargo build -p berthd -p berth-shim` first): run flags reaching the container
+//! (init, ulimits, shm, seccomp, no-new-privileges, host namespaces, cgroup resources,
+//! groups, devices, privileged), cidfile, log drivers, stop signal/timeout, restart
+//! policies, pause, rename, top, stats, prune, df, logs --since/--until, ps flags, group
+//! help, exit codes, concurrent runs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Leftovers, cgroup_dirs, stderr, stdout};
+
+fn run_out(d: &Daemon, args: &[&str]) -> String {
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(args);
+    d.ok(&a)
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn init_ulimit_shm_and_security_options_reach_the_container() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    // --init: Docker's init is pid 1 and runs the command
+    let o = run_out(&d, &["--init", "busybox", "cat", "/proc/1/cmdline"]);
+    assert_eq!(
+        o.replace('\0', " "),
+        "/sbin/docker-init -- cat /proc/1/cmdline "
+    );
+    // --ulimit within the daemon's own hard limit
+    let o = run_out(
+        &d,
+        &[
+            "--ulimit",
+            "nofile=100:200",
+            "busybox",
+            "sh",
+            "-c",
+            "ulimit -Sn; ulimit -Hn",
+        ],
+    );
+    assert_eq!(o, "100\n200\n");
+    // above the daemon's own hard limit (no CAP_SYS_RESOURCE here): a clear 125
+    let own: u64 = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).and_then(|h| h.parse().ok()))
+        .unwrap();
+    let has_sys_resource = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap() & (1 << 24) != 0)
+        .unwrap();
+    if !has_sys_resource {
+        let too_high = format!("nofile=10:{}", own + 1);
+        let o = d.berth(&["run", "--rm", "--ulimit", &too_high, "busybox", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("above the daemon's own hard limit"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // --shm-size
+    let o = run_out(
+        &d,
+        &[
+            "--shm-size",
+            "2m",
+            "busybox",
+            "sh",
+            "-c",
+            "df -k /dev/shm | tail -1",
+        ],
+    );
+    assert!(o.contains(" 2048 "), "{o}");
+    // default: the seccomp filter is on, no_new_privs off
+    let status = |extra: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&[
+            "busybox",
+            "grep",
+            "-E",
+            "^(Seccomp|NoNewPrivs):",
+            "/proc/self/status",
+        ]);
+        d.ok(&a)
+    };
+    assert_eq!(status(&[]), "NoNewPrivs:\t0\nSeccomp:\t2\n");
+    assert_eq!(
+        status(&["--security-opt", "no-new-privileges"]),
+        "NoNewPrivs:\t1\nSeccomp:\t2\n"
+    );
+    assert_eq!(
+        status(&["--security-opt", "seccomp=unconfined"]),
+        "NoNewPrivs:\t0\nSeccomp:\t0\n"
+    );
+    assert_eq!(status(&["--privileged"]), "NoNewPrivs:\t0\nSeccomp:\t0\n");
+    // the default profile refuses unshare without CAP_SYS_ADMIN; unconfined does not
+    let o = d.berth(&["run", "--rm", "busybox", "unshare", "-U", "true"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Operation not permitted"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "unshare",
+        "-U",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // a profile file (sent as its contents, as the docker CLI does)
+    let profile = d.env.dir().join("deny-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "mkdir",
+        "/x",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Operation not permitted"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.berth(&["run", "--rm", "--security-opt", "bogus", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("Invalid --security-opt"),
+        "{}",
+        stderr(&o)
+    );
+    // inspect shows them
+    let id = d
+        .ok(&[
+            "create",
+            "--init",
+            "--ulimit",
+            "nofile=100:200",
+            "--shm-size",
+            "2m",
+            "--security-opt",
+            "no-new-privileges",
+            "busybox",
+            "true",
+        ])
+        .trim()
+        .to_owned();
+    let o = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Init}} {{json .HostConfig.Ulimits}} {{.HostConfig.ShmSize}} {{json .HostConfig.SecurityOpt}}",
+        &id,
+    ]);
+    assert_eq!(
+        o,
+        "true [{\"Hard\":200,\"Name\":\"nofile\",\"Soft\":100}] 2097152 [\"no-new-privileges\"]\n"
+    );
+    d.ok(&["rm", &id]);
+}
+
+#[test]
+fn host_namespaces_resources_groups_and_devices() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    // --pid host sees the host's processes, the default only its own
+    let own = run_out(&d, &["busybox", "sh", "-c", "ls -d /proc/[0-9]* | wc -l"]);
+    assert!(own.trim().parse::<u32>().unwrap() <= 3, "{own}");
+    let host = run_out(
+        &d,
+        &[
+            "--pid",
+            "host",
+            "busybox",
+            "sh",
+            "-c",
+            "ls -d /proc/[0-9]* | wc -l",
+        ],
+    );
+    assert!(host.trim().parse::<u32>().unwrap() > 10, "{host}");
+    // --uts host: the host's name; --domainname in its own uts namespace
+    let hn = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(run_out(&d, &["--uts", "host", "busybox", "hostname"]), hn);
+    assert_eq!(
+        run_out(
+            &d,
+            &[
+                "--domainname",
+                "example.org",
+                "busybox",
+                "cat",
+                "/proc/sys/kernel/domainname"
+            ]
+        ),
+        "example.org\n"
+    );
+    // --ipc host shares the host's ipc namespace
+    let host_ipc = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    assert_eq!(
+        run_out(
+            &d,
+            &["--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc"]
+        )
+        .trim(),
+        host_ipc.to_str().unwrap()
+    );
+    assert_ne!(
+        run_out(&d, &["busybox", "readlink", "/proc/self/ns/ipc"]).trim(),
+        host_ipc.to_str().unwrap()
+    );
+    // --group-add
+    let o = run_out(
+        &d,
+        &[
+            "--group-add",
+            "10",
+            "--group-add",
+            "nobody",
+            "busybox",
+            "id",
+            "-G",
+        ],
+    );
+    assert_eq!(o, "0 10 65534\n");
+    // --device with a new path and permissions
+    let o = run_out(
+        &d,
+        &[
+            "--device",
+            "/dev/null:/dev/xnull:rw",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /dev/xnull && ls -l /dev/xnull",
+        ],
+    );
+    assert!(o.starts_with("crw-rw-rw-"), "{o}");
+    assert!(o.contains("1,   3"), "{o}");
+    let o = d.berth(&["run", "--rm", "--device", "/nonexistent", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("/nonexistent"), "{}", stderr(&o));
+    // --privileged: every host device
+    let devs = run_out(&d, &["--privileged", "busybox", "ls", "/dev"]);
+    assert!(devs.lines().count() > 20, "{devs}");
+    // cgroup resources, read from the container's own cgroup on the host
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "--cpu-quota",
+            "50000",
+            "--cpu-period",
+            "100000",
+            "-m",
+            "64m",
+            "--memory-swap",
+            "128m",
+            "--oom-kill-disable",
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .trim()
+        .to_owned();
+    let dirs = cgroup_dirs(&id);
+    let read = |ctrl: &str, file: &str| {
+        let dir = dirs
+            .iter()
+            .find(|d| {
+                d.components().any(|c| {
+                    c.as_os_str()
+                        .to_str()
+                        .is_some_and(|s| s.split(',').any(|x| x == ctrl))
+                })
+            })
+            .unwrap_or_else(|| panic!("no {ctrl} cgroup in {dirs:?}"));
+        std::fs::read_to_string(dir.join(file))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(read("cpu", "cpu.shares"), "512");
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(read("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(
+        read("memory", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
+    let swap = dirs
+        .iter()
+        .find(|d| d.to_string_lossy().contains("memory"))
+        .map(|d| d.join("memory.memsw.limit_in_bytes"))
+        .unwrap();
+    if swap.exists() {
+        assert_eq!(
+            std::fs::read_to_string(&swap).unwrap().trim(),
+            (128u64 << 20).to_string()
+        );
+    }
+    let o = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.CpuQuota}} {{.HostConfig.MemorySwap}} {{.HostConfig.OomKillDisable}}",
+        &id,
+    ]);
+    assert_eq!(o, format!("512 0 50000 {} true\n", 128u64 << 20));
+    // update changes the live cgroup and the spec
+    assert_eq!(
+        d.ok(&["update", "--cpu-shares", "256", "--pids-limit", "50", &id]),
+        format!("{id}\n")
+    );
+    assert_eq!(read("cpu", "cpu.shares"), "256");
+    assert_eq!(read("pids", "pids.max"), "50");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.HostConfig.CpuShares}}", &id]),
+        "256\n"
+    );
+    d.ok(&["rm", "-f", &id]);
+    // conflicting and invalid values are engine errors
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--cpus",
+        "1",
+        "--cpu-period",
+        "100000",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("Conflicting options"), "{}", stderr(&o));
+    let o = d.berth(&["run", "--rm", "--cpu-period", "10", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("CPU cfs period"), "{}", stderr(&o));
+}
+
+#[test]
+fn cidfile_log_driver_stop_signal_and_timeout() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let cid = d.env.dir().join("cid");
+    let cid_s = cid.to_str().unwrap();
+    let id = d
+        .ok(&["run", "-d", "--cidfile", cid_s, "busybox", "true"])
+        .trim()
+        .to_owned();
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id);
+    // an existing cidfile is refused before anything is created
+    let before = d.ok(&["ps", "-aq"]);
+    let o = d.berth(&["run", "-d", "--cidfile", cid_s, "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("container ID file found"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]), before);
+    // --log-driver none: nothing kept, and logs says so as Docker does
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--log-driver",
+            "none",
+            "busybox",
+            "echo",
+            "hidden",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(d.ok(&["wait", &id]), "0\n");
+    let o = d.berth(&["logs", &id]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("configured logging driver does not support reading"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", &id]),
+        "none\n"
+    );
+    // json-file with options: recorded, and handed to the shim in log-config.json
+    let id = d
+        .ok(&[
+            "create",
+            "--log-driver",
+            "json-file",
+            "--log-opt",
+            "max-size=1m",
+            "--log-opt",
+            "max-file=2",
+            "busybox",
+            "true",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", &id]),
+        "{\"Config\":{\"max-file\":\"2\",\"max-size\":\"1m\"},\"Type\":\"json-file\"}\n"
+    );
+    let cfg = std::fs::read_to_string(
+        d.env
+            .data_root()
+            .join("containers")
+            .join(&id)
+            .join("log-config.json"),
+    )
+    .unwrap();
+    assert!(cfg.contains("\"max-size\":\"1m\""), "{cfg}");
+    let o = d.berth(&["run", "--rm", "--log-driver", "syslog", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    // --stop-signal: stop sends it (the trap exits 7)
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--stop-signal",
+            "SIGUSR1",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+        ])
+        .trim()
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(300));
+    d.ok(&["stop", &id]);
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.ExitCode}} {{.Config.StopSignal}}",
+            &id
+        ]),
+        "7 SIGUSR1\n"
+    );
+    // --stop-timeout: a container that ignores TERM is killed after 1 s, not 10
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--stop-timeout",
+            "1",
+            "busybox",
+            "sh",
+            "-c",
+            "trap '' TERM; while true; do sleep 0.1; done",
+        ])
+        .trim()
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    d.ok(&["stop", &id]);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.ExitCode}} {{.Config.StopTimeout}}",
+            &id
+        ]),
+        "137 1\n"
+    );
+}
+
+#[test]
+fn restart_pause_rename_top_and_events() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let since = jiff::Timestamp::now().as_second().to_string();
+    let id = d
+        .ok(&["run", "-d", "--name", "box", "busybox", "sleep", "100"])
+        .trim()
+        .to_owned();
+    let pid1 = d.ok(&["inspect", "-f", "{{.State.Pid}}", "box"]);
+    assert_eq!(d.ok(&["restart", "-t", "0", "box"]), "box\n");
+    let pid2 = d.ok(&["inspect", "-f", "{{.State.Pid}} {{.State.Status}}", "box"]);
+    assert_ne!(pid1.trim(), pid2.split(' ').next().unwrap());
+    assert!(pid2.ends_with(" running\n"), "{pid2}");
+    // pause: frozen in the freezer, shown in ps and inspect
+    assert_eq!(d.ok(&["pause", "box"]), "box\n");
+    let pid = pid2.split(' ').next().unwrap().to_owned();
+    let state = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        state.contains("State:\tD") || state.contains("State:\tS"),
+        "{state}"
+    );
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Paused}} {{.State.Running}}",
+            "box"
+        ]),
+        "paused true true\n"
+    );
+    let ps = d.ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(ps.ends_with("(Paused)\n"), "{ps}");
+    assert_eq!(
+        d.ok(&["ps", "-q", "--filter", "status=paused"]),
+        format!("{}\n", &id[..12])
+    );
+    let o = d.berth(&["pause", "box"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is already paused"), "{}", stderr(&o));
+    assert_eq!(d.ok(&["unpause", "box"]), "box\n");
+    let o = d.berth(&["unpause", "box"]);
+    assert!(stderr(&o).contains("is not paused"), "{}", stderr(&o));
+    // rename
+    d.ok(&["rename", "box", "crate"]);
+    assert_eq!(d.ok(&["ps", "--format", "{{.Names}}"]), "crate\n");
+    let o = d.berth(&["rename", "crate", "-bad"]);
+    assert_ne!(o.status.code(), Some(0));
+    d.ok(&["run", "-d", "--name", "other", "busybox", "sleep", "100"]);
+    let o = d.berth(&["rename", "other", "crate"]);
+    assert!(stderr(&o).contains("is already in use"), "{}", stderr(&o));
+    // top: the host's ps for the container's pids
+    let top = d.ok(&["top", "crate"]);
+    let mut lines = top.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("UID") && header.contains("PID") && header.ends_with("CMD"),
+        "{header}"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 1, "{top}");
+    assert!(rows[0].ends_with("sleep 100"), "{top}");
+    let top = d.ok(&["top", "crate", "-o", "pid,comm"]);
+    assert_eq!(
+        top.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["PID", "COMMAND"]
+    );
+    assert!(top.lines().nth(1).unwrap().ends_with("sleep"), "{top}");
+    let o = d.berth(&["top", "nosuch"]);
+    assert!(
+        stderr(&o).contains("No such container: nosuch"),
+        "{}",
+        stderr(&o)
+    );
+    // events: kill, die, start, restart, pause, unpause, rename
+    let until = (jiff::Timestamp::now().as_second() + 1).to_string();
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        &format!("container={id}"),
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = ev.lines().collect();
+    for a in ["die", "start", "restart", "pause", "unpause", "rename"] {
+        assert!(actions.contains(&a), "{a} missing in {actions:?}");
+    }
+    let di = actions.iter().position(|a| *a == "die").unwrap();
+    assert!(actions[di + 1..].contains(&"start"), "{actions:?}");
+    d.ok(&["rm", "-f", "crate", "other"]);
+}
+
+#[test]
+fn restart_policies_as_docker() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    // on-failure:2: two restarts, then it stays exited
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure:2",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 3",
+        ])
+        .trim()
+        .to_owned();
+    wait_for("two restarts", || {
+        d.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", &id]) == "2 exited\n"
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.ExitCode}} {{json .HostConfig.RestartPolicy}}",
+            &id
+        ]),
+        "2 3 {\"MaximumRetryCount\":2,\"Name\":\"on-failure\"}\n"
+    );
+    // on-failure does not restart a clean exit
+    let ok = d
+        .ok(&["run", "-d", "--restart", "on-failure", "busybox", "true"])
+        .trim()
+        .to_owned();
+    assert_eq!(d.ok(&["wait", &ok]), "0\n");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(d.ok(&["inspect", "-f", "{{.RestartCount}}", &ok]), "0\n");
+    // always: restarts a clean exit; a stop ends it
+    let al = d
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 0.2",
+        ])
+        .trim()
+        .to_owned();
+    wait_for("always restarts", || {
+        d.ok(&["inspect", "-f", "{{.RestartCount}}", &al])
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+            >= 2
+    });
+    d.ok(&["stop", "-t", "0", &al]);
+    let n = d.ok(&["inspect", "-f", "{{.RestartCount}}", &al]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", &al]),
+        format!("{} exited\n", n.trim())
+    );
+    // a manual start resets the count
+    d.ok(&["start", &al]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.RestartCount}}", &al]), "0\n");
+    d.ok(&["rm", "-f", &al]);
+    // --rm with a restart policy is refused
+    let o = d.berth(&["run", "--rm", "--restart", "always", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("--restart and --rm"), "{}", stderr(&o));
+    let o = d.berth(&["run", "-d", "--restart", "sometimes", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+}
+
+#[test]
+fn always_restarts_when_berthd_starts_again_unless_stopped_does_not() {
+    let mut d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let al = d
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .trim()
+        .to_owned();
+    let us = d
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "unless-stopped",
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .trim()
+        .to_owned();
+    let us2 = d
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "unless-stopped",
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .trim()
+        .to_owned();
+    d.ok(&["stop", "-t", "0", &al, &us]);
+    d.kill_berthd();
+    d.restart();
+    wait_for("always container running", || {
+        d.ok(&["inspect", "-f", "{{.State.Status}}", &al]) == "running\n"
+    });
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", &us]),
+        "exited\n"
+    );
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", &us2]),
+        "running\n"
+    );
+    d.ok(&["rm", "-f", &al, &us, &us2]);
+}
+
+#[test]
+fn stats_prune_df_and_ps_flags() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "busy",
+            "-m",
+            "64m",
+            "busybox",
+            "sh",
+            "-c",
+            "while true; do :; done",
+        ])
+        .trim()
+        .to_owned();
+    let s = d.ok(&["stats", "--no-stream", "busy"]);
+    let mut lines = s.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .split("  ")
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS"
+        ]
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with(&format!("{}   busy   ", &id[..12])),
+        "{row}"
+    );
+    assert!(row.contains(" / 64MiB "), "{row}");
+    let cpu: f64 = row
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(cpu > 10.0, "a busy loop uses CPU: {row}");
+    assert!(
+        row.trim_end().ends_with(" 1") || row.trim_end().ends_with(" 2"),
+        "{row}"
+    );
+    let f = d.ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}"]);
+    assert!(f == "busy 1\n" || f == "busy 2\n", "{f}");
+    // exited containers, filters of ps
+    let e3 = d
+        .ok(&[
+            "run", "-d", "--label", "keep=1", "busybox", "sh", "-c", "exit 3",
+        ])
+        .trim()
+        .to_owned();
+    let e0 = d.ok(&["run", "-d", "busybox", "true"]).trim().to_owned();
+    d.ok(&["wait", &e3, &e0]);
+    assert_eq!(
+        d.ok(&["ps", "-q", "--filter", "exited=3"]),
+        format!("{}\n", &e3[..12])
+    );
+    assert_eq!(
+        d.ok(&["ps", "-aq", "--filter", "ancestor=busybox"])
+            .lines()
+            .count(),
+        3
+    );
+    assert_eq!(d.ok(&["ps", "-q", "-l"]), format!("{}\n", &e0[..12]));
+    assert_eq!(
+        d.ok(&["ps", "-q", "-n", "2"]),
+        format!("{}\n{}\n", &e0[..12], &e3[..12])
+    );
+    let sized = d.ok(&["ps", "-s"]);
+    assert!(sized.lines().next().unwrap().ends_with("SIZE"), "{sized}");
+    assert!(
+        sized.lines().nth(1).unwrap().contains("(virtual "),
+        "{sized}"
+    );
+    // system df
+    let df = d.ok(&["system", "df"]);
+    let rows: Vec<Vec<&str>> = df
+        .lines()
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows[0], ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    assert_eq!(&rows[1][..3], ["Images", "1", "1"]);
+    assert_eq!(&rows[2][..3], ["Containers", "3", "1"]);
+    assert!(
+        d.ok(&["system", "df", "-v"])
+            .contains("Containers space usage:")
+    );
+    // container prune: the label filter keeps e3, then prune takes it
+    let o = d.ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert_eq!(
+        o,
+        format!("Deleted Containers:\n{e0}\n\nTotal reclaimed space: 0B\n")
+    );
+    let o = d.ok(&["container", "prune", "-f"]);
+    assert!(
+        o.starts_with(&format!("Deleted Containers:\n{e3}\n")),
+        "{o}"
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]), format!("{}\n", &id[..12]));
+    // system prune: stopped containers go, the running one and its image stay
+    d.ok(&["stop", "-t", "0", "busy"]);
+    let o = d.ok(&["system", "prune", "-f"]);
+    assert!(o.contains(&id), "{o}");
+    assert!(o.ends_with("Total reclaimed space: 0B\n"), "{o}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert_eq!(d.ok(&["images", "-q"]).lines().count(), 1);
+}
+
+#[test]
+fn logs_since_and_until() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "echo early; sleep 2; echo late",
+        ])
+        .trim()
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(1000));
+    let mid = jiff::Timestamp::now();
+    assert_eq!(d.ok(&["wait", &id]), "0\n");
+    let mid_s = mid.to_string();
+    assert_eq!(d.ok(&["logs", "--since", &mid_s, &id]), "late\n");
+    assert_eq!(d.ok(&["logs", "--until", &mid_s, &id]), "early\n");
+    let unix = format!("{}.{:09}", mid.as_second(), mid.subsec_nanosecond());
+    assert_eq!(d.ok(&["logs", "--since", &unix, &id]), "late\n");
+    assert_eq!(d.ok(&["logs", "--since", "1h", &id]), "early\nlate\n");
+    assert_eq!(d.ok(&["logs", "--until", "1h", &id]), "");
+    let o = d.berth(&["logs", "--since", "yesterday", &id]);
+    assert_ne!(o.status.code(), Some(0));
+    d.ok(&["rm", &id]);
+}
+
+#[test]
+fn group_help_lists_commands() {
+    let d = Daemon::start();
+    let o = d.ok(&["container", "help"]);
+    assert!(
+        o.starts_with("\nUsage:  berth container COMMAND\n\nManage containers\n\nCommands:\n"),
+        "{o}"
+    );
+    for c in [
+        "  pause       Pause all processes",
+        "  prune       Remove all stopped containers",
+        "  top         ",
+    ] {
+        assert!(o.contains(c), "{c} missing: {o}");
+    }
+    assert!(
+        o.ends_with("\nRun 'berth container COMMAND --help' for more information on a command.\n")
+    );
+    assert_eq!(d.ok(&["help", "container"]), o);
+    let o = d.ok(&["system", "help"]);
+    assert!(o.contains("  df          Show docker disk usage"), "{o}");
+    let o = d.ok(&["restart", "--help"]);
+    assert!(o.contains("Restart one or more containers"), "{o}");
+}
+
+#[test]
+fn exit_codes_table() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    for (args, code) in [
+        (&["true"][..], 0),
+        (&["sh", "-c", "exit 42"][..], 42),
+        (&["/no/such/binary"][..], 127),
+        (&["/etc/passwd"][..], 126),
+        // a child killed by a signal: the shell reports 128+n as its own code
+        (&["sh", "-c", "sh -c 'kill -USR1 $$'; exit $?"][..], 138),
+    ] {
+        let mut a = vec!["run", "--rm", "busybox"];
+        a.extend_from_slice(args);
+        let o = d.berth(&a);
+        assert_eq!(o.status.code(), Some(code), "{a:?}: {}", stderr(&o));
+    }
+    // the container's init killed by a signal: 128+n (through --init, TERM reaches a
+    // process without a handler; pid 1 itself ignores it)
+    for (sig, code) in [("TERM", "143"), ("KILL", "137")] {
+        let id = d
+            .ok(&["run", "-d", "--init", "busybox", "sleep", "100"])
+            .trim()
+            .to_owned();
+        std::thread::sleep(Duration::from_millis(200));
+        d.ok(&["kill", "-s", sig, &id]);
+        assert_eq!(d.ok(&["wait", &id]), format!("{code}\n"), "{sig}");
+        d.ok(&["rm", &id]);
+    }
+    // engine errors are 125: a bad flag value, a missing image, an invalid option
+    for args in [
+        &["run", "--rm", "--ulimit", "bogus=1", "busybox", "true"][..],
+        &["run", "--rm", "nosuchimage"][..],
+        &["run", "--rm", "--pid", "container:x", "busybox", "true"][..],
+    ] {
+        let o = d.berth(args);
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn twenty_concurrent_detached_runs_get_unique_names() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let outs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..20)
+            .map(|_| s.spawn(|| d.berth(&["run", "-d", "busybox", "sleep", "60"])))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &outs {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+    }
+    let ids: std::collections::BTreeSet<String> =
+        outs.iter().map(|o| stdout(o).trim().to_owned()).collect();
+    assert_eq!(ids.len(), 20);
+    let names: std::collections::BTreeSet<String> = d
+        .ok(&["ps", "--format", "{{.Names}}"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(names.len(), 20, "{names:?}");
+    let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(all);
+    d.ok(&rm);
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
