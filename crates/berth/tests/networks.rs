@@ -38,13 +38,32 @@ fn http_get(d: &Daemon, network: &str, host: &str, path: &str) -> String {
 
 fn http_get_raw(d: &Daemon, network: &str, host: &str, path: &str) -> std::process::Output {
     let script = format!("printf 'GET /{path} HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {host} 80");
-    d.berth(&["run", "--rm", "--network", network, "busybox", "sh", "-c", &script])
+    d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ])
 }
 
 /// `ip -4 -o addr` inside `ctr`'s network namespace (a container joining it).
 fn exec_ip_addr(d: &Daemon, ctr: &str) -> String {
     let mode = format!("container:{ctr}");
-    d.ok(&["run", "--rm", "--network", &mode, "busybox", "ip", "-4", "-o", "addr"])
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &mode,
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+    ])
 }
 
 #[test]
@@ -597,4 +616,211 @@ fn crash_of_berthd_is_reconciled_at_the_next_start() {
     assert!(!t.contains(dies_id.trim()), "{t}");
     d.ok(&["rm", "-f", "keeps", "dies"]);
     d.ok(&["network", "reload"]);
+}
+
+#[test]
+fn course_notes_example_through_the_docker_cli() {
+    let d = Daemon::start_with_pools(1);
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    let id = d.docker_ok(&["network", "create", "--driver=bridge", "app-net"]);
+    assert_eq!(id.trim().len(), 64);
+    let ls = d.docker_ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]);
+    assert!(
+        ls.contains("app-net bridge local") && ls.contains("bridge bridge local"),
+        "{ls}"
+    );
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--network=app-net",
+        "--name=db-test",
+        "busybox",
+        "sh",
+        "-c",
+        "echo db-answer > /tmp/i && exec httpd -f -p 27017 -h /tmp",
+    ]);
+    let script = "printf 'GET /i HTTP/1.0\\r\\n\\r\\n' | nc -w 5 db-test 27017";
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=app-net",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert!(out.ends_with("db-answer\n"), "{out}");
+    let ip = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        "db-test",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&d.docker_ok(&["network", "inspect", "app-net"])).unwrap();
+    let c = v[0]["Containers"].as_object().unwrap();
+    let entry = c.values().next().unwrap();
+    assert_eq!(entry["Name"], "db-test");
+    assert_eq!(entry["IPv4Address"], format!("{}/24", ip.trim()));
+    // connect/disconnect through the docker CLI, with an alias
+    d.docker_ok(&["run", "-d", "--name", "other", "busybox", "sleep", "60"]);
+    d.docker_ok(&["network", "connect", "--alias", "side", "app-net", "other"]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network=app-net",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "side",
+    ]);
+    assert!(out.contains("1 packets received"), "{out}");
+    d.docker_ok(&["network", "disconnect", "app-net", "other"]);
+    let o = d.docker(&["network", "rm", "app-net"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("db-test"), "{}", stderr(&o));
+    d.docker_ok(&["rm", "-f", "db-test", "other"]);
+    d.docker_ok(&["network", "rm", "app-net"]);
+}
+
+#[test]
+fn legacy_links_write_hosts_entries() {
+    let d = Daemon::start();
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&["run", "-d", "--name", "olddb", "busybox", "sleep", "60"]);
+    let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "olddb"]);
+    let hosts = d.ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "olddb:database",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.starts_with(ip.trim()) && l.contains("database") && l.contains("olddb")),
+        "{hosts}"
+    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "olddb:database",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "database",
+    ]);
+    assert!(out.contains("1 packets received"), "{out}");
+    // the container's own name line
+    let hosts = d.ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "me",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.lines().last().unwrap().ends_with("\tme"), "{hosts}");
+    d.ok(&["rm", "-f", "olddb"]);
+}
+
+#[test]
+fn kill_of_the_shim_and_run_rm_leave_nothing_behind() {
+    let d = Daemon::start_with_pools(1);
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    let prefix = d.env.prefix().to_owned();
+    d.ok(&["network", "create", "shimnet"]);
+    let bridges = links(&prefix);
+    // --rm: gone with the container
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "shimnet",
+        "-p",
+        "80",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(links(&prefix), bridges);
+    // kill -9 of the shim: the daemon sees it die and tears the network down
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "victim",
+        "--network",
+        "shimnet",
+        "-p",
+        "80",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(links(&prefix).len(), bridges.len() + 1);
+    let id = d
+        .ok(&["inspect", "-f", "{{.Id}}", "victim"])
+        .trim()
+        .to_owned();
+    let cfg = std::fs::read_to_string(
+        d.env
+            .data_root()
+            .join("containers")
+            .join(&id)
+            .join("config.json"),
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    let shim = v["state"]["shim_pid"].as_i64().unwrap();
+    let pid = v["state"]["pid"].as_i64().unwrap();
+    for p in [shim, pid] {
+        Command::new("kill")
+            .args(["-9", &p.to_string()])
+            .status()
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while d
+        .ok(&["inspect", "-f", "{{.State.Status}}", "victim"])
+        .trim()
+        == "running"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not notice"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while links(&prefix) != bridges && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(links(&prefix), bridges);
+    let t = nft_table(&prefix).unwrap();
+    assert!(!t.contains(&id[..20]), "{t}");
+    let netns = d.env.run_root().join("netns").join(&id);
+    assert!(!netns.exists(), "namespace mount left");
+    // its address is free again: ipam holds only what runs
+    let ipam = std::fs::read_to_string(d.env.data_root().join("network/ipam.json")).unwrap();
+    assert!(!ipam.contains(&id), "{ipam}");
+    d.ok(&["rm", "victim"]);
 }

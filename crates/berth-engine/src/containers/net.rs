@@ -152,11 +152,17 @@ impl Containers {
             Some(mode_net) => {
                 let r = nets.get(&mode_net)?;
                 // the mode's entry may come under the typed name or the canonical one
+                // the docker CLI names the default network "default" in EndpointsConfig
                 let entry = spec
                     .net
                     .networks
                     .remove(&mode_net)
                     .or_else(|| spec.net.networks.remove(&r.name))
+                    .or_else(|| {
+                        (r.name == "bridge")
+                            .then(|| spec.net.networks.remove("default"))
+                            .flatten()
+                    })
                     .unwrap_or_default();
                 let mut others = std::mem::take(&mut spec.net.networks);
                 spec.net.networks.insert(r.name.clone(), entry);
