@@ -74,8 +74,11 @@ fn default_files_are_dockers_and_bind_mounted() {
     let parts: Vec<&str> = out.split("---\n").collect();
     assert_eq!(parts.len(), 4, "{out}");
     assert_eq!(parts[0], format!("{}\n", &id[..12]));
-    // --network none (the default here): no container-IP line
-    assert_eq!(parts[1], DEFAULT_HOSTS);
+    // the default bridge network: Docker's lines, then the container's address and hostname
+    let own = parts[1]
+        .strip_prefix(DEFAULT_HOSTS)
+        .unwrap_or_else(|| panic!("{}", parts[1]));
+    assert!(own.ends_with(&format!("\t{}\n", &id[..12])), "{own}");
     let servers: Vec<&str> = parts[2]
         .lines()
         .filter_map(|l| l.strip_prefix("nameserver "))
