@@ -228,6 +228,7 @@ fn restart_berthd(d: &mut Daemon) {
         .arg(d.env.dir().join("berth.toml"))
         .arg("-H")
         .arg(d.host())
+        .args(common::net_args(&d.env, &d.pools))
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -508,5 +509,101 @@ fn dockerfile_outside_the_context_stdin_dockerfile_and_labels() {
         std::fs::read_to_string(&iid)
             .unwrap()
             .starts_with("sha256:")
+    );
+}
+
+#[test]
+fn independent_stages_build_in_parallel_sharing_a_cache_mount() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    // each stage waits (up to 20 s) for the other's marker in a shared cache mount: a
+    // sequential build would fail the first stage
+    let wait = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,target=/shared,id=sync touch /shared/{me} && i=0; while [ ! -e /shared/{other} ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; test -e /shared/{other} && echo {me} saw {other} > /{me}.txt"
+        )
+    };
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!(
+            "FROM busybox AS a\n{}\nFROM busybox AS b\n{}\nFROM busybox\nCOPY --from=a /a.txt /\nCOPY --from=b /b.txt /\nCMD [\"cat\", \"/a.txt\", \"/b.txt\"]\n",
+            wait("a", "b"),
+            wait("b", "a")
+        ),
+    );
+    build(&d, &["-t", "par:1", ctx.path().to_str().unwrap()]);
+    assert_eq!(d.ok(&["run", "--rm", "par:1"]), "a saw b\nb saw a\n");
+    // the cache mount persists across builds (and is not part of any layer)
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=cache,target=/shared,id=sync ls /shared > /listing\n",
+    );
+    build(&d, &["-t", "par:2", ctx.path().to_str().unwrap()]);
+    assert_eq!(d.ok(&["run", "--rm", "par:2", "cat", "/listing"]), "a\nb\n");
+    let o = d.berth(&["run", "--rm", "par:2", "ls", "/shared"]);
+    assert_eq!(stdout(&o), "", "cache mount content leaked into the image");
+}
+
+#[test]
+fn run_network_add_archives_and_heredocs() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    // an archive ADD extracts
+    let src = ctx.path().join("payload");
+    write(&src, "inner/one.txt", "one\n");
+    let st = std::process::Command::new("tar")
+        .args([
+            "-czf",
+            ctx.path().join("payload.tar.gz").to_str().unwrap(),
+            "-C",
+            src.to_str().unwrap(),
+            "inner",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nADD payload.tar.gz /opt/\nCOPY <<EOF /etc/greeting\nhello from a heredoc\nEOF\nRUN <<EOT\nset -e\necho line1 > /heredoc-run\necho line2 >> /heredoc-run\nEOT\nRUN cat /proc/net/dev | grep -c : > /ifaces\nRUN --network=host cat /proc/net/dev | grep -c : > /host-ifaces\n",
+    );
+    write(ctx.path(), ".dockerignore", "payload\n");
+    build(&d, &["-t", "misc:1", ctx.path().to_str().unwrap()]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "misc:1",
+        "cat",
+        "/opt/inner/one.txt",
+        "/etc/greeting",
+        "/heredoc-run",
+        "/ifaces",
+    ]);
+    assert_eq!(out, "one\nhello from a heredoc\nline1\nline2\n1\n");
+    // --network=host sees the host's interfaces (more than lo)
+    let host: usize = d
+        .ok(&["run", "--rm", "misc:1", "cat", "/host-ifaces"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(host > 1, "host network has {host} interfaces");
+    // ADD of a URL fails clearly (no network here)
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nADD http://berth-unreachable.invalid/file.tar /x\n",
+    );
+    let o = d.berth(&["build", "--progress", "plain", ctx.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("failed to fetch http://berth-unreachable.invalid/file.tar"),
+        "{}",
+        stderr(&o)
     );
 }

@@ -110,7 +110,7 @@ pub fn unpack(reader: impl Read, dir: &Path, name: &str) -> Result<Dockerfile, B
 }
 
 /// An unpacked, filtered context.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Context {
     /// The directory.
     pub root: PathBuf,
@@ -153,6 +153,52 @@ impl Context {
         let d = file_digest(path)?;
         self.digests.insert(path.to_owned(), d.clone());
         Ok(d)
+    }
+}
+
+impl Context {
+    /// Digests of many files, computed in parallel (one thread per core) for those not
+    /// yet known.
+    pub fn digest_many(&mut self, paths: &[PathBuf]) -> Result<(), BuildError> {
+        let todo: Vec<&PathBuf> = paths
+            .iter()
+            .filter(|p| !self.digests.contains_key(*p))
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(todo.len())
+            .max(1);
+        let chunk = todo.len().div_ceil(threads);
+        let results: Vec<Result<Vec<(PathBuf, String)>, BuildError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = todo
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|p| file_digest(p).map(|d| ((*p).clone(), d)))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(BuildError::Other("a hashing thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for r in results {
+            for (p, d) in r? {
+                self.digests.insert(p, d);
+            }
+        }
+        Ok(())
     }
 }
 

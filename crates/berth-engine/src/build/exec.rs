@@ -430,6 +430,25 @@ impl Builder {
         c: &CopyOp,
     ) -> Result<SourcesDigest, BuildError> {
         let (root, from_ctx, actions) = self.copy_actions(c, step, &[])?;
+        if from_ctx {
+            // hash the context files this COPY reads in parallel, once per build
+            let mut files = Vec::new();
+            for a in &actions {
+                let mut stack = vec![root.join(&a.src)];
+                while let Some(p) = stack.pop() {
+                    match std::fs::symlink_metadata(&p) {
+                        Ok(m) if m.is_dir() => {
+                            if let Ok(rd) = std::fs::read_dir(&p) {
+                                stack.extend(rd.flatten().map(|e| e.path()));
+                            }
+                        }
+                        Ok(m) if m.is_file() => files.push(p),
+                        _ => {}
+                    }
+                }
+            }
+            self.context.digest_many(&files)?;
+        }
         let mut list = Vec::new();
         for a in &actions {
             let base = root.join(&a.src);

@@ -149,6 +149,8 @@ pub(crate) struct Builder {
     pub(crate) tmp: context::TempDir,
     pub(crate) context: context::Context,
     pub(crate) cache: BuildCache,
+    /// `<data-root>/build`.
+    pub(crate) root: PathBuf,
     pub(crate) runc: PathBuf,
     pub(crate) runc_root: PathBuf,
     pub(crate) cache_mounts: PathBuf,
@@ -230,115 +232,55 @@ impl Builder {
             .map(|&s| 1 + plan.stages[s].instructions.len())
             .sum();
         let platform_text = plan.platform().to_string();
-        let mut n = 0;
-        for &s in &plan.needed.clone() {
-            let stage = plan.stages[s].clone();
-            n += 1;
-            let from_text = df
-                .instructions
+        let mut offsets = BTreeMap::new();
+        let mut acc = 0;
+        for &s in &plan.needed {
+            offsets.insert(s, acc);
+            acc += 1 + plan.stages[s].instructions.len();
+        }
+        // stages of one level do not depend on each other: they build in parallel
+        for level in plan.levels.clone() {
+            let level: Vec<usize> = level
+                .into_iter()
+                .filter(|s| offsets.contains_key(s))
+                .collect();
+            if level.len() <= 1 {
+                for &s in &level {
+                    let img =
+                        self.build_stage(&plan, &df, s, offsets[&s], total, &platform_text)?;
+                    self.stage_images.insert(s, img);
+                }
+                continue;
+            }
+            let mut forks = level
                 .iter()
-                .find(|i| i.line == stage.line)
-                .map(|i| i.original.clone())
-                .unwrap_or_else(|| "FROM".into());
-            self.say(format!("Step {n}/{total} : {from_text}\n"))?;
-            let (root_key, mut image, base_config) = match &stage.base {
-                Base::Scratch => (
-                    berth_build::cache::base_key("scratch", &platform_text),
-                    None,
-                    ImageConfig::default(),
-                ),
-                Base::Image(name) => {
-                    let id = self.base_image(name)?;
-                    let cfg = image_config_of(&self.store.config(&id)?);
-                    (
-                        berth_build::cache::base_key(id.as_str(), &platform_text),
-                        Some(id),
-                        cfg,
-                    )
-                }
-                Base::Stage(b) => {
-                    let img = self.stage_images.get(b).cloned().ok_or_else(|| {
-                        BuildError::Other(format!("stage {b} was not built before stage {s}"))
-                    })?;
-                    let cfg = match &img {
-                        Some(id) => image_config_of(&self.store.config(id)?),
-                        None => ImageConfig::default(),
-                    };
-                    let key = match &img {
-                        Some(id) => berth_build::cache::base_key(id.as_str(), &platform_text),
-                        None => berth_build::cache::base_key("scratch", &platform_text),
-                    };
-                    (key, img, cfg)
-                }
-            };
-            match &image {
-                Some(id) => self.say(format!(" ---> {}\n", short(id)))?,
-                None => self.say(" ---> \n")?,
-            }
-            let sp = plan.stage_steps(s, &base_config)?;
-            if sp.steps.iter().any(|st| st.from_onbuild) {
-                let k = sp.steps.iter().filter(|st| st.from_onbuild).count();
-                self.say(format!(
-                    "# Executing {k} build trigger{}\n",
-                    if k == 1 { "" } else { "s" }
-                ))?;
-            }
-            let mut parent_key = root_key;
-            let mut probing = !self.req.no_cache;
-            let mut author: Option<String> = None;
-            for step in &sp.steps {
-                if !step.from_onbuild {
-                    n += 1;
-                    self.say(format!(
-                        "Step {n}/{total} : {}\n",
-                        step.instruction.original
-                    ))?;
-                }
-                if let berth_build::Kind::Maintainer { name } = &step.instruction.kind {
-                    author = Some(name.clone());
-                }
-                let digest = match &step.op {
-                    Op::Copy(c) | Op::Add(c) => Some(self.sources_digest(s, step, c)?),
-                    _ => None,
-                };
-                let key = berth_build::cache::step_key(
-                    &parent_key,
-                    step,
-                    digest.as_ref().map(|d| d.0.as_str()),
-                );
-                let hit = if probing {
-                    self.cache.get(&key).filter(|id| {
-                        self.store.resolve(id.as_str()).is_ok_and(|r| {
-                            self.lease.add_image(&r.id);
-                            true
+                .map(|_| self.fork())
+                .collect::<Result<Vec<_>, _>>()?;
+            let (plan_r, df_r, offsets_r, pt) = (&plan, &df, &offsets, platform_text.as_str());
+            let results: Vec<Result<Option<Digest>, BuildError>> = std::thread::scope(|sc| {
+                let handles: Vec<_> = forks
+                    .iter_mut()
+                    .zip(&level)
+                    .map(|(f, &s)| {
+                        sc.spawn(move || f.build_stage(plan_r, df_r, s, offsets_r[&s], total, pt))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(BuildError::Other("a stage's build thread panicked".into()))
                         })
                     })
-                } else {
-                    None
-                };
-                let id = match hit {
-                    Some(id) => {
-                        self.say(" ---> Using cache\n")?;
-                        id
-                    }
-                    None => {
-                        probing = false;
-                        let id = self.execute(
-                            s,
-                            step,
-                            image.as_ref(),
-                            digest.as_ref(),
-                            author.as_deref(),
-                        )?;
-                        self.cache.put(&key, &id)?;
-                        id
-                    }
-                };
-                self.say(format!(" ---> {}\n", short(&id)))?;
-                image = Some(id);
-                parent_key = key;
+                    .collect()
+            });
+            for (&s, r) in level.iter().zip(results) {
+                let img = r?;
+                if let Some(i) = &img {
+                    self.lease.add_image(i);
+                }
+                self.stage_images.insert(s, img);
             }
-            self.stage_images.insert(s, image);
         }
         let target = plan.needed.last().copied().unwrap_or(plan.target);
         self.stage_images
@@ -348,6 +290,143 @@ impl Builder {
             .ok_or_else(|| {
                 BuildError::Other("No image was generated. Is your Dockerfile empty?".into())
             })
+    }
+
+    /// A builder for one stage of a parallel level: its own temp dir, lease and views,
+    /// the same context, cache file and output stream.
+    fn fork(&self) -> Result<Builder, BuildError> {
+        Ok(Builder {
+            store: self.store.clone(),
+            lease: self.store.lease(),
+            req: self.req.clone(),
+            tx: self.tx.clone(),
+            tmp: context::TempDir::new(self.tmp.path())?,
+            context: self.context.clone(),
+            cache: BuildCache::open(&self.root)?,
+            root: self.root.clone(),
+            runc: self.runc.clone(),
+            runc_root: self.runc_root.clone(),
+            cache_mounts: self.cache_mounts.clone(),
+            epoch: self.epoch,
+            stage_images: self.stage_images.clone(),
+            counter: 0,
+            views: exec::Views::new(),
+        })
+    }
+
+    /// Builds stage `s` (its FROM is step `offset + 1` of `total`); returns its image.
+    fn build_stage(
+        &mut self,
+        plan: &BuildPlan,
+        df: &berth_build::Dockerfile,
+        s: usize,
+        offset: usize,
+        total: usize,
+        platform_text: &str,
+    ) -> Result<Option<Digest>, BuildError> {
+        let platform_text = platform_text.to_owned();
+        let stage = plan.stages[s].clone();
+        let mut n = offset + 1;
+        let from_text = df
+            .instructions
+            .iter()
+            .find(|i| i.line == stage.line)
+            .map(|i| i.original.clone())
+            .unwrap_or_else(|| "FROM".into());
+        self.say(format!("Step {n}/{total} : {from_text}\n"))?;
+        let (root_key, mut image, base_config) = match &stage.base {
+            Base::Scratch => (
+                berth_build::cache::base_key("scratch", &platform_text),
+                None,
+                ImageConfig::default(),
+            ),
+            Base::Image(name) => {
+                let id = self.base_image(name)?;
+                let cfg = image_config_of(&self.store.config(&id)?);
+                (
+                    berth_build::cache::base_key(id.as_str(), &platform_text),
+                    Some(id),
+                    cfg,
+                )
+            }
+            Base::Stage(b) => {
+                let img = self.stage_images.get(b).cloned().ok_or_else(|| {
+                    BuildError::Other(format!("stage {b} was not built before stage {s}"))
+                })?;
+                let cfg = match &img {
+                    Some(id) => image_config_of(&self.store.config(id)?),
+                    None => ImageConfig::default(),
+                };
+                let key = match &img {
+                    Some(id) => berth_build::cache::base_key(id.as_str(), &platform_text),
+                    None => berth_build::cache::base_key("scratch", &platform_text),
+                };
+                (key, img, cfg)
+            }
+        };
+        match &image {
+            Some(id) => self.say(format!(" ---> {}\n", short(id)))?,
+            None => self.say(" ---> \n")?,
+        }
+        let sp = plan.stage_steps(s, &base_config)?;
+        if sp.steps.iter().any(|st| st.from_onbuild) {
+            let k = sp.steps.iter().filter(|st| st.from_onbuild).count();
+            self.say(format!(
+                "# Executing {k} build trigger{}\n",
+                if k == 1 { "" } else { "s" }
+            ))?;
+        }
+        let mut parent_key = root_key;
+        let mut probing = !self.req.no_cache;
+        let mut author: Option<String> = None;
+        for step in &sp.steps {
+            if !step.from_onbuild {
+                n += 1;
+                self.say(format!(
+                    "Step {n}/{total} : {}\n",
+                    step.instruction.original
+                ))?;
+            }
+            if let berth_build::Kind::Maintainer { name } = &step.instruction.kind {
+                author = Some(name.clone());
+            }
+            let digest = match &step.op {
+                Op::Copy(c) | Op::Add(c) => Some(self.sources_digest(s, step, c)?),
+                _ => None,
+            };
+            let key = berth_build::cache::step_key(
+                &parent_key,
+                step,
+                digest.as_ref().map(|d| d.0.as_str()),
+            );
+            let hit = if probing {
+                self.cache.get(&key).filter(|id| {
+                    self.store.resolve(id.as_str()).is_ok_and(|r| {
+                        self.lease.add_image(&r.id);
+                        true
+                    })
+                })
+            } else {
+                None
+            };
+            let id = match hit {
+                Some(id) => {
+                    self.say(" ---> Using cache\n")?;
+                    id
+                }
+                None => {
+                    probing = false;
+                    let id =
+                        self.execute(s, step, image.as_ref(), digest.as_ref(), author.as_deref())?;
+                    self.cache.put(&key, &id)?;
+                    id
+                }
+            };
+            self.say(format!(" ---> {}\n", short(&id)))?;
+            image = Some(id);
+            parent_key = key;
+        }
+        Ok(image)
     }
 
     /// Runs one step on top of `parent` and records the resulting image.
@@ -471,8 +550,16 @@ impl Engine {
             let result = (|| -> Result<(Digest, Vec<Reference>), BuildError> {
                 let tmp = context::TempDir::new(&root.join("tmp"))?;
                 let ctx_dir = tmp.path().join("context");
+                let t0 = std::time::Instant::now();
                 let dockerfile = context::unpack(reader, &ctx_dir, &req.dockerfile)?;
+                let t1 = std::time::Instant::now();
                 let context = context::Context::scan(ctx_dir, &dockerfile.rel)?;
+                tracing::debug!(
+                    unpack_ms = (t1 - t0).as_millis() as u64,
+                    scan_ms = t1.elapsed().as_millis() as u64,
+                    files = context.entries.len(),
+                    "build context ready"
+                );
                 let epoch = req
                     .build_args
                     .get("SOURCE_DATE_EPOCH")
@@ -485,6 +572,7 @@ impl Engine {
                     tmp,
                     context,
                     cache: BuildCache::open(&root)?,
+                    root: root.clone(),
                     runc: default_runc_path(),
                     runc_root,
                     cache_mounts: root.join("cache-mounts"),
@@ -493,7 +581,12 @@ impl Engine {
                     counter: 0,
                     views: exec::Views::new(),
                 };
+                let t2 = std::time::Instant::now();
                 let id = b.run(&dockerfile.text)?;
+                tracing::debug!(
+                    steps_ms = t2.elapsed().as_millis() as u64,
+                    "build steps done"
+                );
                 let mut tags = Vec::new();
                 for t in &req.tags {
                     tags.push(store.tag(id.as_str(), t)?);
