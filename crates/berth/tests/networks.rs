@@ -824,3 +824,134 @@ fn kill_of_the_shim_and_run_rm_leave_nothing_behind() {
     assert!(!ipam.contains(&id), "{ipam}");
     d.ok(&["rm", "victim"]);
 }
+
+#[test]
+fn create_options_gateway_ip_range_internal_and_bridge_name() {
+    let d = Daemon::start_with_pools(2);
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    let cidr = d.pools[0].clone();
+    let base = cidr[..cidr.rfind('.').unwrap()].to_owned();
+    let dev = format!("{}opt", d.env.prefix());
+    let opt = format!("com.docker.network.bridge.name={dev}");
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &cidr,
+        "--gateway",
+        &format!("{base}.254"),
+        "--ip-range",
+        &format!("{base}.128/25"),
+        "-o",
+        &opt,
+        "--label",
+        "k=v",
+        "opts",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&d.ok(&["network", "inspect", "opts"])).unwrap();
+    let c = &v[0]["IPAM"]["Config"][0];
+    assert_eq!(c["Gateway"], format!("{base}.254"));
+    assert_eq!(c["IPRange"], format!("{base}.128/25"));
+    assert_eq!(v[0]["Labels"]["k"], "v");
+    assert!(
+        links(d.env.prefix()).contains(&dev),
+        "{:?}",
+        links(d.env.prefix())
+    );
+    // addresses come from the range; the gateway is the bridge's address
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "opts",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip route",
+    ]);
+    assert!(out.contains(&format!("{base}.128/24")), "{out}");
+    assert!(out.contains(&format!("default via {base}.254")), "{out}");
+    // --internal: no masquerade rule for it; its containers still talk to each other
+    d.ok(&["network", "create", "--internal", "inner"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&d.ok(&["network", "inspect", "inner"])).unwrap();
+    assert_eq!(v[0]["Internal"], true);
+    let inner_subnet = v[0]["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = nft_table(d.env.prefix()).unwrap();
+    assert!(
+        !t.lines()
+            .any(|l| l.contains("masquerade") && l.contains(&inner_subnet)),
+        "{t}"
+    );
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "in1",
+        "--network",
+        "inner",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "inner",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "in1",
+    ]);
+    assert!(out.contains("1 packets received"), "{out}");
+    // bad requests are named
+    let o = d.berth(&["network", "create", "--subnet", &cidr, "dup"]);
+    assert!(stderr(&o).contains("overlaps"), "{}", stderr(&o));
+    let o = d.berth(&["network", "create", "--subnet", "10.0.0.1/8", "hostbits"]);
+    assert!(stderr(&o).contains("host bits"), "{}", stderr(&o));
+    d.ok(&["rm", "-f", "in1"]);
+}
+
+#[test]
+fn network_reload_reapplies_flushed_rules() {
+    let d = Daemon::start();
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("{port}:80");
+    d.ok(&[
+        "run", "-d", "--name", "rl", "-p", &publish, "busybox", "sleep", "60",
+    ]);
+    let table = d.env.prefix().to_owned();
+    let before = nft_table(&table).unwrap();
+    assert!(before.contains(&format!("dport {port}")), "{before}");
+    // someone deletes our table
+    assert!(
+        Command::new("nft")
+            .args(["delete", "table", "inet", &table])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(nft_table(&table).is_none());
+    d.ok(&["network", "reload"]);
+    let after = nft_table(&table).unwrap();
+    assert!(after.contains(&format!("dport {port}")), "{after}");
+    assert!(after.contains("masquerade"), "{after}");
+    d.ok(&["rm", "-f", "rl"]);
+    let t = nft_table(&table).unwrap();
+    assert!(!t.contains(&format!("dport {port}")), "{t}");
+}
