@@ -205,8 +205,8 @@ fn stat_at(dir: &OwnedFd, name: &str, container_path: &str) -> std::io::Result<P
 /// Stats `path` in the container (the last component not followed).
 pub fn stat(rec: &Record, rootfs: &Path, path: &str) -> Result<PathStat, EngineError> {
     let (root, rel) = locate(rec, rootfs, path);
-    let (dir, base) = open_parent(&root, &rel).map_err(|_| not_found(path, &rec.id))?;
-    stat_at(&dir, &base, &clean_path(&format!("/{path}"))).map_err(|_| not_found(path, &rec.id))
+    let (dir, base) = open_parent(&root, &rel).map_err(|_| not_found(path, &rec.name))?;
+    stat_at(&dir, &base, &clean_path(&format!("/{path}"))).map_err(|_| not_found(path, &rec.name))
 }
 
 fn tar_header(st: &rustix::fs::Stat, kind: tar::EntryType) -> tar::Header {
@@ -218,6 +218,48 @@ fn tar_header(st: &rustix::fs::Stat, kind: tar::EntryType) -> tar::Header {
     h.set_mtime(st.st_mtime.max(0) as u64);
     h.set_size(0);
     h
+}
+
+/// Appends one entry named exactly `name` (the tar crate would drop a leading `./`,
+/// which the docker CLI's rebasing of `dir/.` copies relies on); long names and link
+/// targets go in GNU long-name entries.
+fn append_raw<W: Write, R: Read>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &str,
+    link: Option<&str>,
+    data: R,
+) -> std::io::Result<()> {
+    for (kind, value) in [
+        (tar::EntryType::GNULongName, Some(name)),
+        (tar::EntryType::GNULongLink, link),
+    ] {
+        let Some(v) = value.filter(|v| v.len() >= 100) else {
+            continue;
+        };
+        let mut lh = tar::Header::new_gnu();
+        if let Some(g) = lh.as_gnu_mut() {
+            g.name[..13].copy_from_slice(b"././@LongLink");
+        }
+        lh.set_entry_type(kind);
+        lh.set_mode(0o644);
+        lh.set_size(v.len() as u64 + 1);
+        lh.set_cksum();
+        let mut bytes = v.as_bytes().to_vec();
+        bytes.push(0);
+        b.append(&lh, &bytes[..])?;
+    }
+    let raw = h.as_old_mut();
+    raw.name = [0; 100];
+    let n = name.len().min(99);
+    raw.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    if let Some(l) = link {
+        raw.linkname = [0; 100];
+        let n = l.len().min(99);
+        raw.linkname[..n].copy_from_slice(&l.as_bytes()[..n]);
+    }
+    h.set_cksum();
+    b.append(h, data)
 }
 
 /// Writes entry `name` of `dir` as `tar_path` (recursing into directories through fds).
@@ -232,7 +274,7 @@ fn append<W: Write>(
         FileType::Directory => {
             let mut h = tar_header(&st, tar::EntryType::Directory);
             let p = format!("{}/", tar_path.trim_end_matches('/'));
-            b.append_data(&mut h, &p, std::io::empty())?;
+            append_raw(b, &mut h, &p, None, std::io::empty())?;
             let sub = rustix::fs::openat(
                 dir,
                 name,
@@ -264,16 +306,22 @@ fn append<W: Write>(
             let mut h = tar_header(&st, tar::EntryType::Regular);
             h.set_size(st.st_size as u64);
             let f = std::fs::File::from(fd);
-            b.append_data(&mut h, tar_path, f.take(st.st_size as u64))?;
+            append_raw(b, &mut h, tar_path, None, f.take(st.st_size as u64))?;
         }
         FileType::Symlink => {
             let t = rustix::fs::readlinkat(dir, name, Vec::new())?;
             let mut h = tar_header(&st, tar::EntryType::Symlink);
-            b.append_link(&mut h, tar_path, t.to_string_lossy().as_ref())?;
+            append_raw(
+                b,
+                &mut h,
+                tar_path,
+                Some(t.to_string_lossy().as_ref()),
+                std::io::empty(),
+            )?;
         }
         FileType::Fifo => {
             let mut h = tar_header(&st, tar::EntryType::Fifo);
-            b.append_data(&mut h, tar_path, std::io::empty())?;
+            append_raw(b, &mut h, tar_path, None, std::io::empty())?;
         }
         // sockets and devices are left out
         _ => {}
@@ -290,7 +338,7 @@ pub fn write_archive<W: Write>(
     w: W,
 ) -> Result<(), EngineError> {
     let (root, rel) = locate(rec, rootfs, path);
-    let (dir, base) = open_parent(&root, &rel).map_err(|_| not_found(path, &rec.id))?;
+    let (dir, base) = open_parent(&root, &rel).map_err(|_| not_found(path, &rec.name))?;
     // `dir/.` archives as `.` (the CLI copies the contents); `/` as `.` too
     let trimmed = path.trim_end_matches('/');
     let name = if trimmed.ends_with("/.") || trimmed.is_empty() || trimmed == "." {
@@ -372,8 +420,21 @@ pub fn extract<R: Read>(
             "extraction point is not a directory".into(),
         ));
     }
-    let dest = open_dir_in_root(&root, &rel).map_err(|_| not_found(path, &rec.id))?;
+    let dest = open_dir_in_root(&root, &rel).map_err(|_| not_found(path, &rec.name))?;
     let mut ar = tar::Archive::new(r);
+    let res = extract_entries(&mut ar, &dest, path, opts);
+    // read the upload to its end whatever happened, so the client sees our answer
+    // rather than a broken pipe
+    let _ = std::io::copy(&mut ar.into_inner(), &mut std::io::sink());
+    res
+}
+
+fn extract_entries<R: Read>(
+    ar: &mut tar::Archive<R>,
+    dest: &OwnedFd,
+    path: &str,
+    opts: ExtractOptions,
+) -> Result<(), EngineError> {
     let bad = |m: String| EngineError::InvalidParameter(m);
     for entry in ar.entries().map_err(io_err("read archive for", path))? {
         let mut e = entry.map_err(io_err("read archive for", path))?;
@@ -390,7 +451,7 @@ pub fn extract<R: Read>(
         let h = e.header().clone();
         let kind = h.entry_type();
         let werr = |op: &'static str| io_err(op, &ep);
-        let dir = walk_dirs(&dest, parents).map_err(werr("create directories for"))?;
+        let dir = walk_dirs(dest, parents).map_err(werr("create directories for"))?;
         let existing = is_dir_at(&dir, last);
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
         if opts.no_overwrite_dir_non_dir {
@@ -468,7 +529,7 @@ pub fn extract<R: Read>(
                 let Some((tlast, tparents)) = tc.split_last() else {
                     continue;
                 };
-                let tdir = walk_dirs(&dest, tparents).map_err(werr("open link target of"))?;
+                let tdir = walk_dirs(dest, tparents).map_err(werr("open link target of"))?;
                 if existing.is_some() {
                     rustix::fs::unlinkat(&dir, name, AtFlags::empty())
                         .map_err(|e| werr("replace")(e.into()))?;

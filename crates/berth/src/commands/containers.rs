@@ -362,6 +362,10 @@ impl CreateArgs {
         self.net.apply(&mut body)?;
         if let Some(f) = &self.foreground {
             f.apply(&mut body);
+        } else if self.interactive {
+            // as the docker CLI: `create -i` attaches stdin, closed once it ends
+            body["AttachStdin"] = json!(true);
+            body["StdinOnce"] = json!(true);
         }
         Ok(body)
     }

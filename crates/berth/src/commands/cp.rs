@@ -88,7 +88,7 @@ async fn stat(c: &Client, ctr: &str, path: &str) -> Result<Stat, ClientError> {
 
 fn daemon_err(e: ClientError) -> anyhow::Error {
     match e {
-        ClientError::Daemon { status: 404, .. } => {
+        ClientError::Daemon { .. } => {
             eprintln!("{e}");
             crate::Exit(1).into()
         }
@@ -118,7 +118,11 @@ async fn from_container(
     dst: &str,
 ) -> anyhow::Result<()> {
     let mut src = src.to_owned();
-    let st = stat(c, ctr, &src).await.map_err(daemon_err)?;
+    // as the docker CLI: a failed stat is not fatal here, the GET says what is wrong
+    let st = stat(c, ctr, &src).await.unwrap_or(Stat {
+        mode: 0,
+        link_target: String::new(),
+    });
     if a.follow && st.is_symlink() && !st.link_target.is_empty() {
         src = st.link_target.clone();
     }
@@ -144,17 +148,10 @@ async fn from_container(
     }
     let dst = PathBuf::from(dst);
     let contents_only = src.ends_with("/.");
-    let base = Path::new(src.trim_end_matches("/.").trim_end_matches('/'))
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| ".".into());
-    // where the archive's top entry lands
+    // `into`: the host directory entries land in; `rename`: the name the archive's top
+    // entry takes there (`None`: its own; contents-only archives have no top entry)
     let (into, rename) = if dst.is_dir() {
-        if contents_only {
-            (dst.clone(), Some(String::new()))
-        } else {
-            (dst.clone(), None)
-        }
+        (dst.clone(), None)
     } else if dst.exists() && st.is_dir() {
         anyhow::bail!("cannot copy a directory to a file: {}", dst.display());
     } else {
@@ -169,11 +166,16 @@ async fn from_container(
         if !parent.is_dir() {
             anyhow::bail!("destination directory {} doesn't exist", parent.display());
         }
-        let name = dst
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        (parent, Some(name))
+        if contents_only {
+            std::fs::create_dir(&dst)?;
+            (dst.clone(), None)
+        } else {
+            let name = dst
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (parent, Some(name))
+        }
     };
     let mut ar = tar::Archive::new(&body[..]);
     ar.set_preserve_ownerships(a.archive);
@@ -182,24 +184,33 @@ async fn from_container(
     for entry in ar.entries()? {
         let mut e = entry?;
         let p = e.path()?.into_owned();
-        let mut comps = p.components();
-        let first = comps.next();
-        let rest: PathBuf = comps.collect();
-        let top = match &rename {
-            None => first
-                .map(|f| PathBuf::from(f.as_os_str()))
-                .unwrap_or_default(),
-            Some(n) => PathBuf::from(n),
-        };
-        let _ = &base;
-        let target = into.join(top).join(rest);
-        if target
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
+        if p.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        }) {
             anyhow::bail!("invalid archive entry {}", p.display());
         }
-        if e.header().entry_type().is_dir() {
+        let rel: PathBuf = p
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        let target = match (&rename, contents_only) {
+            (_, true) | (None, false) => into.join(&rel),
+            (Some(n), false) => {
+                let mut comps = rel.components();
+                comps.next();
+                let rest: PathBuf = comps.collect();
+                let t = into.join(n);
+                if rest.as_os_str().is_empty() {
+                    t
+                } else {
+                    t.join(rest)
+                }
+            }
+        };
+        if rel.as_os_str().is_empty() || e.header().entry_type().is_dir() {
             std::fs::create_dir_all(&target)?;
             continue;
         }
