@@ -955,3 +955,86 @@ fn network_reload_reapplies_flushed_rules() {
     let t = nft_table(&table).unwrap();
     assert!(!t.contains(&format!("dport {port}")), "{t}");
 }
+
+/// A one-answer DNS server on `addr:53` (UDP): every A query gets `answer`.
+fn fake_upstream(addr: std::net::Ipv4Addr, answer: [u8; 4]) -> std::net::UdpSocket {
+    let sock = std::net::UdpSocket::bind((addr, 53)).unwrap();
+    let s = sock.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = s.recv_from(&mut buf) {
+            if n < 12 {
+                continue;
+            }
+            // header: same id, a response, recursion available, one question, one answer
+            let mut r = buf[..n].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[6] = 0;
+            r[7] = 1;
+            r[8..12].copy_from_slice(&[0, 0, 0, 0]);
+            r.truncate(n);
+            // the question ends at the name's zero byte plus type and class
+            let qend = 12 + buf[12..n].iter().position(|b| *b == 0).unwrap_or(0) + 5;
+            r.truncate(qend.min(n));
+            r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+            r.extend_from_slice(&answer);
+            let _ = s.send_to(&r, peer);
+        }
+    });
+    sock
+}
+
+#[test]
+fn other_names_are_forwarded_to_the_upstream_resolvers() {
+    let d = Daemon::start_with_pools(1);
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&["network", "create", "fwd"]);
+    // a fake upstream on a loopback address of our own (the daemon forwards from the host)
+    let n = std::process::id();
+    let addr = std::net::Ipv4Addr::new(127, 53, (n >> 8) as u8, (n as u8).max(2));
+    let _up = fake_upstream(addr, [192, 0, 2, 99]);
+    let dns = addr.to_string();
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwd",
+        "--dns",
+        &dns,
+        "busybox",
+        "nslookup",
+        "outside.example",
+        "127.0.0.11",
+    ]);
+    assert!(out.contains("192.0.2.99"), "{out}");
+    // container names still come from the daemon's table
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "inside",
+        "--network",
+        "fwd",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwd",
+        "--dns",
+        &dns,
+        "busybox",
+        "nslookup",
+        "inside",
+        "127.0.0.11",
+    ]);
+    assert!(!out.contains("192.0.2.99"), "{out}");
+    let pool = &d.pools[0];
+    assert!(out.contains(&pool[..pool.rfind('.').unwrap()]), "{out}");
+    d.ok(&["rm", "-f", "inside"]);
+}
