@@ -708,3 +708,144 @@ fn data_survives_and_failed_create_leaves_nothing() {
     assert!(Path::new(&d.env.data_root().join("volumes/keepme/volume.json")).is_file());
     let _ = stdout(&o);
 }
+
+/// An image's `VOLUME` becomes an anonymous volume holding the image's content there;
+/// `rm -v` removes it.
+fn image_volume(docker: bool) {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let ctx = d.env.dir().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN mkdir -p /data && echo seeded > /data/seed\nVOLUME /data\n",
+    )
+    .unwrap();
+    let o = if docker {
+        let mut c = std::process::Command::new("/usr/local/bin/docker");
+        c.args(["build", "-q", "-t", "volimg", ctx.to_str().unwrap()])
+            .env("DOCKER_HOST", d.host())
+            .env("DOCKER_CONFIG", d.env.dir().join("docker-cli"))
+            .env("DOCKER_BUILDKIT", "0");
+        c.output().unwrap()
+    } else {
+        d.berth(&["build", "-q", "-t", "volimg", ctx.to_str().unwrap()])
+    };
+    assert!(o.status.success(), "build: {}", stderr(&o));
+    assert_eq!(
+        run_ok(
+            &d,
+            docker,
+            &[
+                "run",
+                "--name",
+                "iv",
+                "volimg",
+                "sh",
+                "-c",
+                "cat /data/seed; echo more >> /data/seed"
+            ]
+        ),
+        "seeded\n"
+    );
+    let insp: serde_json::Value =
+        serde_json::from_str(&run_ok(&d, docker, &["inspect", "iv"])).unwrap();
+    let m = &insp[0]["Mounts"][0];
+    assert_eq!(m["Destination"], "/data");
+    assert_eq!(m["Type"], "volume");
+    let name = m["Name"].as_str().unwrap().to_owned();
+    assert_eq!(
+        std::fs::read_to_string(
+            d.env
+                .data_root()
+                .join("volumes")
+                .join(&name)
+                .join("_data/seed")
+        )
+        .unwrap(),
+        "seeded\nmore\n"
+    );
+    // a -v on the same path replaces the image's volume
+    let out = run_ok(
+        &d,
+        docker,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "mine:/data",
+            "volimg",
+            "cat",
+            "/data/seed",
+        ],
+    );
+    assert_eq!(out, "seeded\n");
+    run_ok(&d, docker, &["rm", "-v", "iv"]);
+    assert_eq!(run_ok(&d, docker, &["volume", "ls", "-q"]), "mine\n");
+    no_volume_mounts(&d);
+}
+
+#[test]
+fn image_volume_berth() {
+    image_volume(false);
+}
+
+#[test]
+fn image_volume_docker_cli() {
+    image_volume(true);
+}
+
+/// After a kill -9 of berthd and a restart, who uses which volume is rebuilt from the
+/// container records: removal is still refused, the driver's mount is still there, and
+/// removing the container unmounts it.
+#[test]
+fn users_and_mounts_survive_a_daemon_restart() {
+    let mut d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "fastvol",
+    ]);
+    let id = d
+        .ok(&[
+            "create",
+            "--name",
+            "keeper",
+            "-v",
+            "fastvol:/f",
+            "-v",
+            "plain:/p",
+            "busybox",
+            "true",
+        ])
+        .trim()
+        .to_owned();
+    d.kill_berthd();
+    d.restart();
+    for v in ["fastvol", "plain"] {
+        let o = d.berth(&["volume", "rm", v]);
+        assert!(
+            stderr(&o).contains(&format!("remove {v}: volume is in use - [{id}]")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let mounted = berth_testkit::cleanup::mounts_under(&d.env.data_root().join("volumes"));
+    assert_eq!(
+        mounted,
+        vec![d.env.data_root().join("volumes/fastvol/_data")]
+    );
+    d.ok(&["rm", "keeper"]);
+    no_volume_mounts(&d);
+    assert_eq!(
+        d.ok(&["volume", "rm", "fastvol", "plain"]),
+        "fastvol\nplain\n"
+    );
+}
