@@ -68,8 +68,14 @@ pub struct Dockerfile {
 }
 
 /// Unpacks the context tar (plain or gzip) into `dir` and reads the Dockerfile
-/// (`name`, default `Dockerfile`, falling back to `dockerfile` as Docker does).
-pub fn unpack(reader: impl Read, dir: &Path, name: &str) -> Result<Dockerfile, BuildError> {
+/// (`name`, default `Dockerfile`, falling back to `dockerfile` as Docker does). Regular
+/// files are hashed while they are written (the digests COPY cache keys need); paths are
+/// confined to `dir` (no `..`, no absolute names, never written through a symlink).
+pub fn unpack(
+    reader: impl Read,
+    dir: &Path,
+    name: &str,
+) -> Result<(Dockerfile, HashMap<PathBuf, String>), BuildError> {
     std::fs::create_dir_all(dir).map_err(BuildError::io("create", dir))?;
     let mut r = BufReader::with_capacity(256 * 1024, reader);
     let gz = r
@@ -81,16 +87,119 @@ pub fn unpack(reader: impl Read, dir: &Path, name: &str) -> Result<Dockerfile, B
     } else {
         Box::new(r)
     };
+    let bad = |e: std::io::Error| {
+        BuildError::Other(format!(
+            "invalid build context (expected a tar archive): {e}"
+        ))
+    };
     let mut a = tar::Archive::new(inner);
     a.set_preserve_permissions(true);
     a.set_preserve_ownerships(false);
     a.set_unpack_xattrs(false);
     a.set_overwrite(true);
-    a.unpack(dir).map_err(|e| {
-        BuildError::Other(format!(
-            "invalid build context (expected a tar archive): {e}"
-        ))
-    })?;
+    let mut digests = HashMap::new();
+    let mut dirs: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let mut dir_times: Vec<(PathBuf, u64, u32)> = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    for entry in a.entries().map_err(bad)? {
+        let mut e = entry.map_err(bad)?;
+        let raw = e.path().map_err(bad)?.into_owned();
+        let mut rel = PathBuf::new();
+        for c in raw.components() {
+            match c {
+                std::path::Component::Normal(n) => rel.push(n),
+                std::path::Component::CurDir => {}
+                _ => {
+                    return Err(BuildError::Other(format!(
+                        "invalid build context: entry {} leaves the context",
+                        raw.display()
+                    )));
+                }
+            }
+        }
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        // parents: real directories inside `dir` (created when missing)
+        let mut cur = dir.to_path_buf();
+        if let Some(parent) = rel.parent() {
+            for c in parent.components() {
+                cur.push(c);
+                if dirs.contains(&cur) {
+                    continue;
+                }
+                match std::fs::symlink_metadata(&cur) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        return Err(BuildError::Other(format!(
+                            "invalid build context: {} is not a directory",
+                            cur.display()
+                        )));
+                    }
+                    Err(_) => std::fs::create_dir(&cur).map_err(BuildError::io("create", &cur))?,
+                }
+                dirs.insert(cur.clone());
+            }
+        }
+        let dest = dir.join(&rel);
+        let kind = e.header().entry_type();
+        let mode = e.header().mode().unwrap_or(0o644) & 0o7777;
+        let mtime = e.header().mtime().unwrap_or(0);
+        if kind.is_file() {
+            if let Ok(m) = std::fs::symlink_metadata(&dest) {
+                if m.is_dir() {
+                    std::fs::remove_dir_all(&dest).map_err(BuildError::io("replace", &dest))?;
+                } else {
+                    std::fs::remove_file(&dest).map_err(BuildError::io("replace", &dest))?;
+                }
+            }
+            let mut f = std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&dest)
+                .map_err(BuildError::io("create", &dest))?;
+            let mut h = Sha256::new();
+            loop {
+                let n = e.read(&mut buf).map_err(bad)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+                std::io::Write::write_all(&mut f, &buf[..n])
+                    .map_err(BuildError::io("write", &dest))?;
+            }
+            use std::os::unix::fs::PermissionsExt as _;
+            f.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(BuildError::io("chmod", &dest))?;
+            let _ = f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime));
+            digests.insert(dest, format!("sha256:{}", hex::encode(h.finalize())));
+        } else if kind.is_dir() {
+            match std::fs::symlink_metadata(&dest) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    std::fs::remove_file(&dest).map_err(BuildError::io("replace", &dest))?;
+                    std::fs::create_dir(&dest).map_err(BuildError::io("create", &dest))?;
+                }
+                Err(_) => std::fs::create_dir(&dest).map_err(BuildError::io("create", &dest))?,
+            }
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode | 0o700))
+                .map_err(BuildError::io("chmod", &dest))?;
+            dirs.insert(dest.clone());
+            dir_times.push((dest, mtime, mode));
+        } else {
+            // symlinks, hard links, devices: the tar crate's confined unpack
+            e.unpack_in(dir).map_err(bad)?;
+        }
+    }
+    dir_times.sort_by_key(|(p, _, _)| std::cmp::Reverse(p.as_os_str().len()));
+    for (p, t, mode) in dir_times {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode));
+        if let Ok(f) = std::fs::File::open(&p) {
+            let _ = f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t));
+        }
+    }
     let name = if name.is_empty() { "Dockerfile" } else { name };
     let rel = berth_build::copy::clean(name.trim_start_matches('/'));
     let mut candidates = vec![rel.clone()];
@@ -101,7 +210,7 @@ pub fn unpack(reader: impl Read, dir: &Path, name: &str) -> Result<Dockerfile, B
         let p = dir.join(&c);
         if p.is_file() {
             let text = std::fs::read_to_string(&p).map_err(BuildError::io("read", &p))?;
-            return Ok(Dockerfile { rel: c, text });
+            return Ok((Dockerfile { rel: c, text }, digests));
         }
     }
     Err(BuildError::Other(format!(
@@ -121,7 +230,11 @@ pub struct Context {
 
 impl Context {
     /// Applies the ignore file (removing what it excludes) and lists the rest.
-    pub fn scan(root: PathBuf, dockerfile_rel: &str) -> Result<Context, BuildError> {
+    pub fn scan(
+        root: PathBuf,
+        dockerfile_rel: &str,
+        digests: HashMap<PathBuf, String>,
+    ) -> Result<Context, BuildError> {
         let df = root.join(dockerfile_rel);
         let ignore = ignore_file_for(&root, &df, &|p: &Path| p.is_file());
         let matcher = match ignore {
@@ -141,7 +254,7 @@ impl Context {
         Ok(Context {
             root,
             entries,
-            digests: HashMap::new(),
+            digests,
         })
     }
 

@@ -551,9 +551,9 @@ impl Engine {
                 let tmp = context::TempDir::new(&root.join("tmp"))?;
                 let ctx_dir = tmp.path().join("context");
                 let t0 = std::time::Instant::now();
-                let dockerfile = context::unpack(reader, &ctx_dir, &req.dockerfile)?;
+                let (dockerfile, digests) = context::unpack(reader, &ctx_dir, &req.dockerfile)?;
                 let t1 = std::time::Instant::now();
-                let context = context::Context::scan(ctx_dir, &dockerfile.rel)?;
+                let context = context::Context::scan(ctx_dir, &dockerfile.rel, digests)?;
                 tracing::debug!(
                     unpack_ms = (t1 - t0).as_millis() as u64,
                     scan_ms = t1.elapsed().as_millis() as u64,

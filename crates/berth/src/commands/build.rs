@@ -4,12 +4,12 @@
 //! `POST /build` stream is rendered as BuildKit-style progress.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::io::{IsTerminal as _, Read as _, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context as _, anyhow, bail};
-use berth_api::client::{Client, ClientError, for_each_json_line, full};
+use berth_api::client::{Client, ClientError, for_each_json_line};
 use berth_api::jsonmessage::JsonMessage;
 use berth_build::dockerignore::{PatternMatcher, ignore_file_for, keep_build_files, read_patterns};
 use clap::Args;
@@ -77,8 +77,8 @@ fn random_hex() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn append_dir(
-    tar: &mut tar::Builder<Vec<u8>>,
+fn append_dir<W: Write>(
+    tar: &mut tar::Builder<W>,
     root: &Path,
     rel: &str,
     m: Option<&PatternMatcher>,
@@ -120,8 +120,35 @@ fn append_dir(
     Ok(())
 }
 
-/// The context tar and the `dockerfile` parameter.
-pub fn context_tar(a: &BuildArgs) -> anyhow::Result<(Vec<u8>, String)> {
+/// What the context tar holds, decided before any byte is sent.
+pub struct ContextPlan {
+    /// The `dockerfile` query parameter.
+    pub dockerfile: String,
+    source: ContextSource,
+}
+
+enum ContextSource {
+    /// A tar (or gzip) read from stdin, sent as is.
+    Raw(Vec<u8>),
+    /// A directory, filtered, plus a Dockerfile from elsewhere under a private name.
+    Dir {
+        root: PathBuf,
+        matcher: Option<PatternMatcher>,
+        extra: Option<(String, Vec<u8>)>,
+    },
+}
+
+fn single_file_tar(name: &str, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, name, data)?;
+    Ok(tar.into_inner()?)
+}
+
+/// Decides the context: reads stdin when it is `-`, finds the Dockerfile and the ignore file.
+pub fn plan_context(a: &BuildArgs) -> anyhow::Result<ContextPlan> {
     let stdin_df = a.file.as_deref() == Some("-");
     if a.context == "-" {
         if stdin_df {
@@ -134,15 +161,16 @@ pub fn context_tar(a: &BuildArgs) -> anyhow::Result<(Vec<u8>, String)> {
         let is_tar = data.len() >= 262 && &data[257..262] == b"ustar";
         let is_gz = data.starts_with(&[0x1f, 0x8b]);
         if is_tar || is_gz {
-            return Ok((data, a.file.clone().unwrap_or_default()));
+            return Ok(ContextPlan {
+                dockerfile: a.file.clone().unwrap_or_default(),
+                source: ContextSource::Raw(data),
+            });
         }
         // a Dockerfile on stdin and no context
-        let mut tar = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        tar.append_data(&mut h, "Dockerfile", data.as_slice())?;
-        return Ok((tar.into_inner()?, "Dockerfile".into()));
+        return Ok(ContextPlan {
+            dockerfile: "Dockerfile".into(),
+            source: ContextSource::Raw(single_file_tar("Dockerfile", &data)?),
+        });
     }
     let root = PathBuf::from(&a.context);
     if !root.is_dir() {
@@ -166,9 +194,9 @@ pub fn context_tar(a: &BuildArgs) -> anyhow::Result<(Vec<u8>, String)> {
             } else {
                 std::env::current_dir()?.join(p)
             };
-            let p = p
-                .canonicalize()
-                .map_err(|e| anyhow!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: {f}: {e}"))?;
+            let p = p.canonicalize().map_err(|e| {
+                anyhow!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: {f}: {e}")
+            })?;
             (Some(p), None)
         }
         None => {
@@ -203,11 +231,8 @@ pub fn context_tar(a: &BuildArgs) -> anyhow::Result<(Vec<u8>, String)> {
         }
         None => None,
     };
-    let mut tar = tar::Builder::new(Vec::new());
-    tar.follow_symlinks(false);
-    append_dir(&mut tar, &root, "", matcher.as_ref())?;
-    let param = match (inside, df_text, df_path) {
-        (Some(rel), _, _) => rel,
+    let (dockerfile, extra) = match (inside, df_text, df_path) {
+        (Some(rel), _, _) => (rel, None),
         (None, text, path) => {
             let data = match (text, path) {
                 (Some(t), _) => t,
@@ -217,14 +242,68 @@ pub fn context_tar(a: &BuildArgs) -> anyhow::Result<(Vec<u8>, String)> {
                 (None, None) => Vec::new(),
             };
             let name = format!(".dockerfile.{}", random_hex());
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            tar.append_data(&mut h, &name, data.as_slice())?;
-            name
+            (name.clone(), Some((name, data)))
         }
     };
-    Ok((tar.into_inner()?, param))
+    Ok(ContextPlan {
+        dockerfile,
+        source: ContextSource::Dir {
+            root,
+            matcher,
+            extra,
+        },
+    })
+}
+
+/// Writes the context tar of `plan` to `out`.
+pub fn write_context(plan: &ContextPlan, out: impl Write) -> anyhow::Result<()> {
+    match &plan.source {
+        ContextSource::Raw(data) => {
+            let mut out = out;
+            out.write_all(data)?;
+            out.flush()?;
+        }
+        ContextSource::Dir {
+            root,
+            matcher,
+            extra,
+        } => {
+            let mut tar = tar::Builder::new(out);
+            tar.follow_symlinks(false);
+            append_dir(&mut tar, root, "", matcher.as_ref())?;
+            if let Some((name, data)) = extra {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                tar.append_data(&mut h, name, data.as_slice())?;
+            }
+            tar.into_inner()?.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// A blocking writer feeding a request body stream in 256 KiB chunks.
+struct BodyWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+}
+
+impl Write for BodyWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the daemon stopped reading the build context",
+                )
+            })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn kv_map(items: &[String], from_env: bool) -> BTreeMap<String, Option<String>> {
@@ -320,7 +399,18 @@ pub async fn build(c: &Client, a: &BuildArgs) -> anyhow::Result<()> {
         );
     }
     let args = clone_args(a);
-    let (body, dockerfile) = tokio::task::spawn_blocking(move || context_tar(&args)).await??;
+    let plan = tokio::task::spawn_blocking(move || plan_context(&args)).await??;
+    let dockerfile = plan.dockerfile.clone();
+    // the tar is written while it is sent
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    let writer = tokio::task::spawn_blocking(move || {
+        let w = std::io::BufWriter::with_capacity(256 * 1024, BodyWriter { tx });
+        write_context(&plan, w)
+    });
+    let body =
+        berth_api::client::streaming(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }));
     let mut q: Vec<(&str, String)> = Vec::new();
     for t in &a.tag {
         berth_types::reference::Reference::parse(t)
@@ -360,15 +450,25 @@ pub async fn build(c: &Client, a: &BuildArgs) -> anyhow::Result<()> {
         q.push(("platform", p.clone()));
     }
     q.push(("rm", "1".into()));
-    let resp = c
+    let sent = c
         .send(
             Method::POST,
             "/build",
             &q,
-            full(body),
+            body,
             &[("Content-Type", "application/x-tar".to_owned())],
         )
-        .await?;
+        .await;
+    let resp = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            // a failure while writing the context explains a cut request best
+            if let Ok(Err(w)) = writer.await {
+                return Err(w);
+            }
+            return Err(e.into());
+        }
+    };
     let tty = match a.progress.as_str() {
         "tty" => true,
         "plain" => false,
