@@ -191,6 +191,16 @@ impl Client {
         }
     }
 
+    /// Another handle on the same daemon (same endpoint and negotiated version), for
+    /// tasks that outlive a borrow.
+    pub fn clone_handle(&self) -> Client {
+        Client {
+            socket: self.socket.clone(),
+            endpoint: self.endpoint.clone(),
+            version: Mutex::new(self.api_version()),
+        }
+    }
+
     /// The socket path.
     pub fn socket(&self) -> &Path {
         &self.socket
@@ -325,6 +335,115 @@ impl Client {
         let resp = self.send(Method::GET, path, query, empty(), &[]).await?;
         read_json(resp, path).await
     }
+}
+
+/// A hijacked connection (`101 UPGRADED`): the raw bidirectional stream.
+pub type Hijacked = TokioIo<hyper::upgrade::Upgraded>;
+
+impl Client {
+    /// `POST path?query` with `Connection: Upgrade` / `Upgrade: tcp` (attach, exec
+    /// start): the daemon's `101` turns the connection into the raw stream.
+    pub async fn hijack(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<Hijacked, ClientError> {
+        let mut uri = match self.api_version() {
+            Some(v) => format!("/v{v}{path}"),
+            None => path.to_owned(),
+        };
+        if !query.is_empty() {
+            let mut ser = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in query {
+                ser.append_pair(k, v);
+            }
+            uri = format!("{uri}?{}", ser.finish());
+        }
+        let ct = if body.is_empty() {
+            "text/plain"
+        } else {
+            "application/json"
+        };
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(&uri)
+            .header("Host", "api.moby.localhost")
+            .header(
+                "User-Agent",
+                concat!("Berth-Client/", env!("CARGO_PKG_VERSION"), " (linux)"),
+            )
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "tcp")
+            .header("Content-Type", ct)
+            .body(full(body))
+            .map_err(|e| ClientError::Request(e.to_string()))?;
+        let resp = match &self.endpoint {
+            Endpoint::Unix(p) => {
+                let stream = tokio::net::UnixStream::connect(p).await.map_err(|source| {
+                    ClientError::Connect {
+                        path: p.clone(),
+                        source,
+                    }
+                })?;
+                exchange_upgrade(stream, req).await?
+            }
+            Endpoint::Tls { addr, config } => {
+                let tcp = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|source| ClientError::Connect {
+                        path: self.socket.clone(),
+                        source,
+                    })?;
+                let host = addr
+                    .rsplit_once(':')
+                    .map_or(addr.as_str(), |(h, _)| h)
+                    .trim_matches(['[', ']']);
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| ClientError::Tls(format!("invalid server name {host:?}: {e}")))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| ClientError::Tls(format!("handshake with {addr} failed: {e}")))?;
+                exchange_upgrade(tls, req).await?
+            }
+        };
+        let status = resp.status();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| {
+                    format!(
+                        "unable to upgrade to tcp, received {}",
+                        status.as_u16()
+                    )
+                });
+            return Err(ClientError::Daemon {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        let up = hyper::upgrade::on(resp).await?;
+        Ok(TokioIo::new(up))
+    }
+}
+
+async fn exchange_upgrade<IO>(
+    io: IO,
+    req: Request<ReqBody>,
+) -> Result<Response<Incoming>, ClientError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "connection closed with an error");
+        }
+    });
+    Ok(sender.send_request(req).await?)
 }
 
 async fn exchange<IO>(io: IO, req: Request<ReqBody>) -> Result<Response<Incoming>, ClientError>

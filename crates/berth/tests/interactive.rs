@@ -1,0 +1,482 @@
+//! Interactive containers end to end against a per-test berthd: `run -i` with piped
+//! stdin, `run -it` and `exec -it` driven through a pty this test opens (window size at
+//! start and on resize), exec exit codes and flags, attach and detach with ctrl-p
+//! ctrl-q, `start -ai` — through `berth` and the real docker CLI. Root; build
+//! `berthd`, `berth-shim` first. Containers use `--network none`.
+
+mod common;
+
+use std::os::fd::{AsFd as _, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Leftovers, stderr, stdout};
+
+/// A pty whose slave is the controlling terminal of a command (`setsid -w -c`), read
+/// on a thread into a buffer.
+struct Pty {
+    master: OwnedFd,
+    child: Child,
+    out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Pty {
+    fn spawn(program: &str, args: &[&str], envs: &[(&str, String)], size: (u16, u16)) -> Pty {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .expect("open /dev/ptmx");
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name.to_str().unwrap())
+            .unwrap();
+        set_size(&master, size);
+        let mut cmd = Command::new("setsid");
+        cmd.arg("-w").arg("-c").arg(program).args(args);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave))
+            .spawn()
+            .unwrap();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let reader = rustix::io::dup(&master).unwrap();
+        let o2 = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = rustix::io::read(&reader, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                o2.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Pty { master, child, out }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until the output contains `s` `n` times in all.
+    fn expect_n(&self, s: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.text().matches(s).count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {s:?} (x{n}) in {:?}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn expect(&self, s: &str) {
+        self.expect_n(s, 1);
+    }
+
+    fn write(&self, s: &[u8]) {
+        rustix::io::write(&self.master, s).unwrap();
+    }
+
+    fn resize(&self, size: (u16, u16)) {
+        // the kernel sends SIGWINCH to the terminal's foreground process group
+        set_size(&self.master, size);
+    }
+
+    fn wait(mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("the command did not exit; output: {:?}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn set_size(fd: &OwnedFd, (rows, cols): (u16, u16)) {
+    let ws = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(fd.as_fd(), ws).unwrap();
+}
+
+fn berth_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_berth")
+}
+
+/// `berth -H <sock> args…` with `input` on stdin.
+fn berth_input(d: &Daemon, args: &[&str], input: &[u8]) -> std::process::Output {
+    piped(
+        Command::new(berth_bin()).arg("-H").arg(d.host()).args(args),
+        input,
+    )
+}
+
+fn docker_input(d: &Daemon, args: &[&str], input: &[u8]) -> std::process::Output {
+    piped(
+        Command::new("/usr/local/bin/docker")
+            .args(args)
+            .env("DOCKER_HOST", d.host())
+            .env("DOCKER_CONFIG", d.env.dir().join("docker-cli")),
+        input,
+    )
+}
+
+fn piped(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+fn docker_env(d: &Daemon) -> Vec<(&'static str, String)> {
+    vec![
+        ("DOCKER_HOST", d.host()),
+        (
+            "DOCKER_CONFIG",
+            d.env.dir().join("docker-cli").display().to_string(),
+        ),
+    ]
+}
+
+#[test]
+fn run_i_streams_stdin_and_keeps_stdout_and_stderr_apart() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let script = "cat; echo to-stderr >&2; exit 3";
+    let args = [
+        "run",
+        "-i",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ];
+    let o = berth_input(&d, &args, b"hi\nthere\n");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hi\nthere\n");
+    assert_eq!(stderr(&o), "to-stderr\n");
+    let o = docker_input(&d, &args, b"from docker\n");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from docker\n");
+    assert_eq!(stderr(&o), "to-stderr\n");
+    // a big input through a process that reads it all (back-pressure, no deadlock)
+    let big = "x".repeat(1 << 20) + "\n";
+    let o = berth_input(
+        &d,
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "wc",
+            "-c",
+        ],
+        big.as_bytes(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), (big.len()).to_string());
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+fn drive_shell(p: &Pty) {
+    p.expect("/ # ");
+    p.write(b"stty size; echo $((6*7))\n");
+    p.expect("33 111\r\n42\r\n");
+    p.resize((44, 120));
+    // the resize travels CLI → berthd → shim asynchronously: ask until it shows
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut asked = 0;
+    while !p.text().contains("44 120\r\n") {
+        assert!(Instant::now() < deadline, "resize not seen: {:?}", p.text());
+        p.write(b"stty size\n");
+        asked += 1;
+        p.expect_n("/ # ", 2 + asked);
+    }
+    p.write(b"exit 3\n");
+}
+
+#[test]
+fn run_it_through_a_pty_with_berth_and_docker() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let args = ["run", "-it", "--rm", "--network", "none", "busybox", "sh"];
+    let host = d.host();
+    let mut bargs = vec!["-H", host.as_str()];
+    bargs.extend_from_slice(&args);
+    let p = Pty::spawn(berth_bin(), &bargs, &[], (33, 111));
+    drive_shell(&p);
+    assert_eq!(p.wait(), Some(3));
+    let p = Pty::spawn("/usr/local/bin/docker", &args, &docker_env(&d), (33, 111));
+    drive_shell(&p);
+    assert_eq!(p.wait(), Some(3));
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn exec_exit_codes_flags_and_detached() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    for (cmd, code) in [
+        (&["true"][..], 0),
+        (&["sh", "-c", "exit 3"][..], 3),
+        (&["/etc"][..], 126),
+        (&["/no/such"][..], 127),
+    ] {
+        let mut a = vec!["exec", "ex"];
+        a.extend_from_slice(cmd);
+        let o = d.berth(&a);
+        assert_eq!(o.status.code(), Some(code), "berth {a:?}: {}", stderr(&o));
+        let o = d.docker(&a);
+        assert_eq!(o.status.code(), Some(code), "docker {a:?}: {}", stderr(&o));
+        if code == 127 {
+            assert!(stderr(&o).contains("/no/such"), "{}", stderr(&o));
+        }
+    }
+    let o = d.berth(&[
+        "exec",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        "-e",
+        "FOO=bar",
+        "ex",
+        "sh",
+        "-c",
+        "id -u; pwd; echo $FOO; echo e >&2",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "65534\n/tmp\nbar\n");
+    assert_eq!(stderr(&o), "e\n");
+    let o = berth_input(&d, &["exec", "-i", "ex", "cat"], b"piped in\n");
+    assert_eq!(stdout(&o), "piped in\n", "{}", stderr(&o));
+    let o = docker_input(&d, &["exec", "-i", "ex", "cat"], b"docker piped\n");
+    assert_eq!(stdout(&o), "docker piped\n", "{}", stderr(&o));
+    // -d returns at once; the command runs on
+    let o = d.berth(&[
+        "exec",
+        "-d",
+        "ex",
+        "sh",
+        "-c",
+        "sleep 0.2; echo done > /tmp/d",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = d.berth(&["exec", "ex", "cat", "/tmp/d"]);
+        if stdout(&o) == "done\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "exec -d did not run");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // a privileged exec has every capability of the daemon's bounding set
+    let o = d.berth(&[
+        "exec",
+        "--privileged",
+        "ex",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    let plain = d.berth(&["exec", "ex", "grep", "CapEff", "/proc/self/status"]);
+    assert_ne!(stdout(&o), stdout(&plain));
+    // docker exec -it through a pty
+    let p = Pty::spawn(
+        "/usr/local/bin/docker",
+        &["exec", "-it", "ex", "sh"],
+        &docker_env(&d),
+        (33, 111),
+    );
+    drive_shell(&p);
+    assert_eq!(p.wait(), Some(3));
+    // berth exec -it
+    let host = d.host();
+    let p = Pty::spawn(
+        berth_bin(),
+        &["-H", &host, "exec", "-it", "ex", "sh"],
+        &[],
+        (33, 111),
+    );
+    drive_shell(&p);
+    assert_eq!(p.wait(), Some(3));
+    // an exec of a stopped container is refused
+    d.ok(&["rm", "-f", "ex"]);
+}
+
+#[test]
+fn attach_then_detach_with_ctrl_p_ctrl_q_leaves_it_running() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&[
+        "run",
+        "-dit",
+        "--name",
+        "sh1",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+    ]);
+    let host = d.host();
+    for (program, args, envs) in [
+        (berth_bin(), vec!["-H", &host[..], "attach", "sh1"], vec![]),
+        (
+            "/usr/local/bin/docker",
+            vec!["attach", "sh1"],
+            docker_env(&d),
+        ),
+    ] {
+        let p = Pty::spawn(program, &args, &envs, (30, 100));
+        p.write(b"echo attached-$((20+22))\n");
+        p.expect("attached-42");
+        p.write(b"\x10\x11");
+        let code = p.wait();
+        // berth exits 0; the docker CLI reports "read escape sequence" (exit 1)
+        assert!(code == Some(0) || code == Some(1), "{program}: {code:?}");
+        let st = d.ok(&["inspect", "-f", "{{.State.Status}}", "sh1"]);
+        assert_eq!(st.trim(), "running", "{program} detach stopped it");
+    }
+    // attach to a stopped container is refused
+    d.ok(&[
+        "create",
+        "--name",
+        "stopped",
+        "--network",
+        "none",
+        "busybox",
+    ]);
+    let o = d.berth(&["attach", "stopped"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("cannot attach to a stopped container"),
+        "{}",
+        stderr(&o)
+    );
+    d.ok(&["rm", "-f", "sh1", "stopped"]);
+}
+
+#[test]
+fn start_ai_and_run_attach_flags() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&[
+        "create",
+        "-i",
+        "--name",
+        "c1",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "cat; exit 5",
+    ]);
+    let o = berth_input(&d, &["start", "-ai", "c1"], b"via start\n");
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "via start\n");
+    d.ok(&[
+        "create",
+        "-i",
+        "--name",
+        "c2",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "cat; exit 6",
+    ]);
+    let o = docker_input(&d, &["start", "-ai", "c2"], b"docker start\n");
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "docker start\n");
+    // -a stderr only: stdout is not attached (it still goes to the log)
+    let o = d.berth(&[
+        "run",
+        "-a",
+        "stderr",
+        "--name",
+        "c3",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    assert_eq!(stderr(&o), "err\n");
+    assert_eq!(d.ok(&["logs", "c3"]), "out\n");
+    // the first output of a fast container is never lost (attach before start)
+    for _ in 0..5 {
+        let o = d.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "echo",
+            "first",
+        ]);
+        assert_eq!(stdout(&o), "first\n", "{}", stderr(&o));
+    }
+    d.ok(&["rm", "-f", "c1", "c2", "c3"]);
+}
