@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::{Daemon, Leftovers, stderr, stdout};
 
@@ -848,4 +849,95 @@ fn users_and_mounts_survive_a_daemon_restart() {
         d.ok(&["volume", "rm", "fastvol", "plain"]),
         "fastvol\nplain\n"
     );
+}
+
+fn python() -> PathBuf {
+    let dir = berth_testkit::images::cache_dir()
+        .parent()
+        .unwrap()
+        .join("berth-pyenv");
+    let py = dir.join("bin/python");
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    let lock_path = dir.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    lock.lock().unwrap();
+    if !dir.join(".ready").exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success(),
+            "python3 -m venv failed"
+        );
+        let st = Command::new(dir.join("bin/pip"))
+            .args(["install", "--quiet", "docker"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "pip install docker failed");
+        std::fs::write(dir.join(".ready"), b"").unwrap();
+    }
+    py
+}
+
+/// docker-py `volumes.create/list/get/remove/prune` and `containers.run(volumes=…)`
+/// (the package is installed once into a venv under the target dir, as docker_py.rs).
+#[test]
+fn docker_py_volumes() {
+    let py = python();
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let host = d.env.dir().join("pyhost");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("in.txt"), "from host\n").unwrap();
+    let script = r#"
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1])
+v = c.volumes.create(name="pyvol", driver="local", labels={"app": "py"})
+assert v.name == "pyvol" and v.attrs["Labels"] == {"app": "py"}, v.attrs
+assert [x.name for x in c.volumes.list(filters={"label": "app=py"})] == ["pyvol"]
+assert c.volumes.get("pyvol").attrs["Driver"] == "local"
+out = c.containers.run("busybox", ["sh", "-c", "cat /h/in.txt; echo kept > /v/f"],
+    volumes={sys.argv[2]: {"bind": "/h", "mode": "ro"}, "pyvol": {"bind": "/v", "mode": "rw"}},
+    remove=True)
+assert out == b"from host\n", out
+out = c.containers.run("busybox", ["cat", "/v/f"], volumes=["pyvol:/v"], remove=True)
+assert out == b"kept\n", out
+ctr = c.containers.create("busybox", "true", volumes=["pyvol:/v"])
+try:
+    v.remove()
+    raise SystemExit("expected a conflict")
+except docker.errors.APIError as e:
+    assert e.status_code == 409 and "volume is in use" in str(e), e
+ctr.remove(v=True)
+v.remove()
+try:
+    c.volumes.get("pyvol")
+    raise SystemExit("expected NotFound")
+except docker.errors.NotFound:
+    pass
+c.volumes.create()
+res = c.volumes.prune(filters={"all": "true"})
+assert len(res["VolumesDeleted"]) == 1, res
+print("ok")
+"#;
+    let o = Command::new(py)
+        .args(["-c", script, &d.host(), host.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n");
 }
