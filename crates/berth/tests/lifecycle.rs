@@ -999,3 +999,144 @@ fn twenty_concurrent_detached_runs_get_unique_names() {
     d.ok(&rm);
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn health_checks_run_by_the_daemon() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let h = d
+        .ok(&[
+            "run",
+            "-d",
+            "--health-cmd",
+            "test -e /tmp/ok",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            "--health-start-period",
+            "5s",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 1; touch /tmp/ok; sleep 100",
+        ])
+        .trim()
+        .to_owned();
+    // failures inside the start period leave it "starting"
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Health.Status}} {{.State.Health.FailingStreak}}",
+            &h
+        ]),
+        "starting 0\n"
+    );
+    assert!(
+        d.ok(&["ps", "--format", "{{.Status}}"])
+            .ends_with("(health: starting)\n")
+    );
+    wait_for("healthy", || {
+        d.ok(&["inspect", "-f", "{{.State.Health.Status}}", &h]) == "healthy\n"
+    });
+    assert!(
+        d.ok(&["ps", "--format", "{{.Status}}"])
+            .ends_with("(healthy)\n")
+    );
+    let u = d
+        .ok(&[
+            "run",
+            "-d",
+            "--health-cmd",
+            "echo sick; exit 1",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            "--health-timeout",
+            "2s",
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .trim()
+        .to_owned();
+    wait_for("unhealthy", || {
+        d.ok(&["inspect", "-f", "{{.State.Health.Status}}", &u]) == "unhealthy\n"
+    });
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{(index .State.Health.Log 0).ExitCode}} {{(index .State.Health.Log 0).Output}}",
+            &u
+        ]),
+        "1 sick\n\n"
+    );
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .Config.Healthcheck}}", &u]),
+        "{\"Interval\":200000000,\"Retries\":2,\"StartInterval\":0,\"StartPeriod\":0,\"Test\":[\"CMD-SHELL\",\"echo sick; exit 1\"],\"Timeout\":2000000000}\n"
+    );
+    // a probe that outlives its timeout fails with -1
+    let t = d
+        .ok(&[
+            "run",
+            "-d",
+            "--health-cmd",
+            "sleep 5",
+            "--health-interval",
+            "200ms",
+            "--health-timeout",
+            "300ms",
+            "--health-retries",
+            "1",
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .trim()
+        .to_owned();
+    wait_for("timed-out probe", || {
+        d.ok(&["inspect", "-f", "{{.State.Health.Status}}", &t]) == "unhealthy\n"
+    });
+    let o = d.ok(&[
+        "inspect",
+        "-f",
+        "{{(index .State.Health.Log 0).ExitCode}} {{(index .State.Health.Log 0).Output}}",
+        &t,
+    ]);
+    assert!(o.starts_with("-1 Health check exceeded timeout"), "{o}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let until = jiff::Timestamp::now().as_second().to_string();
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        "1m",
+        "--until",
+        &until,
+        "--filter",
+        "event=health_status",
+        "--format",
+        "{{.Action}} {{.ID}}",
+    ]);
+    assert!(ev.contains(&format!("health_status: healthy {h}")), "{ev}");
+    assert!(
+        ev.contains(&format!("health_status: unhealthy {u}")),
+        "{ev}"
+    );
+    d.ok(&["rm", "-f", &h, &u, &t]);
+    // --no-healthcheck and the flags together are refused
+    let o = d.berth(&[
+        "run",
+        "-d",
+        "--no-healthcheck",
+        "--health-cmd",
+        "true",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+}

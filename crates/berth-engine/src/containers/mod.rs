@@ -200,6 +200,7 @@ impl Containers {
             lock(&self.inner).map.insert(id.clone(), rec);
             if running {
                 if shim_alive {
+                    self.start_health(&id);
                     shim::watch_adopted(self.clone(), id);
                 } else {
                     self.finish(&id);
@@ -397,6 +398,7 @@ impl Containers {
                 self.publish(&rec, "start", &[]);
                 self.mount_events(&rec, "mount");
                 drop(inner);
+                self.start_health(&id);
                 shim::watch_child(self.clone(), id, child);
                 self.bump();
                 Ok(true)

@@ -193,12 +193,9 @@ pub struct SystemPruneArgs {
 /// time, taken as UTC), or unix seconds; as `seconds.nanoseconds`.
 pub fn get_timestamp(value: &str, now: jiff::Timestamp) -> anyhow::Result<String> {
     if let Ok(d) = crate::commands::run_flags::go_duration(value) {
+        // as the docker CLI: a relative time is sent in whole seconds
         let t = now.as_nanosecond() - i128::from(d);
-        return Ok(format!(
-            "{}.{:09}",
-            t.div_euclid(1_000_000_000),
-            t.rem_euclid(1_000_000_000)
-        ));
+        return Ok(t.div_euclid(1_000_000_000).to_string());
     }
     let ts = value
         .parse::<jiff::Timestamp>()
@@ -846,7 +843,7 @@ mod tests {
     #[test]
     fn timestamps_as_the_docker_cli() {
         let now: jiff::Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
-        assert_eq!(get_timestamp("10m", now).unwrap(), "1767225600.000000000");
+        assert_eq!(get_timestamp("10m", now).unwrap(), "1767225600");
         assert_eq!(
             get_timestamp("2026-01-01T00:00:00Z", now).unwrap(),
             "1767225600.000000000"
