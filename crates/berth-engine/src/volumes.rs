@@ -704,6 +704,27 @@ impl Engine {
         Ok(json!({"Volumes": vols, "Warnings": null}))
     }
 
+    /// `system df`'s volumes: each with `UsageData {Size, RefCount}`.
+    pub async fn df_volumes(&self) -> Result<Value, EngineError> {
+        let v = self.volumes.clone();
+        let list = tokio::task::spawn_blocking(move || {
+            v.list()
+                .iter()
+                .map(|vol| {
+                    let mut j = v.view(vol);
+                    j["UsageData"] = json!({
+                        "Size": dir_size(&v.data_path(&vol.name)),
+                        "RefCount": v.users(&vol.name).len(),
+                    });
+                    j
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))?;
+        Ok(json!(list))
+    }
+
     /// `DELETE /volumes/{name}?force=`.
     pub async fn remove_volume(&self, name: &str, force: bool) -> Result<(), EngineError> {
         let v = self.volumes.clone();

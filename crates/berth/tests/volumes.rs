@@ -941,3 +941,27 @@ print("ok")
     );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n");
 }
+
+/// `system df` counts volumes, the ones in use, and their size.
+#[test]
+fn system_df_counts_volumes() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&[
+        "create", "--name", "dfuser", "-v", "dfvol:/d", "busybox", "true",
+    ]);
+    std::fs::write(d.env.data_root().join("volumes/dfvol/_data/f"), b"12345").unwrap();
+    d.ok(&["volume", "create", "idle"]);
+    let fmt = "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}";
+    for out in [
+        d.docker_ok(&["system", "df", "--format", fmt]),
+        d.ok(&["system", "df", "--format", fmt]),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("Local Volumes"))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert_eq!(line, "Local Volumes|2|1|5B", "{out}");
+    }
+}

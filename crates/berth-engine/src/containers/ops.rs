@@ -646,6 +646,9 @@ impl Engine {
             .map_err(|e| EngineError::Task(e.to_string()))?;
             out["Containers"] = json!(list);
         }
+        if want("volume") {
+            out["Volumes"] = self.df_volumes().await?;
+        }
         Ok(out)
     }
 
