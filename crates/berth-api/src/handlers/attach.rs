@@ -180,7 +180,21 @@ pub fn content_type(tty: bool, version: ApiVersion) -> &'static str {
 /// Answers with the hijacked stream: 101 when the client asked to upgrade, else a 200
 /// whose body is the output.
 pub fn hijack(req: &Req, s: Session, detach_keys: Vec<u8>) -> Response {
-    let ct = content_type(s.tty, req.version);
+    let tty = s.tty;
+    hijack_with(req, tty, move || Ok(s), detach_keys)
+}
+
+/// As [`hijack`], with the session made by `make` — after the upgrade when there is
+/// one, so that the process's first output cannot reach the client together with the
+/// 101's headers (docker-py reads the stream past its HTTP reader's buffer, and would
+/// lose it). A failure of `make` is written to the stream.
+pub fn hijack_with(
+    req: &Req,
+    tty: bool,
+    make: impl FnOnce() -> Result<Session, String> + Send + 'static,
+    detach_keys: Vec<u8>,
+) -> Response {
+    let ct = content_type(tty, req.version);
     let wants_upgrade = req
         .headers
         .get(header::UPGRADE)
@@ -190,7 +204,25 @@ pub fn hijack(req: &Req, s: Session, detach_keys: Vec<u8>) -> Response {
         (true, Some(on)) => {
             tokio::spawn(async move {
                 match on.await {
-                    Ok(up) => bridge(TokioIo::new(up), s, detach_keys).await,
+                    Ok(up) => {
+                        let mut io = TokioIo::new(up);
+                        // the 101 is flushed, but the client may not have read it
+                        // yet: a moment lets it, so the first output comes separately
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        match make() {
+                            Ok(s) => bridge(io, s, detach_keys).await,
+                            Err(msg) => {
+                                let m = format!("{msg}\r\n");
+                                let bytes = if tty {
+                                    m.into_bytes()
+                                } else {
+                                    frame(3, m.as_bytes())
+                                };
+                                let _ = io.write_all(&bytes).await;
+                                let _ = io.shutdown().await;
+                            }
+                        }
+                    }
                     Err(e) => tracing::debug!(error = %e, "hijack failed"),
                 }
             });
@@ -203,7 +235,12 @@ pub fn hijack(req: &Req, s: Session, detach_keys: Vec<u8>) -> Response {
             r
         }
         _ => {
-            let tty = s.tty;
+            let s = match make() {
+                Ok(s) => s,
+                Err(msg) => {
+                    return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg).into_response();
+                }
+            };
             // the input stays open (not a detach) while the body streams
             let body = futures_util::stream::unfold(s, move |mut s| async move {
                 let o = s.output.recv().await?;
@@ -233,9 +270,16 @@ pub async fn attach(ctx: &Ctx, id: &str, req: &Req, body: Body) -> ApiResult {
         logs: q.bool("logs"),
         stream: q.bool("stream"),
     };
-    let s = ctx
-        .engine
-        .containers()
+    let c = ctx.engine.containers().clone();
+    if !opts.stream {
+        // only the log: read after the upgrade (see `hijack_with`)
+        let tty = c.get(id).map_err(berth_engine::EngineError::from)?.spec.tty;
+        let id = id.to_owned();
+        let make = move || c.attach(&id, opts).map_err(|e| e.to_string());
+        return Ok(hijack_with(req, tty, make, keys));
+    }
+    // registered now: a start that follows must find this attach waiting
+    let s = c
         .attach(id, opts)
         .map_err(berth_engine::EngineError::from)?;
     Ok(hijack(req, s, keys))

@@ -8,10 +8,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use berth_engine::EngineError;
 use berth_engine::containers::exec::{ExecConfig, inspect_json};
+use berth_engine::containers::{ContainerError, Status};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::attach::{hijack, parse_detach_keys, size_query};
+use super::attach::{hijack_with, parse_detach_keys, size_query};
 use crate::error::ApiError;
 use crate::server::{ApiResult, Ctx, Req};
 
@@ -99,18 +100,34 @@ pub async fn create(ctx: &Ctx, id: &str, body: Body) -> ApiResult {
     Ok((StatusCode::CREATED, Json(json!({"Id": exec_id}))).into_response())
 }
 
-/// `POST /exec/{id}/start`.
+/// `POST /exec/{id}/start`. The process starts once the stream is hijacked.
 pub async fn start(ctx: &Ctx, id: &str, req: &Req, body: Body) -> ApiResult {
     let b: StartBody = json_body(body).await?;
-    let c = ctx.engine.containers();
-    let s = c
-        .exec_start(id, b.detach, b.console_size)
-        .map_err(EngineError::from)?;
+    let c = ctx.engine.containers().clone();
     if b.detach {
+        let s = c
+            .exec_start(id, true, b.console_size)
+            .map_err(EngineError::from)?;
         drop(s);
         return Ok(StatusCode::OK.into_response());
     }
-    Ok(hijack(req, s, super::attach::DEFAULT_DETACH_KEYS.to_vec()))
+    // refuse what would fail before answering 101
+    let e = c.exec_inspect(id).map_err(EngineError::from)?;
+    if e.started {
+        return Err(EngineError::from(ContainerError::ExecStarted(id.to_owned())).into());
+    }
+    let rec = c.get(&e.container_id).map_err(EngineError::from)?;
+    if rec.state.status != Status::Running {
+        return Err(EngineError::from(ContainerError::NotRunning(rec.id)).into());
+    }
+    let exec_id = id.to_owned();
+    let cs = b.console_size;
+    Ok(hijack_with(
+        req,
+        e.config.tty,
+        move || c.exec_start(&exec_id, false, cs).map_err(|e| e.to_string()),
+        super::attach::DEFAULT_DETACH_KEYS.to_vec(),
+    ))
 }
 
 /// `GET /exec/{id}/json`.

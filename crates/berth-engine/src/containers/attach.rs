@@ -228,7 +228,7 @@ impl Containers {
             if rec.state.status == Status::Removing {
                 return Err(ContainerError::Removing(id));
             }
-            if !running {
+            if !running && opts.stream {
                 self.attach
                     .0
                     .lock()
@@ -245,7 +245,7 @@ impl Containers {
                 (rec, true)
             }
         };
-        let early = if running {
+        let early = if running && opts.stream {
             let mut s = connect(&self.dir(&rec.id))?;
             s.write_all(&hello).map_err(ContainerError::io(
                 "write to",
