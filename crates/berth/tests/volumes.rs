@@ -301,6 +301,17 @@ fn lifecycle(docker: bool) {
             stderr(&o)
         );
     }
+    // ps --filter volume= by name and by destination
+    for f in ["volume=keep", "volume=/anon"] {
+        assert_eq!(
+            run_ok(&d, docker, &["ps", "-aq", "--no-trunc", "--filter", f]),
+            format!("{id}\n")
+        );
+    }
+    assert_eq!(
+        run_ok(&d, docker, &["ps", "-aq", "--filter", "volume=etcvol"]),
+        ""
+    );
     // dangling filter
     let dangling = run_ok(
         &d,

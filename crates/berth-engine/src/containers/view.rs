@@ -212,7 +212,9 @@ pub struct ListFilter {
     map: BTreeMap<String, Vec<String>>,
 }
 
-const KEYS: [&str; 6] = ["id", "name", "label", "status", "exited", "ancestor"];
+const KEYS: [&str; 7] = [
+    "id", "name", "label", "status", "exited", "ancestor", "volume",
+];
 
 impl ListFilter {
     /// Checks the keys (Docker: `invalid filter 'x'`).
@@ -275,6 +277,10 @@ impl ListFilter {
                 r.spec.image == v
                     || r.image_id.starts_with(v)
                     || r.image_id.trim_start_matches("sha256:").starts_with(v)
+            })
+            && self.any("volume", |v| {
+                // Docker: a volume name or a mount destination
+                r.mounts.iter().any(|m| m.name == v || m.destination == v)
             })
     }
 
