@@ -271,7 +271,7 @@ impl Firewall {
              \tchain ports {{ }}\n\
              \tchain isolation {{ }}\n\
              \tchain prerouting {{ type nat hook prerouting priority -100; policy accept; iifname != @bridges fib daddr type local jump ports; }}\n\
-             \tchain output {{ type nat hook output priority -100; policy accept; ip daddr != 127.0.0.0/8 fib daddr type local jump ports; }}\n\
+             \tchain output {{ type nat hook output priority -100; policy accept; fib daddr type local jump ports; }}\n\
              \tchain postrouting {{ type nat hook postrouting priority 100; policy accept; }}\n\
              \tchain forward {{ type filter hook forward priority 0; policy accept; jump isolation; ct state established,related accept; }}\n\
              }}\n"
@@ -402,6 +402,11 @@ impl Firewall {
             s += &format!(
                 "add rule inet {t} postrouting oifname {br} ip saddr {sub} ct status dnat masquerade comment {c}\n"
             );
+            // 127.0.0.1:port DNAT'ed into the bridge (route_localnet on it): the container
+            // must answer the bridge's address, not a loopback one
+            s += &format!(
+                "add rule inet {t} postrouting oifname {br} ip saddr 127.0.0.0/8 masquerade comment {c}\n"
+            );
         }
         (tag, s)
     }
@@ -499,6 +504,16 @@ impl Firewall {
             &format!("rules of {container_id} on network {:?}", net.name),
         )
     }
+}
+
+/// Let `bridge` route packets from 127.0.0.0/8 (`route_localnet`), so that 127.0.0.1:port
+/// DNAT'ed to a container goes through the kernel rather than the userland proxy.
+pub fn enable_route_localnet(bridge: &str) -> std::io::Result<()> {
+    let path = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
+    if std::fs::read_to_string(&path)?.trim() == "1" {
+        return Ok(());
+    }
+    std::fs::write(path, "1")
 }
 
 /// Turn on IPv4 forwarding in the calling thread's namespace if it is off. Returns whether it

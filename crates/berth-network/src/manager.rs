@@ -35,6 +35,11 @@ pub enum NetError {
     },
     #[error("failed to enable ip forwarding: {0}")]
     IpForward(std::io::Error),
+    #[error("failed to enable route_localnet on bridge {bridge}: {source}")]
+    RouteLocalnet {
+        bridge: String,
+        source: std::io::Error,
+    },
 }
 
 /// The error type of setup.
@@ -181,6 +186,13 @@ impl NetworkManager {
         self.fw(|f| f.apply_network(net))?;
         if !net.internal {
             self.in_host(|| firewall::enable_ip_forward().map_err(NetError::IpForward))?;
+            let br = net.bridge.clone();
+            self.in_host(|| {
+                firewall::enable_route_localnet(&br).map_err(|source| NetError::RouteLocalnet {
+                    bridge: br.clone(),
+                    source,
+                })
+            })?;
         }
         Ok(())
     }
@@ -269,6 +281,15 @@ impl NetworkManager {
         self.fw(|f| f.apply_endpoint(net, &ep.container_id, ip, &ep.ports))?;
         if !net.internal {
             self.in_host(|| firewall::enable_ip_forward().map_err(NetError::IpForward))?;
+            if !ep.ports.is_empty() {
+                let br = net.bridge.clone();
+                self.in_host(|| {
+                    firewall::enable_route_localnet(&br).map_err(|source| NetError::RouteLocalnet {
+                        bridge: br.clone(),
+                        source,
+                    })
+                })?;
+            }
         }
         Ok(EndpointResult {
             ip,

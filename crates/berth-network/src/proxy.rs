@@ -3,8 +3,9 @@
 //! For every mapping it binds `host_ip:host_port` (all addresses when no host ip) in the host
 //! namespace: binding first is the "port already taken" check, and holding the socket reserves
 //! the port for as long as the container runs, as docker-proxy does. nftables DNAT catches the
-//! traffic to the host's non-loopback addresses before it reaches these sockets; what arrives
-//! here is the 127.0.0.1 path and, as with Docker's default `userland-proxy: true`, traffic
+//! traffic to the host's addresses, 127.0.0.1 included (the bridge has `route_localnet`, and
+//! loopback sources are masqueraded), before it reaches these sockets; what arrives
+//! here is, as with Docker's default `userland-proxy: true`, traffic
 //! from containers on our bridges to a host address (the prerouting DNAT skips bridge
 //! interfaces: DNAT of a bridged packet back into the port it came from is dropped when
 //! br_netfilter is loaded). It is copied to the container with tokio (TCP streams, UDP
