@@ -2,12 +2,12 @@
 //! filtered by `.dockerignore` (or `<Dockerfile>.dockerignore`), listed once for COPY
 //! planning, with content digests memoised for cache keys.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead as _, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use berth_build::copy::ContextEntry;
-use berth_build::dockerignore::{PatternMatcher, ignore_file_for, keep_build_files, read_patterns};
+use berth_build::dockerignore::{PatternMatcher, keep_build_files, read_patterns};
 use sha2::{Digest as _, Sha256};
 
 use super::BuildError;
@@ -218,44 +218,316 @@ pub fn unpack(
     )))
 }
 
-/// An unpacked, filtered context.
+/// One entry of the context as the client sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Full `st_mode` (type and permission bits).
+    pub mode: u32,
+    /// Bytes (files).
+    pub size: u64,
+    /// `sha256:<hex>` of the content (files).
+    pub digest: String,
+    /// Target (symlinks).
+    pub link: Option<String>,
+}
+
+/// The raw context tar, kept until a step needs the files on disk.
+#[derive(Debug)]
+enum Raw {
+    Memory(Vec<u8>),
+    File(PathBuf),
+}
+
+/// Contexts up to this size stay in memory until needed; bigger ones go to a file.
+const MEMORY_LIMIT: usize = 512 << 20;
+
+struct Tee<R> {
+    inner: R,
+    mem: Vec<u8>,
+    file: Option<(std::io::BufWriter<std::fs::File>, PathBuf)>,
+    spill: PathBuf,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match &mut self.file {
+            Some((f, _)) => std::io::Write::write_all(f, &buf[..n])?,
+            None => {
+                self.mem.extend_from_slice(&buf[..n]);
+                if self.mem.len() > MEMORY_LIMIT {
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(&self.spill)?);
+                    std::io::Write::write_all(&mut f, &self.mem)?;
+                    self.mem = Vec::new();
+                    self.file = Some((f, self.spill.clone()));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Reads the context tar (plain or gzip) without writing its files: every entry is
+/// indexed (mode, size, content digest, link target) and the raw tar kept (in memory, or
+/// in `spill` when large) until a COPY needs the files. Returns the Dockerfile
+/// (`name`, default `Dockerfile`, falling back to `dockerfile`) and the index.
+pub fn receive(
+    reader: impl Read,
+    spill: &Path,
+    name: &str,
+    ignore_names: &[String],
+) -> Result<
+    (
+        Dockerfile,
+        BTreeMap<String, IndexEntry>,
+        Vec<(String, String)>,
+        RawContext,
+    ),
+    BuildError,
+> {
+    let mut r = BufReader::with_capacity(256 * 1024, reader);
+    let gz = r
+        .fill_buf()
+        .map(|b| b.starts_with(&[0x1f, 0x8b]))
+        .map_err(BuildError::io("read the build context", spill))?;
+    let inner: Box<dyn Read> = if gz {
+        Box::new(flate2::bufread::MultiGzDecoder::new(r))
+    } else {
+        Box::new(r)
+    };
+    let tee = Tee {
+        inner,
+        mem: Vec::new(),
+        file: None,
+        spill: spill.to_owned(),
+    };
+    let bad = |e: std::io::Error| {
+        BuildError::Other(format!(
+            "invalid build context (expected a tar archive): {e}"
+        ))
+    };
+    let name = if name.is_empty() { "Dockerfile" } else { name };
+    let df_rel = berth_build::copy::clean(name.trim_start_matches('/'));
+    let mut wanted: Vec<String> = vec![df_rel.clone(), "dockerfile".into(), ".dockerignore".into()];
+    wanted.extend(ignore_names.iter().cloned());
+    let mut small: Vec<(String, String)> = Vec::new();
+    let mut index = BTreeMap::new();
+    let mut a = tar::Archive::new(tee);
+    let mut buf = vec![0u8; 256 * 1024];
+    {
+        let entries = a.entries().map_err(bad)?;
+        for entry in entries {
+            let mut e = entry.map_err(bad)?;
+            let raw = e.path().map_err(bad)?.into_owned();
+            let mut parts = Vec::new();
+            for c in raw.components() {
+                match c {
+                    std::path::Component::Normal(n) => parts.push(n.to_string_lossy().into_owned()),
+                    std::path::Component::CurDir => {}
+                    _ => {
+                        return Err(BuildError::Other(format!(
+                            "invalid build context: entry {} leaves the context",
+                            raw.display()
+                        )));
+                    }
+                }
+            }
+            if parts.is_empty() {
+                continue;
+            }
+            let rel = parts.join("/");
+            // parents exist implicitly
+            for i in 1..parts.len() {
+                index.entry(parts[..i].join("/")).or_insert(IndexEntry {
+                    mode: 0o040755,
+                    size: 0,
+                    digest: String::new(),
+                    link: None,
+                });
+            }
+            let kind = e.header().entry_type();
+            let perm = e.header().mode().unwrap_or(0o644) & 0o7777;
+            let mut ie = IndexEntry {
+                mode: perm,
+                size: 0,
+                digest: String::new(),
+                link: None,
+            };
+            if kind.is_file() {
+                ie.mode |= 0o100000;
+                let keep = wanted.contains(&rel);
+                let mut content = Vec::new();
+                let mut h = Sha256::new();
+                loop {
+                    let n = e.read(&mut buf).map_err(bad)?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    ie.size += n as u64;
+                    if keep {
+                        content.extend_from_slice(&buf[..n]);
+                    }
+                }
+                ie.digest = format!("sha256:{}", hex::encode(h.finalize()));
+                if keep {
+                    small.push((rel.clone(), String::from_utf8_lossy(&content).into_owned()));
+                }
+            } else if kind.is_dir() {
+                ie.mode |= 0o040000;
+            } else if kind.is_symlink() {
+                ie.mode |= 0o120000;
+                ie.link = e.link_name().map_err(bad)?.map(|l| l.display().to_string());
+            } else if kind.is_hard_link() {
+                // a hard link has its target's content
+                let target = e
+                    .link_name()
+                    .map_err(bad)?
+                    .map(|l| berth_build::copy::clean(&l.display().to_string()));
+                if let Some(t) = target.and_then(|t| index.get(&t).cloned()) {
+                    ie = t;
+                }
+            } else {
+                continue;
+            }
+            index.insert(rel, ie);
+        }
+    }
+    let mut tee = a.into_inner();
+    std::io::copy(&mut tee, &mut std::io::sink()).map_err(bad)?;
+    let raw = match tee.file.take() {
+        Some((mut f, path)) => {
+            std::io::Write::flush(&mut f).map_err(BuildError::io("write", &path))?;
+            Raw::File(path)
+        }
+        None => Raw::Memory(std::mem::take(&mut tee.mem)),
+    };
+    for c in [df_rel.clone(), "dockerfile".to_owned()] {
+        if c == "dockerfile" && df_rel != "Dockerfile" {
+            continue;
+        }
+        if let Some((_, text)) = small.iter().find(|(p, _)| *p == c) {
+            let text = text.clone();
+            return Ok((
+                Dockerfile { rel: c, text },
+                index,
+                small,
+                RawContext(std::sync::Arc::new(std::sync::Mutex::new(Some(raw)))),
+            ));
+        }
+    }
+    Err(BuildError::Other(format!(
+        "Cannot locate specified Dockerfile: {name}"
+    )))
+}
+
+/// The raw tar, shared by the builders of one build; taken by the first materialization.
+#[derive(Debug, Clone)]
+pub struct RawContext(std::sync::Arc<std::sync::Mutex<Option<Raw>>>);
+
+/// The build context: its index, filtered by the ignore file, and (once a step needs the
+/// files) its unpacked directory.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// The directory.
+    /// Where the files are (once materialized).
     pub root: PathBuf,
-    /// Every path in it (relative, `/`-separated), sorted.
+    /// Every kept path (relative, `/`-separated), sorted.
     pub entries: Vec<ContextEntry>,
+    /// Mode, size, digest of every kept path.
+    pub index: BTreeMap<String, IndexEntry>,
+    raw: RawContext,
     digests: HashMap<PathBuf, String>,
 }
 
 impl Context {
-    /// Applies the ignore file (removing what it excludes) and lists the rest.
-    pub fn scan(
+    /// Applies the ignore file (`<Dockerfile>.dockerignore` or `.dockerignore`, from the
+    /// small files `receive` kept) to the index.
+    pub fn new(
         root: PathBuf,
         dockerfile_rel: &str,
-        digests: HashMap<PathBuf, String>,
+        index: BTreeMap<String, IndexEntry>,
+        small: &[(String, String)],
+        raw: RawContext,
     ) -> Result<Context, BuildError> {
-        let df = root.join(dockerfile_rel);
-        let ignore = ignore_file_for(&root, &df, &|p: &Path| p.is_file());
+        let specific = format!("{dockerfile_rel}.dockerignore");
+        let ignore = small
+            .iter()
+            .find(|(p, _)| *p == specific)
+            .or_else(|| small.iter().find(|(p, _)| p == ".dockerignore"));
         let matcher = match ignore {
-            Some(f) => {
-                let text = std::fs::read_to_string(&f).map_err(BuildError::io("read", &f))?;
-                let pats = keep_build_files(read_patterns(&text), Some(dockerfile_rel));
+            Some((p, text)) => {
+                let pats = keep_build_files(read_patterns(text), Some(dockerfile_rel));
                 Some(
                     PatternMatcher::new(&pats)
-                        .map_err(|e| BuildError::Other(format!("{}: {e}", f.display())))?,
+                        .map_err(|e| BuildError::Other(format!("{p}: {e}")))?,
                 )
             }
             None => None,
         };
-        let mut entries = Vec::new();
-        walk(&root, "", matcher.as_ref(), &mut entries)?;
-        entries.sort();
+        let mut kept: BTreeMap<String, IndexEntry> = BTreeMap::new();
+        for (p, e) in &index {
+            if matcher.as_ref().is_some_and(|m| m.excludes(p)) {
+                continue;
+            }
+            kept.insert(p.clone(), e.clone());
+        }
+        // the parents of what a `!` pattern re-included stay
+        let parents: Vec<String> = kept
+            .keys()
+            .flat_map(|p| {
+                let parts: Vec<&str> = p.split('/').collect();
+                (1..parts.len())
+                    .map(move |i| parts[..i].join("/"))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for p in parents {
+            if let Some(e) = index.get(&p) {
+                kept.entry(p).or_insert_with(|| e.clone());
+            }
+        }
+        let entries = kept
+            .iter()
+            .map(|(p, e)| ContextEntry {
+                path: p.clone(),
+                is_dir: e.mode & 0o170000 == 0o040000,
+            })
+            .collect();
         Ok(Context {
             root,
             entries,
-            digests,
+            index: kept,
+            raw,
+            digests: HashMap::new(),
         })
+    }
+
+    /// Writes the files to `root` (once per build, shared by parallel stages), without
+    /// what the ignore file excludes.
+    pub fn materialize(&self) -> Result<(), BuildError> {
+        let mut g = self.raw.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(raw) = g.take() else {
+            return Ok(());
+        };
+        match &raw {
+            Raw::Memory(v) => {
+                unpack(std::io::Cursor::new(v.as_slice()), &self.root, "")
+                    .map(|_| ())
+                    .or_else(|e| match e {
+                        BuildError::Other(m) if m.starts_with("Cannot locate") => Ok(()),
+                        e => Err(e),
+                    })?;
+            }
+            Raw::File(p) => {
+                let f = std::fs::File::open(p).map_err(BuildError::io("open", p))?;
+                unpack(f, &self.root, "").map(|_| ()).or_else(|e| match e {
+                    BuildError::Other(m) if m.starts_with("Cannot locate") => Ok(()),
+                    e => Err(e),
+                })?;
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        prune_to(&self.root, "", &self.index)
     }
 
     /// `sha256:<hex>` of a file's content, computed once per build.
@@ -269,50 +541,29 @@ impl Context {
     }
 }
 
-impl Context {
-    /// Digests of many files, computed in parallel (one thread per core) for those not
-    /// yet known.
-    pub fn digest_many(&mut self, paths: &[PathBuf]) -> Result<(), BuildError> {
-        let todo: Vec<&PathBuf> = paths
-            .iter()
-            .filter(|p| !self.digests.contains_key(*p))
-            .collect();
-        if todo.is_empty() {
-            return Ok(());
+/// Removes from `dir` what is not in `keep`.
+fn prune_to(dir: &Path, rel: &str, keep: &BTreeMap<String, IndexEntry>) -> Result<(), BuildError> {
+    let rd = std::fs::read_dir(dir).map_err(BuildError::io("read directory", dir))?;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let r = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let p = e.path();
+        if !keep.contains_key(&r) {
+            let res = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            res.map_err(BuildError::io("remove", &p))?;
+        } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+            prune_to(&p, &r, keep)?;
         }
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(todo.len())
-            .max(1);
-        let chunk = todo.len().div_ceil(threads);
-        let results: Vec<Result<Vec<(PathBuf, String)>, BuildError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = todo
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || {
-                        part.iter()
-                            .map(|p| file_digest(p).map(|d| ((*p).clone(), d)))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(BuildError::Other("a hashing thread panicked".into()))
-                    })
-                })
-                .collect()
-        });
-        for r in results {
-            for (p, d) in r? {
-                self.digests.insert(p, d);
-            }
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 /// `sha256:<hex>` of a file's content.

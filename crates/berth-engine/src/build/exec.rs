@@ -431,23 +431,33 @@ impl Builder {
     ) -> Result<SourcesDigest, BuildError> {
         let (root, from_ctx, actions) = self.copy_actions(c, step, &[])?;
         if from_ctx {
-            // hash the context files this COPY reads in parallel, once per build
-            let mut files = Vec::new();
+            // from the context's index: no file is read or written for a cache hit
+            let mut list = Vec::new();
             for a in &actions {
-                let mut stack = vec![root.join(&a.src)];
-                while let Some(p) = stack.pop() {
-                    match std::fs::symlink_metadata(&p) {
-                        Ok(m) if m.is_dir() => {
-                            if let Ok(rd) = std::fs::read_dir(&p) {
-                                stack.extend(rd.flatten().map(|e| e.path()));
-                            }
-                        }
-                        Ok(m) if m.is_file() => files.push(p),
-                        _ => {}
+                let prefix = format!("{}/", a.src);
+                for (p, e) in &self.context.index {
+                    if *p == a.src || a.src.is_empty() || p.starts_with(&prefix) {
+                        list.push(SourceEntry {
+                            path: p.clone(),
+                            mode: e.mode,
+                            uid: 0,
+                            gid: 0,
+                            size: e.size,
+                            digest: e.digest.clone(),
+                            link_target: e.link.clone(),
+                        });
                     }
                 }
             }
-            self.context.digest_many(&files)?;
+            let kind = match actions.as_slice() {
+                [a] if !a.src_is_dir => "file",
+                [_] => "dir",
+                _ => "multi",
+            };
+            return Ok(SourcesDigest(
+                berth_build::cache::sources_digest(&list),
+                kind,
+            ));
         }
         let mut list = Vec::new();
         for a in &actions {
@@ -532,6 +542,9 @@ impl Builder {
     ) -> Result<Option<LayerRecord>, BuildError> {
         let name = name_of(step);
         let lowers = lowers_of(self, parent);
+        if c.from.is_none() {
+            self.context.materialize()?;
+        }
         let (root, from_ctx, actions) = self.copy_actions(c, step, &lowers)?;
         let ids = match &c.chown {
             Some(ch) => Some(

@@ -551,12 +551,25 @@ impl Engine {
                 let tmp = context::TempDir::new(&root.join("tmp"))?;
                 let ctx_dir = tmp.path().join("context");
                 let t0 = std::time::Instant::now();
-                let (dockerfile, digests) = context::unpack(reader, &ctx_dir, &req.dockerfile)?;
+                let df_name = if req.dockerfile.is_empty() {
+                    "Dockerfile".to_owned()
+                } else {
+                    req.dockerfile.clone()
+                };
+                let (dockerfile, index, small, raw) = context::receive(
+                    reader,
+                    &tmp.path().join("context.tar"),
+                    &req.dockerfile,
+                    &[format!(
+                        "{}.dockerignore",
+                        berth_build::copy::clean(df_name.trim_start_matches('/'))
+                    )],
+                )?;
                 let t1 = std::time::Instant::now();
-                let context = context::Context::scan(ctx_dir, &dockerfile.rel, digests)?;
+                let context = context::Context::new(ctx_dir, &dockerfile.rel, index, &small, raw)?;
                 tracing::debug!(
-                    unpack_ms = (t1 - t0).as_millis() as u64,
-                    scan_ms = t1.elapsed().as_millis() as u64,
+                    receive_ms = (t1 - t0).as_millis() as u64,
+                    index_ms = t1.elapsed().as_millis() as u64,
                     files = context.entries.len(),
                     "build context ready"
                 );
