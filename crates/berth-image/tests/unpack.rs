@@ -391,6 +391,42 @@ fn later_entries_replace_earlier_ones() {
     );
 }
 
+#[test]
+fn a_parent_replaced_mid_stream_is_never_written_through() {
+    // "d/a" leaves "d" as the cached parent of the next entries; "d" then becomes a
+    // symlink out of the layer: "d/b" must be refused, not written into the old "d"
+    let escape = Layer::new()
+        .file("d/a", b"a")
+        .symlink("d", "/")
+        .file("d/b", b"evil")
+        .tar();
+    assert_refused(&escape, "d/b");
+    assert!(!Path::new("/b").exists());
+    // replaced by a new directory: the entries after it land in the new one
+    let t = tempdir();
+    let l = fresh(t.path(), "l");
+    let layer = Layer::new()
+        .file("d/a", b"a")
+        .file("d", b"a file for a moment")
+        .dir("d/", 0o750)
+        .file("d/b", b"b")
+        .file("d/c", b"c")
+        .tar();
+    unpack_into(&layer, None, &l).unwrap();
+    let names: Vec<String> = fs::read_dir(l.join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(names, ["b", "c"]);
+    assert_eq!(fs::read(l.join("d/c")).unwrap(), b"c");
+    assert_eq!(
+        fs::metadata(l.join("d")).unwrap().permissions().mode() & 0o7777,
+        0o750
+    );
+}
+
 /// Content that does not compress away, so the stream spans many pipeline chunks.
 fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);

@@ -351,6 +351,7 @@ pub fn unpack_layer<R: Read + Send>(
         content_bytes: 0,
         dir_times: Vec::new(),
         buf: vec![0u8; CHUNK],
+        last_parent: None,
     };
     let (extracted, meter) = std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
