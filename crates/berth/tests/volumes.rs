@@ -151,6 +151,28 @@ fn binds(docker: bool) {
         stderr(&o)
     );
     assert!(!dist.join("x").exists());
+    // a single file, with an SELinux relabel mode (accepted, no effect here)
+    let motd = d.env.dir().join("motd");
+    std::fs::write(&motd, "welcome\n").unwrap();
+    let v = format!("{}:/etc/motd:ro,z", motd.display());
+    assert_eq!(
+        run_ok(
+            &d,
+            docker,
+            &["run", "--rm", "-v", &v, "busybox", "cat", "/etc/motd"]
+        ),
+        "welcome\n"
+    );
+    let id = run_ok(&d, docker, &["create", "-v", &v, "busybox", "true"]);
+    let insp: serde_json::Value =
+        serde_json::from_str(&run_ok(&d, docker, &["inspect", id.trim()])).unwrap();
+    let m = &insp[0]["Mounts"][0];
+    assert_eq!(m["Type"], "bind");
+    assert_eq!(m["Source"], motd.display().to_string());
+    assert_eq!(m["Mode"], "ro,z");
+    assert_eq!(m["RW"], false);
+    assert_eq!(m["Propagation"], "rprivate");
+    run_ok(&d, docker, &["rm", id.trim()]);
     // -v creates a missing host directory
     let missing = d.env.dir().join("made/by/v");
     let v = format!("{}:/m", missing.display());
@@ -287,6 +309,25 @@ fn lifecycle(docker: bool) {
             .join("volumes/keep/_data")
             .display()
             .to_string()
+    );
+    // plain `inspect` falls through to volumes, as Docker's does
+    let gi: serde_json::Value =
+        serde_json::from_str(&run_ok(&d, docker, &["inspect", "keep"])).unwrap();
+    assert_eq!(gi[0]["Name"], "keep");
+    assert_eq!(
+        run_ok(
+            &d,
+            docker,
+            &[
+                "inspect",
+                "--type",
+                "volume",
+                "--format",
+                "{{.Driver}}",
+                "keep"
+            ]
+        ),
+        "local\n"
     );
     // in use: refused, naming the container (even with -f)
     for args in [

@@ -775,14 +775,14 @@ pub async fn inspect(
     format: Option<&str>,
     kind: Option<&str>,
 ) -> anyhow::Result<()> {
-    if let Some(k) = kind.filter(|k| !["container", "image"].contains(k)) {
+    if let Some(k) = kind.filter(|k| !["container", "image", "volume"].contains(k)) {
         anyhow::bail!("\"{k}\" is not a valid value for --type");
     }
     let mut found = Vec::new();
     let mut failed = false;
     for n in names {
         let mut hit = None;
-        if kind != Some("image") {
+        if kind != Some("image") && kind != Some("volume") {
             match c
                 .get_json::<Value>(&format!("/containers/{n}/json"), &[])
                 .await
@@ -792,8 +792,15 @@ pub async fn inspect(
                 Err(e) => return Err(e.into()),
             }
         }
-        if hit.is_none() && kind != Some("container") {
+        if hit.is_none() && kind != Some("container") && kind != Some("volume") {
             match c.get_json::<Value>(&format!("/images/{n}/json"), &[]).await {
+                Ok(v) => hit = Some(v),
+                Err(ClientError::Daemon { status: 404, .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if hit.is_none() && kind.is_none_or(|k| k == "volume") {
+            match c.get_json::<Value>(&format!("/volumes/{n}"), &[]).await {
                 Ok(v) => hit = Some(v),
                 Err(ClientError::Daemon { status: 404, .. }) => {}
                 Err(e) => return Err(e.into()),
