@@ -1017,3 +1017,24 @@ fn system_df_counts_volumes() {
         assert_eq!(line, "Local Volumes|2|1|5B", "{out}");
     }
 }
+
+/// Before API 1.42 `volume prune` removes every unused volume, named ones included
+/// (moby's version-dependent default); from 1.42 only anonymous ones.
+#[test]
+fn prune_before_api_1_42_takes_named_volumes_too() {
+    let d = Daemon::start();
+    d.ok(&["volume", "create", "named1"]);
+    let o = Command::new("/usr/local/bin/docker")
+        .args(["volume", "prune", "-f"])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.env.dir().join("docker-cli"))
+        .env("DOCKER_API_VERSION", "1.41")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "Deleted Volumes:\nnamed1\n\nTotal reclaimed space: 0B\n"
+    );
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
+}
