@@ -90,6 +90,12 @@ fn published_port_answers_on_loopback_and_the_host_address() {
     assert_eq!(v["80/tcp"][0]["HostPort"], port.to_string());
     let ps = d.ok(&["ps", "--format", "{{.Ports}}"]);
     assert_eq!(ps, format!("127.0.0.1:{port}->80/tcp\n"));
+    // what was asked for, as Docker shows it
+    let hc = d.ok(&["inspect", "-f", "{{json .HostConfig.PortBindings}}", "web"]);
+    let v: serde_json::Value = serde_json::from_str(&hc).unwrap();
+    assert_eq!(v["80/tcp"][0]["HostPort"], port.to_string());
+    let ex = d.ok(&["inspect", "-f", "{{json .Config.ExposedPorts}}", "web"]);
+    assert!(ex.contains("\"80/tcp\""), "{ex}");
     // all addresses: 127.0.0.1 (userland proxy) and the host's own address (DNAT)
     let p2 = free_port();
     let publish = format!("{p2}:80");

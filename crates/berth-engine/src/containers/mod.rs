@@ -562,6 +562,16 @@ impl Containers {
 
     /// `stop`: SIGTERM, then SIGKILL after `timeout`. `Ok(false)` when not running (304).
     pub async fn stop(&self, name: &str, timeout: Duration) -> Result<bool, ContainerError> {
+        self.stop_with(name, timeout, None).await
+    }
+
+    /// `stop` with an explicit signal (`stop -s`); `None`: the container's stop signal.
+    pub async fn stop_with(
+        &self,
+        name: &str,
+        timeout: Duration,
+        signal: Option<i32>,
+    ) -> Result<bool, ContainerError> {
         let rec = self.get(name)?;
         // a stop cancels policy restarts, also one waiting out its backoff
         self.mark_manually_stopped(&rec.id);
@@ -569,7 +579,7 @@ impl Containers {
             return Ok(false);
         }
         let not_running = |r: Option<&Record>| r.is_none_or(|r| r.state.status != Status::Running);
-        match self.kill(&rec.id, self.stop_signal(&rec)) {
+        match self.kill(&rec.id, signal.unwrap_or_else(|| self.stop_signal(&rec))) {
             Ok(()) | Err(ContainerError::NotRunning(_)) => {}
             Err(e) => return Err(e),
         }
@@ -732,7 +742,7 @@ impl Engine {
     pub async fn inspect_container(&self, name: &str) -> Result<serde_json::Value, EngineError> {
         let r = self.containers.get(name)?;
         let mut v = view::inspect(&r, &self.containers.dir(&r.id));
-        v["NetworkSettings"] = self.containers.net_settings(&r);
+        self.containers.net_patch_inspect(&r, &mut v);
         Ok(v)
     }
 

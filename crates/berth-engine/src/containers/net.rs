@@ -703,6 +703,65 @@ impl Containers {
         }
     }
 
+    /// Fills inspect's `NetworkSettings`, `HostConfig.{NetworkMode, PortBindings,
+    /// PublishAllPorts, Links}` and `Config.{ExposedPorts, MacAddress}`.
+    pub(crate) fn net_patch_inspect(&self, rec: &Record, v: &mut Value) {
+        v["NetworkSettings"] = self.net_settings(rec);
+        let n = &rec.spec.net;
+        let mut bindings = serde_json::Map::new();
+        for p in &n.publish {
+            for m in PortMapping::parse(p).unwrap_or_default() {
+                let key = format!("{}/{}", m.container_port, m.protocol);
+                let e = bindings.entry(key).or_insert_with(|| json!([]));
+                if let Some(a) = e.as_array_mut() {
+                    a.push(json!({
+                        "HostIp": m.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                        "HostPort": if m.host_port == 0 { String::new() } else { m.host_port.to_string() },
+                    }));
+                }
+            }
+        }
+        v["HostConfig"]["NetworkMode"] = json!(rec.spec.network.to_string());
+        v["HostConfig"]["PortBindings"] = Value::Object(bindings);
+        v["HostConfig"]["PublishAllPorts"] = json!(n.publish_all);
+        v["HostConfig"]["Links"] = if n.links.is_empty() {
+            Value::Null
+        } else {
+            json!(n.links)
+        };
+        let mut exposed: serde_json::Map<String, Value> = v["Config"]["ExposedPorts"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let image = rec
+            .image_id
+            .parse()
+            .ok()
+            .and_then(|d| self.images.config(&d).ok())
+            .map(|c| image_exposed(&c))
+            .unwrap_or_default();
+        let from_flags = n
+            .expose
+            .iter()
+            .chain(&n.publish)
+            .filter_map(|e| {
+                // a -p entry's container part, as Docker adds published ports to ExposedPorts
+                let (rest, proto) = e.rsplit_once('/').unwrap_or((e, "tcp"));
+                let ctr = rest.rsplit(':').next().unwrap_or(rest);
+                berth_types::net::parse_expose(&format!("{ctr}/{proto}")).ok()
+            })
+            .flatten();
+        for (p, proto) in image.into_iter().chain(from_flags) {
+            exposed.insert(format!("{p}/{proto}"), json!({}));
+        }
+        if !exposed.is_empty() {
+            v["Config"]["ExposedPorts"] = Value::Object(exposed);
+        }
+        if !n.mac_address.is_empty() {
+            v["Config"]["MacAddress"] = json!(n.mac_address);
+        }
+    }
+
     /// Docker's `NetworkSettings` for inspect, from the live state (empty when stopped).
     pub(crate) fn net_settings(&self, rec: &Record) -> Value {
         let nets = self.networks();
