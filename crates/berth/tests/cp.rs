@@ -257,3 +257,52 @@ fn cp_stopped_container_docker_cli() {
 fn cp_running_container_docker_cli() {
     copies(true, true);
 }
+
+/// `-a` keeps the archive's owner; without it the container's root owns what is copied.
+fn archive_mode(docker: bool) {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let id = cli_ok(
+        &d,
+        docker,
+        &["create", "--name", "owner", "busybox", "true"],
+    )
+    .trim()
+    .to_owned();
+    let f = d.env.dir().join("owned.txt");
+    std::fs::write(&f, "x").unwrap();
+    std::os::unix::fs::chown(&f, Some(1234), Some(4321)).unwrap();
+    cli_ok(
+        &d,
+        docker,
+        &["cp", f.to_str().unwrap(), "owner:/tmp/plain.txt"],
+    );
+    cli_ok(
+        &d,
+        docker,
+        &["cp", "-a", f.to_str().unwrap(), "owner:/tmp/kept.txt"],
+    );
+    use std::os::unix::fs::MetadataExt as _;
+    let upper = d
+        .env
+        .data_root()
+        .join("containers")
+        .join(&id)
+        .join("upper/tmp");
+    let plain = std::fs::metadata(upper.join("plain.txt")).unwrap();
+    assert_eq!((plain.uid(), plain.gid()), (0, 0));
+    let kept = std::fs::metadata(upper.join("kept.txt")).unwrap();
+    assert_eq!((kept.uid(), kept.gid()), (1234, 4321));
+    cli_ok(&d, docker, &["rm", "owner"]);
+}
+
+#[test]
+fn cp_archive_mode_berth() {
+    archive_mode(false);
+}
+
+#[test]
+fn cp_archive_mode_docker_cli() {
+    archive_mode(true);
+}
