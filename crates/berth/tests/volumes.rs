@@ -561,6 +561,27 @@ fn tmpfs_volumes_from_read_only(docker: bool) {
     assert!(run_line.contains("size=1024k"), "{out}");
     assert!(t_line.contains("size=2048k"), "{out}");
     assert_eq!(lines[2], "1770");
+    // a volume created by --mount with driver options and labels
+    let out = run_ok(
+        &d,
+        docker,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,src=optvol,dst=/o,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-label=k=v",
+            "busybox",
+            "grep",
+            " /o ",
+            "/proc/mounts",
+        ],
+    );
+    assert!(out.starts_with("tmpfs /o tmpfs "), "{out}");
+    let vi: serde_json::Value =
+        serde_json::from_str(&run_ok(&d, docker, &["volume", "inspect", "optvol"])).unwrap();
+    assert_eq!(vi[0]["Options"]["type"], "tmpfs");
+    assert_eq!(vi[0]["Labels"]["k"], "v");
+    no_volume_mounts(&d);
     // --volumes-from, rw then ro
     run_ok(
         &d,
