@@ -125,6 +125,17 @@ fn default_bridge_gives_an_address_and_no_names() {
         ip.trim(),
     ]);
     assert!(o.contains("1 packets received"), "{o}");
+    // stop: its veth, rules, lease and namespace go at once
+    d.ok(&["stop", "-t", "1", "named"]);
+    assert_eq!(links(&prefix), vec![format!("{prefix}b0")]);
+    let nid = d.ok(&["inspect", "-f", "{{.Id}}", "named"]);
+    assert!(!d.env.run_root().join("netns").join(nid.trim()).exists());
+    let t = nft_table(&prefix).unwrap();
+    assert!(!t.contains(&nid.trim()[..20]), "{t}");
+    // and it comes back on start
+    d.ok(&["start", "named"]);
+    let ip2 = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "named"]);
+    assert!(ip2.trim().starts_with(prefix3), "{ip2}");
     d.ok(&["rm", "-f", "named"]);
     // nothing of the containers is left: only the bridge itself
     let left = links(&prefix);
