@@ -269,6 +269,19 @@ fn exec_exit_codes_flags_and_detached() {
         "sleep",
         "1000",
     ]);
+    // the shim's attach socket is root's alone
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "ex"]);
+    let sock = d
+        .env
+        .data_root()
+        .join("containers")
+        .join(id.trim())
+        .join("attach.sock");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{sock:?}");
+    }
     for (cmd, code) in [
         (&["true"][..], 0),
         (&["sh", "-c", "exit 3"][..], 3),
@@ -479,4 +492,42 @@ fn start_ai_and_run_attach_flags() {
         assert_eq!(stdout(&o), "first\n", "{}", stderr(&o));
     }
     d.ok(&["rm", "-f", "c1", "c2", "c3"]);
+}
+
+#[test]
+fn run_without_tty_proxies_signals_to_the_container() {
+    use std::io::BufRead as _;
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let mut child = Command::new(berth_bin())
+        .arg("-H")
+        .arg(d.host())
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "got-term\n");
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(7));
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
 }

@@ -304,6 +304,11 @@ impl Containers {
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path)
             .map_err(ContainerError::io("bind", &dir.join("attach.sock")))?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(ContainerError::io("chmod", &dir.join("attach.sock")))?;
+        }
         let waiters = self
             .attach
             .0
