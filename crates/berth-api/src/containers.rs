@@ -307,7 +307,16 @@ pub async fn stop(ctx: &Ctx, id: &str, req: &Req) -> ApiResult {
             .unwrap_or(10),
     };
     let timeout = Duration::from_secs(t.max(0) as u64);
-    if ctx.engine.stop_container(id, timeout).await? {
+    // `stop -s`: a signal other than the container's stop signal
+    let signal = match req.query.get("signal").filter(|s| !s.is_empty()) {
+        Some(s) => Some(parse_signal(s)?),
+        None => None,
+    };
+    if ctx
+        .engine
+        .stop_container_with(id, timeout, signal)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Ok(StatusCode::NOT_MODIFIED.into_response())

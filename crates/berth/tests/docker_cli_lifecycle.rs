@@ -181,6 +181,25 @@ fn docker_restart_pause_rename_top_stats_update() {
         d.docker_ok(&["inspect", "-f", "{{.HostConfig.CpuShares}}", "site"]),
         "300\n"
     );
+    // stop -s
+    let t = d
+        .docker_ok(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 9' USR2; while true; do sleep 0.1; done",
+        ])
+        .trim()
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(300));
+    d.docker_ok(&["stop", "-s", "SIGUSR2", &t]);
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", &t]),
+        "9\n"
+    );
+    d.docker_ok(&["rm", &t]);
     // events of all that (`--until 0s` is whole seconds, as the docker CLI sends it)
     std::thread::sleep(Duration::from_millis(1100));
     let ev = d.docker_ok(&[

@@ -469,6 +469,21 @@ fn cidfile_log_driver_stop_signal_and_timeout() {
         ]),
         "7 SIGUSR1\n"
     );
+    // stop -s: another signal just this once
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 9' USR2; while true; do sleep 0.1; done",
+        ])
+        .trim()
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(300));
+    d.ok(&["stop", "-s", "USR2", &id]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.ExitCode}}", &id]), "9\n");
     // --stop-timeout: a container that ignores TERM is killed after 1 s, not 10
     let id = d
         .ok(&[

@@ -235,7 +235,13 @@ fn timeout_of(req: &Req) -> Result<Option<Duration>, ApiError> {
 
 /// `POST /containers/{id}/restart?t=` → 204.
 pub async fn restart(ctx: &Ctx, id: &str, req: &Req) -> ApiResult {
-    ctx.engine.restart_container(id, timeout_of(req)?).await?;
+    let signal = match req.query.get("signal").filter(|s| !s.is_empty()) {
+        Some(s) => Some(crate::containers::parse_signal(s)?),
+        None => None,
+    };
+    ctx.engine
+        .restart_container(id, timeout_of(req)?, signal)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -553,11 +553,12 @@ impl Engine {
         &self,
         name: &str,
         timeout: Option<Duration>,
+        signal: Option<i32>,
     ) -> Result<(), EngineError> {
         let c: Arc<Containers> = self.containers().clone();
         let r = c.get(name)?;
         let t = timeout.unwrap_or(Duration::from_secs(r.spec.run.stop_timeout().max(0) as u64));
-        c.stop(&r.id, t).await?;
+        c.stop_with(&r.id, t, signal).await?;
         let c2 = c.clone();
         let id = r.id.clone();
         tokio::task::spawn_blocking(move || c2.start_by_user(&id))
@@ -566,6 +567,16 @@ impl Engine {
         let rec = c.get(&r.id)?;
         c.publish(&rec, "restart", &[]);
         Ok(())
+    }
+
+    /// `POST /containers/{id}/stop?t=&signal=`: `false` when not running.
+    pub async fn stop_container_with(
+        &self,
+        name: &str,
+        timeout: Duration,
+        signal: Option<i32>,
+    ) -> Result<bool, EngineError> {
+        Ok(self.containers().stop_with(name, timeout, signal).await?)
     }
 
     /// `POST /containers/{id}/pause`.
