@@ -531,3 +531,39 @@ fn run_without_tty_proxies_signals_to_the_container() {
     assert_eq!(st.code(), Some(7));
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn exec_and_attach_after_a_daemon_crash() {
+    let mut d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&[
+        "run",
+        "-dit",
+        "--name",
+        "keep",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+    ]);
+    d.kill_berthd();
+    d.restart();
+    let o = d.berth(&["exec", "keep", "sh", "-c", "echo still-here; exit 4"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "still-here\n");
+    let host = d.host();
+    let p = Pty::spawn(
+        berth_bin(),
+        &["-H", &host, "attach", "keep"],
+        &[],
+        (30, 100),
+    );
+    p.write(b"echo again-$((5*5))\n");
+    p.expect("again-25");
+    p.write(b"exit 9\n");
+    assert_eq!(p.wait(), Some(9));
+    let st = d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "keep"]);
+    assert_eq!(st.trim(), "9");
+    d.ok(&["rm", "keep"]);
+}
