@@ -186,6 +186,9 @@ impl Volumes {
         for e in rd.flatten() {
             let dir = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
+            if name == PENDING {
+                continue;
+            }
             let meta = std::fs::read(dir.join("volume.json"))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Volume>(&b).ok());
@@ -207,11 +210,20 @@ impl Volumes {
                 }
             }
         }
+        let pending = root.join(PENDING);
+        let pending_names = std::fs::read_to_string(&pending).unwrap_or_default();
         let v = Arc::new(Volumes {
             root,
             events,
             inner: Mutex::new(inner),
         });
+        for name in pending_names.lines().filter(|n| !n.is_empty()) {
+            let anonymous = v.get(name).is_ok_and(|vol| vol.anonymous());
+            if anonymous && let Err(e) = v.remove(name, true) {
+                tracing::debug!(volume = %name, error = %e, "anonymous volume kept");
+            }
+        }
+        let _ = std::fs::remove_file(&pending);
         let inner = lock(&v.inner);
         for (name, vol) in &inner.vols {
             if !vol.needs_mount() {
@@ -499,6 +511,27 @@ impl Volumes {
             "Options": null_if_empty(&v.options),
             "Scope": "local",
         })
+    }
+}
+
+/// The note of anonymous volumes whose auto-removed container went while the store was
+/// not open yet (read and deleted by [`Volumes::open`]).
+const PENDING: &str = ".pending-anonymous-removal";
+
+/// Adds `names` to the note of anonymous volumes to remove when the store opens.
+pub fn note_pending_removal(root: &Path, names: &[&str]) {
+    use std::io::Write as _;
+    if names.is_empty() {
+        return;
+    }
+    let _ = std::fs::create_dir_all(root);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join(PENDING))
+    {
+        let _ = f.write_all(format!("{}\n", names.join("\n")).as_bytes());
+        let _ = f.sync_all();
     }
 }
 
@@ -877,6 +910,25 @@ mod tests {
         assert_eq!((gone, space), (vec![anon.name.clone()], 5));
         let (gone, _) = v.prune(|_| true);
         assert_eq!(gone, vec!["keep".to_string()]);
+    }
+
+    #[test]
+    fn pending_anonymous_removals_happen_at_open() {
+        let (dir, v) = store();
+        let none = BTreeMap::new();
+        let (anon, _) = v.acquire("", "gone", true, &none, &none, "").unwrap();
+        v.acquire("named", "gone", false, &none, &none, "").unwrap();
+        drop(v);
+        note_pending_removal(&dir.path().join("volumes"), &[anon.name.as_str(), "named"]);
+        let v = Volumes::open(
+            dir.path().join("volumes"),
+            &dir.path().join("containers"),
+            Arc::new(EventBus::new()),
+        )
+        .unwrap();
+        assert!(v.get(&anon.name).is_err());
+        assert!(v.get("named").is_ok());
+        assert!(!dir.path().join("volumes").join(PENDING).exists());
     }
 
     #[test]

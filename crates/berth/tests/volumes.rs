@@ -1059,3 +1059,39 @@ fn prune_before_api_1_42_takes_named_volumes_too() {
     );
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
 }
+
+/// A `--rm` container that exits while berthd is down is removed when berthd comes
+/// back, and so is its anonymous volume.
+#[test]
+fn rm_container_exiting_while_daemon_is_down_takes_its_anonymous_volume() {
+    let mut d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let id = d
+        .ok(&[
+            "run", "-d", "--rm", "-v", "/anon", "-v", "named:/n", "busybox", "sleep", "300",
+        ])
+        .trim()
+        .to_owned();
+    let insp: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", &id])).unwrap();
+    let pid = insp[0]["State"]["Pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    d.kill_berthd();
+    let ok = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    d.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !d.ok(&["ps", "-aq"]).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "named\n");
+}

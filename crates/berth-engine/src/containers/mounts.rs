@@ -191,6 +191,19 @@ impl Containers {
         // before the engine hands over the store (reconcile at open), there is nothing to
         // release: the store rebuilds its users from the records left afterwards
         let Some(vols) = self.volumes.get() else {
+            // reconcile at open (auto-removed containers whose shim died): leave the
+            // anonymous volumes to remove in a note the volume store reads when it opens
+            if remove_anonymous {
+                let names: Vec<&str> = rec
+                    .mounts
+                    .iter()
+                    .filter(|m| m.anonymous)
+                    .map(|m| m.name.as_str())
+                    .collect();
+                if let Some(data_root) = self.root.parent() {
+                    crate::volumes::note_pending_removal(&data_root.join("volumes"), &names);
+                }
+            }
             return;
         };
         for m in rec.mounts.iter().filter(|m| m.kind == MountKind::Volume) {
