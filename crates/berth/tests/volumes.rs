@@ -1095,3 +1095,53 @@ fn rm_container_exiting_while_daemon_is_down_takes_its_anonymous_volume() {
     assert_eq!(d.ok(&["ps", "-aq"]), "");
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "named\n");
 }
+
+/// `bind-propagation=rslave` makes the container's mount a slave of a shared host mount
+/// (`master:` in its mountinfo); the default `rprivate` does not.
+#[test]
+fn bind_propagation_reaches_the_container() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let src = d.env.dir().join("shared-src");
+    std::fs::create_dir(&src).unwrap();
+    // a shared mount of our own (the test env unmounts everything under its dir)
+    for args in [
+        vec!["-t", "tmpfs", "tmpfs", src.to_str().unwrap()],
+        vec!["--make-shared", src.to_str().unwrap()],
+    ] {
+        let ok = Command::new("mount")
+            .args(&args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount {args:?}");
+    }
+    let line = |prop: Option<&str>| {
+        let mut m = format!("type=bind,src={},dst=/m", src.display());
+        if let Some(p) = prop {
+            m.push_str(&format!(",bind-propagation={p}"));
+        }
+        let out = d.ok(&[
+            "run",
+            "--rm",
+            "--mount",
+            &m,
+            "busybox",
+            "grep",
+            " /m ",
+            "/proc/self/mountinfo",
+        ]);
+        out.lines().next().unwrap_or_default().to_owned()
+    };
+    let slave = line(Some("rslave"));
+    assert!(slave.contains("master:"), "{slave}");
+    let private = line(None);
+    assert!(
+        !private.contains("master:") && !private.contains("shared:"),
+        "{private}"
+    );
+    let _ = Command::new("umount")
+        .args(["-l", src.to_str().unwrap()])
+        .status();
+}
