@@ -267,6 +267,19 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
+/// What [`receive`] read.
+#[derive(Debug)]
+pub struct Received {
+    /// The Dockerfile.
+    pub dockerfile: Dockerfile,
+    /// Every entry of the tar.
+    pub index: BTreeMap<String, IndexEntry>,
+    /// The Dockerfile and ignore files' text, by path.
+    pub small: Vec<(String, String)>,
+    /// The raw tar.
+    pub raw: RawContext,
+}
+
 /// Reads the context tar (plain or gzip) without writing its files: every entry is
 /// indexed (mode, size, content digest, link target) and the raw tar kept (in memory, or
 /// in `spill` when large) until a COPY needs the files. Returns the Dockerfile
@@ -276,15 +289,7 @@ pub fn receive(
     spill: &Path,
     name: &str,
     ignore_names: &[String],
-) -> Result<
-    (
-        Dockerfile,
-        BTreeMap<String, IndexEntry>,
-        Vec<(String, String)>,
-        RawContext,
-    ),
-    BuildError,
-> {
+) -> Result<Received, BuildError> {
     let mut r = BufReader::with_capacity(256 * 1024, reader);
     let gz = r
         .fill_buf()
@@ -408,12 +413,12 @@ pub fn receive(
         }
         if let Some((_, text)) = small.iter().find(|(p, _)| *p == c) {
             let text = text.clone();
-            return Ok((
-                Dockerfile { rel: c, text },
+            return Ok(Received {
+                dockerfile: Dockerfile { rel: c, text },
                 index,
                 small,
-                RawContext(std::sync::Arc::new(std::sync::Mutex::new(Some(raw)))),
-            ));
+                raw: RawContext(std::sync::Arc::new(std::sync::Mutex::new(Some(raw)))),
+            });
         }
     }
     Err(BuildError::Other(format!(

@@ -91,6 +91,8 @@ fn set_mtime(p: &Path, md: &std::fs::Metadata) {
 enum Owner {
     /// These ids.
     Set(u32, u32),
+    /// These ids, for files of the build's own unpacked context (which may be linked).
+    Context(u32, u32),
     /// The source's (COPY --from without --chown).
     Keep,
 }
@@ -159,7 +161,7 @@ impl Stager<'_> {
 fn copy_entry(src: &Path, dst: &Path, owner: Owner, chmod: Option<u32>) -> Result<(), BuildError> {
     let md = std::fs::symlink_metadata(src).map_err(BuildError::io("stat", src))?;
     let (uid, gid) = match owner {
-        Owner::Set(u, g) => (u, g),
+        Owner::Set(u, g) | Owner::Context(u, g) => (u, g),
         Owner::Keep => (md.uid(), md.gid()),
     };
     let ft = md.file_type();
@@ -188,6 +190,15 @@ fn copy_entry(src: &Path, dst: &Path, owner: Owner, chmod: Option<u32>) -> Resul
     } else if ft.is_file() {
         if std::fs::symlink_metadata(dst).is_ok_and(|m| !m.is_dir()) {
             let _ = std::fs::remove_file(dst);
+        }
+        // a context file that already has the wanted owner and mode is linked, not copied:
+        // the build's unpacked context is private and removed after the build
+        let linkable = matches!(owner, Owner::Context(..))
+            && md.uid() == uid
+            && md.gid() == gid
+            && chmod.is_none_or(|m| m == md.mode() & 0o7777);
+        if linkable && std::fs::hard_link(src, dst).is_ok() {
+            return Ok(());
         }
         std::fs::copy(src, dst).map_err(BuildError::io("copy", src))?;
     } else {
@@ -558,8 +569,9 @@ impl Builder {
             None => None,
         };
         let owner = match (ids, from_ctx) {
-            (Some((u, g)), _) => Owner::Set(u, g),
-            (None, true) => Owner::Set(0, 0),
+            (Some((u, g)), true) => Owner::Context(u, g),
+            (Some((u, g)), false) => Owner::Set(u, g),
+            (None, true) => Owner::Context(0, 0),
             (None, false) => Owner::Keep,
         };
         let staging = self.scratch_path("copy");

@@ -556,7 +556,12 @@ impl Engine {
                 } else {
                     req.dockerfile.clone()
                 };
-                let (dockerfile, index, small, raw) = context::receive(
+                let context::Received {
+                    dockerfile,
+                    index,
+                    small,
+                    raw,
+                } = context::receive(
                     reader,
                     &tmp.path().join("context.tar"),
                     &req.dockerfile,
