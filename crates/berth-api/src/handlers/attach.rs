@@ -200,15 +200,25 @@ pub fn hijack_with(
         .get(header::UPGRADE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
     let on_upgrade = req.upgrade.lock().ok().and_then(|mut u| u.take());
+    // The 101 is flushed when the upgrade resolves, but a client may not have read it
+    // yet. The Go clients (docker CLI, berth) hand over what they read past the
+    // headers; docker-py and other unknown ones may not: they get a moment first, so
+    // the first output arrives apart from the headers.
+    let ua = req
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let careful = !(ua.starts_with("Docker-Client/") || ua.starts_with("Berth-Client/"));
     match (wants_upgrade, on_upgrade) {
         (true, Some(on)) => {
             tokio::spawn(async move {
                 match on.await {
                     Ok(up) => {
                         let mut io = TokioIo::new(up);
-                        // the 101 is flushed, but the client may not have read it
-                        // yet: a moment lets it, so the first output comes separately
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        if careful {
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
                         match make() {
                             Ok(s) => bridge(io, s, detach_keys).await,
                             Err(msg) => {

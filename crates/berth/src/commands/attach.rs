@@ -241,27 +241,30 @@ pub fn proxy_signals(c: &Client, id: &str) -> tokio::task::JoinHandle<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let c2 = c.clone_handle();
     let id = id.to_owned();
+    // registered now, before any output is shown, so a signal that follows it is ours
+    let kinds = [
+        (SignalKind::interrupt(), 2),
+        (SignalKind::terminate(), 15),
+        (SignalKind::hangup(), 1),
+        (SignalKind::quit(), 3),
+        (SignalKind::user_defined1(), 10),
+        (SignalKind::user_defined2(), 12),
+    ];
+    let streams: Vec<_> = kinds
+        .into_iter()
+        .filter_map(|(k, n)| signal(k).ok().map(|s| (s, n)))
+        .collect();
     tokio::spawn(async move {
-        let kinds = [
-            (SignalKind::interrupt(), 2),
-            (SignalKind::terminate(), 15),
-            (SignalKind::hangup(), 1),
-            (SignalKind::quit(), 3),
-            (SignalKind::user_defined1(), 10),
-            (SignalKind::user_defined2(), 12),
-        ];
         let (tx, mut rx) = tokio::sync::mpsc::channel::<i32>(8);
-        for (k, n) in kinds {
-            if let Ok(mut s) = signal(k) {
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    while s.recv().await.is_some() {
-                        if tx.send(n).await.is_err() {
-                            return;
-                        }
+        for (mut s, n) in streams {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    if tx.send(n).await.is_err() {
+                        return;
                     }
-                });
-            }
+                }
+            });
         }
         drop(tx);
         while let Some(n) = rx.recv().await {
