@@ -1061,6 +1061,11 @@ fn health_checks_run_by_the_daemon() {
         d.ok(&["ps", "--format", "{{.Status}}"])
             .ends_with("(healthy)\n")
     );
+    assert_eq!(
+        d.ok(&["ps", "-q", "--filter", "health=healthy"]),
+        format!("{}\n", &h[..12])
+    );
+    assert_eq!(d.ok(&["ps", "-q", "--filter", "health=unhealthy"]), "");
     let u = d
         .ok(&[
             "run",
@@ -1154,4 +1159,46 @@ fn health_checks_run_by_the_daemon() {
         "true",
     ]);
     assert_eq!(o.status.code(), Some(125));
+}
+
+#[test]
+fn stats_streams_live() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let id = d
+        .ok(&["run", "-d", "--name", "live", "busybox", "sleep", "100"])
+        .trim()
+        .to_owned();
+    for cli in ["berth", "docker"] {
+        let mut c = if cli == "berth" {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+            c.args(["-H", &d.host(), "stats", "live"]);
+            c
+        } else {
+            let mut c = std::process::Command::new("/usr/local/bin/docker");
+            c.args(["stats", "live"])
+                .env("DOCKER_HOST", d.host())
+                .env("DOCKER_CONFIG", d.env.dir().join("docker-cli"));
+            c
+        };
+        let mut child = c
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(3500));
+        // the docker CLI keeps streaming on SIGTERM: SIGKILL ends both
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let frames = text.matches("CONTAINER ID").count();
+        assert!(frames >= 2, "{cli}: {frames} frames: {text:?}");
+        assert!(
+            text.contains(&id[..12]) && text.contains("live"),
+            "{cli}: {text:?}"
+        );
+    }
+    d.ok(&["rm", "-f", &id]);
 }

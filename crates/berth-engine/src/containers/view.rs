@@ -212,8 +212,8 @@ pub struct ListFilter {
     map: BTreeMap<String, Vec<String>>,
 }
 
-const KEYS: [&str; 7] = [
-    "id", "name", "label", "status", "exited", "ancestor", "volume",
+const KEYS: [&str; 8] = [
+    "id", "name", "label", "status", "exited", "ancestor", "volume", "health",
 ];
 
 impl ListFilter {
@@ -272,6 +272,10 @@ impl ListFilter {
             && self.any("status", |v| v == super::ops::state_word(r))
             && self.any("exited", |v| {
                 r.state.status == Status::Exited && v.parse() == Ok(r.state.exit_code)
+            })
+            && self.any("health", |v| {
+                let h = r.state.health.as_ref().map(|h| h.status.as_str());
+                v == h.unwrap_or("none")
             })
             && self.any("ancestor", |v| {
                 r.spec.image == v
