@@ -306,3 +306,47 @@ fn cp_archive_mode_berth() {
 fn cp_archive_mode_docker_cli() {
     archive_mode(true);
 }
+
+/// A running container is copied through its own mount namespace (a `--tmpfs` only it
+/// sees), and a read-only root refuses writes as Docker does, while its volume accepts.
+#[test]
+fn cp_running_sees_its_tmpfs_and_respects_read_only() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ro",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        "-v",
+        "rovol:/vol",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let f = d.env.dir().join("f.txt");
+    std::fs::write(&f, "tmpfs data\n").unwrap();
+    d.ok(&["cp", f.to_str().unwrap(), "ro:/scratch/"]);
+    let out = d.env.dir().join("back.txt");
+    d.ok(&["cp", "ro:/scratch/f.txt", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "tmpfs data\n");
+    for docker in [false, true] {
+        let o = cli(&d, docker, &["cp", f.to_str().unwrap(), "ro:/etc/"]);
+        assert_ne!(o.status.code(), Some(0));
+        assert!(
+            stderr(&o).contains("container rootfs is marked read-only"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    d.docker_ok(&["cp", f.to_str().unwrap(), "ro:/vol/"]);
+    assert_eq!(
+        std::fs::read_to_string(d.env.data_root().join("volumes/rovol/_data/f.txt")).unwrap(),
+        "tmpfs data\n"
+    );
+    d.ok(&["rm", "-f", "ro"]);
+}

@@ -413,16 +413,36 @@ pub fn extract<R: Read>(
     r: R,
     opts: ExtractOptions,
 ) -> Result<(), EngineError> {
-    let (root, rel) = locate(rec, rootfs, path);
-    let st = stat(rec, rootfs, path)?;
-    if !st.is_dir() {
-        return Err(EngineError::InvalidParameter(
-            "extraction point is not a directory".into(),
-        ));
-    }
-    let dest = open_dir_in_root(&root, &rel).map_err(|_| not_found(path, &rec.name))?;
     let mut ar = tar::Archive::new(r);
-    let res = extract_entries(&mut ar, &dest, path, opts);
+    let res = (|| {
+        let (root, rel) = locate(rec, rootfs, path);
+        let st = stat(rec, rootfs, path)?;
+        if !st.is_dir() {
+            return Err(EngineError::InvalidParameter(
+                "extraction point is not a directory".into(),
+            ));
+        }
+        let dest = open_dir_in_root(&root, &rel).map_err(|_| not_found(path, &rec.name))?;
+        // Docker refuses writes the container itself could not make: a read-only root
+        // (also while stopped, unless the path is on a volume) or a read-only mount
+        let ro_mount = rustix::fs::fstatvfs(&dest)
+            .is_ok_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+        if ro_mount || (rec.spec.read_only && root == rootfs) {
+            let on_volume = rec.mounts.iter().any(|m| {
+                let c = clean_path(&format!("/{path}"));
+                c == m.destination || c.starts_with(&format!("{}/", m.destination))
+            });
+            return Err(EngineError::InvalidParameter(
+                if on_volume {
+                    "mounted volume is marked read-only"
+                } else {
+                    "container rootfs is marked read-only"
+                }
+                .into(),
+            ));
+        }
+        extract_entries(&mut ar, &dest, path, opts)
+    })();
     // read the upload to its end whatever happened, so the client sees our answer
     // rather than a broken pipe
     let _ = std::io::copy(&mut ar.into_inner(), &mut std::io::sink());
@@ -624,15 +644,6 @@ impl Engine {
         opts: ExtractOptions,
     ) -> Result<(), EngineError> {
         let (rec, rootfs) = self.archive_target(name)?;
-        if rec.spec.read_only && rec.state.status == Status::Running {
-            // the container sees its root read-only; so does cp (Docker's message)
-            let (_, rel) = locate(&rec, &rootfs, path);
-            if rel == clean_path(&format!("/{path}")) {
-                return Err(EngineError::InvalidParameter(
-                    "container rootfs is marked read-only".into(),
-                ));
-            }
-        }
         let reader = crate::io::StreamReader::new(body);
         let path = path.to_owned();
         tokio::task::spawn_blocking(move || extract(&rec, &rootfs, &path, reader, opts))
