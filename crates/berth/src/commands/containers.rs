@@ -507,7 +507,10 @@ pub(crate) async fn remove_quietly(c: &Client, id: &str) {
 pub async fn run(c: &Client, a: &RunArgs) -> anyhow::Result<()> {
     let ca = &a.create;
     if a.detach {
-        let id = create_container(c, ca, ca.rm).await?;
+        // as the docker CLI: a detached run attaches nothing (StdinOnce off)
+        let mut detached = ca.clone();
+        detached.foreground = Some(crate::commands::attach::Foreground::default());
+        let id = create_container(c, &detached, ca.rm).await?;
         if let Err(e) = post(c, &format!("/containers/{id}/start"), &[]).await {
             eprintln!("berth: {e}");
             return Err(Exit(start_failure_code(c, &id).await).into());
