@@ -145,6 +145,22 @@ fn config_instructions_land_in_inspect_and_history() {
     assert_eq!(lines[5], "production");
 }
 
+/// Nothing of a build stays behind: no temp dir, no mount under the data root.
+fn assert_no_build_leftovers(d: &Daemon) {
+    let tmp = d.env.data_root().join("build/tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "build temp dirs left: {left:?}");
+    let root = d.env.data_root().display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let build_mounts: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(&format!("{root}/build")))
+        .collect();
+    assert!(build_mounts.is_empty(), "{build_mounts:?}");
+}
+
 fn cached_steps(err: &str) -> usize {
     err.lines().filter(|l| l.ends_with(" CACHED")).count()
 }
@@ -215,6 +231,7 @@ fn rebuild_is_cached_one_file_reruns_from_its_copy_and_cache_survives_restart() 
     assert!(pruned.contains("Total reclaimed space:"), "{pruned}");
     let (_, again) = build(&d, &[p]);
     assert_eq!(cached_steps(&again), 0, "{again}");
+    assert_no_build_leftovers(&d);
 }
 
 fn restart_berthd(d: &mut Daemon) {
@@ -295,6 +312,7 @@ fn failing_run_gives_dockers_message_exit_1_and_no_image() {
         stderr(&o)
     );
     assert_eq!(d.ok(&["images", "-a", "-q"]), before);
+    assert_no_build_leftovers(&d);
 }
 
 #[test]
@@ -546,6 +564,7 @@ fn independent_stages_build_in_parallel_sharing_a_cache_mount() {
     assert_eq!(d.ok(&["run", "--rm", "par:2", "cat", "/listing"]), "a\nb\n");
     let o = d.berth(&["run", "--rm", "par:2", "ls", "/shared"]);
     assert_eq!(stdout(&o), "", "cache mount content leaked into the image");
+    assert_no_build_leftovers(&d);
 }
 
 #[test]
