@@ -368,8 +368,18 @@ fn exec_exit_codes_flags_and_detached() {
     );
     drive_shell(&p);
     assert_eq!(p.wait(), Some(3));
+    // the `container` group has them too
+    let o = d.berth(&["container", "exec", "ex", "echo", "grouped"]);
+    assert_eq!(stdout(&o), "grouped\n", "{}", stderr(&o));
     // an exec of a stopped container is refused
-    d.ok(&["rm", "-f", "ex"]);
+    d.ok(&["create", "--name", "idle", "--network", "none", "busybox"]);
+    let o = d.berth(&["exec", "idle", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
+    let o = d.berth(&["exec", "nosuch", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("No such container: nosuch"), "{}", stderr(&o));
+    d.ok(&["rm", "-f", "ex", "idle"]);
 }
 
 #[test]
