@@ -143,6 +143,12 @@ fn config_instructions_land_in_inspect_and_history() {
     assert_eq!(lines[3], "node 644");
     assert_eq!(lines[4], "2", "ignored files were sent: {out}");
     assert_eq!(lines[5], "production");
+    // a child image runs the ONBUILD trigger and does not inherit it
+    let child = tempfile::tempdir().unwrap();
+    write(child.path(), "Dockerfile", "FROM app:1\n");
+    let (_, err) = build(&d, &["-t", "child:1", child.path().to_str().unwrap()]);
+    assert!(err.contains("child build"), "{err}");
+    assert!(inspect(&d, "child:1")["Config"]["OnBuild"].is_null(), "trigger inherited");
 }
 
 /// Nothing of a build stays behind: no temp dir, no mount under the data root.
