@@ -205,6 +205,7 @@ pub enum ContainerCommand {
 
 /// `berth builder …`.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum BuilderCommand {
     /// Remove build cache
     Prune(crate::commands::build::BuilderPruneArgs),
