@@ -378,7 +378,11 @@ fn exec_exit_codes_flags_and_detached() {
     assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
     let o = d.berth(&["exec", "nosuch", "true"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("No such container: nosuch"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("No such container: nosuch"),
+        "{}",
+        stderr(&o)
+    );
     d.ok(&["rm", "-f", "ex", "idle"]);
 }
 
@@ -488,6 +492,28 @@ fn start_ai_and_run_attach_flags() {
     assert_eq!(stdout(&o), "");
     assert_eq!(stderr(&o), "err\n");
     assert_eq!(d.ok(&["logs", "c3"]), "out\n");
+    // without `Upgrade` the attach is a plain 200 whose body is the (multiplexed) stream
+    {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::os::unix::net::UnixStream::connect(d.env.socket()).unwrap();
+        s.write_all(
+            b"POST /v1.44/containers/c3/attach?logs=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let text = String::from_utf8_lossy(&resp);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("content-type: application/vnd.docker.multiplexed-stream"),
+            "{text}"
+        );
+        let framed_out = [&[1u8, 0, 0, 0, 0, 0, 0, 4][..], b"out\n"].concat();
+        let framed_err = [&[2u8, 0, 0, 0, 0, 0, 0, 4][..], b"err\n"].concat();
+        assert!(resp.windows(12).any(|w| w == framed_out), "{text}");
+        assert!(resp.windows(12).any(|w| w == framed_err), "{text}");
+    }
     // the first output of a fast container is never lost (attach before start)
     for _ in 0..5 {
         let o = d.berth(&[
