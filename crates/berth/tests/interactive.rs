@@ -420,6 +420,19 @@ fn attach_then_detach_with_ctrl_p_ctrl_q_leaves_it_running() {
         let st = d.ok(&["inspect", "-f", "{{.State.Status}}", "sh1"]);
         assert_eq!(st.trim(), "running", "{program} detach stopped it");
     }
+    // custom detach keys
+    let p = Pty::spawn(
+        berth_bin(),
+        &["-H", &host, "attach", "--detach-keys", "ctrl-a,x", "sh1"],
+        &[],
+        (30, 100),
+    );
+    p.write(b"echo custom-$((3*3))\n");
+    p.expect("custom-9");
+    p.write(b"\x01x");
+    assert_eq!(p.wait(), Some(0));
+    let st = d.ok(&["inspect", "-f", "{{.State.Status}}", "sh1"]);
+    assert_eq!(st.trim(), "running");
     // attach to a stopped container is refused
     d.ok(&[
         "create",
