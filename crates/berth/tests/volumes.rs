@@ -1145,3 +1145,49 @@ fn bind_propagation_reaches_the_container() {
         .args(["-l", src.to_str().unwrap()])
         .status();
 }
+
+/// `-v name:/p:ro` is read-only inside; `--mount type=volume` without a source is an
+/// anonymous volume that `--rm` takes with the container.
+fn ro_and_anonymous_mount(docker: bool) {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    run_ok(&d, docker, &["volume", "create", "rov"]);
+    let o = run(
+        &d,
+        docker,
+        &["run", "--rm", "-v", "rov:/r:ro", "busybox", "touch", "/r/x"],
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    let out = run_ok(
+        &d,
+        docker,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,dst=/etc",
+            "busybox",
+            "sh",
+            "-c",
+            "ls /etc/passwd; grep -c ' /etc ' /proc/mounts",
+        ],
+    );
+    assert_eq!(out, "/etc/passwd\n1\n");
+    assert_eq!(run_ok(&d, docker, &["volume", "ls", "-q"]), "rov\n");
+}
+
+#[test]
+fn read_only_volume_and_anonymous_mount_berth() {
+    ro_and_anonymous_mount(false);
+}
+
+#[test]
+fn read_only_volume_and_anonymous_mount_docker_cli() {
+    ro_and_anonymous_mount(true);
+}
