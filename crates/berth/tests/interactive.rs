@@ -82,6 +82,14 @@ impl Pty {
         self.expect_n(s, 1);
     }
 
+    /// Whether the terminal is in canonical (cooked) mode with echo, as a shell left it.
+    fn cooked(&self) -> bool {
+        use rustix::termios::LocalModes;
+        let t = rustix::termios::tcgetattr(&self.master).unwrap();
+        t.local_modes
+            .contains(LocalModes::ICANON | LocalModes::ECHO)
+    }
+
     fn write(&self, s: &[u8]) {
         rustix::io::write(&self.master, s).unwrap();
     }
@@ -91,7 +99,7 @@ impl Pty {
         set_size(&self.master, size);
     }
 
-    fn wait(mut self) -> Option<i32> {
+    fn wait(&mut self) -> Option<i32> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -244,10 +252,14 @@ fn run_it_through_a_pty_with_berth_and_docker() {
     let host = d.host();
     let mut bargs = vec!["-H", host.as_str()];
     bargs.extend_from_slice(&args);
-    let p = Pty::spawn(berth_bin(), &bargs, &[], (33, 111));
+    let mut p = Pty::spawn(berth_bin(), &bargs, &[], (33, 111));
+    p.expect("/ # ");
+    // raw while attached, restored when berth exits
+    assert!(!p.cooked(), "the terminal is not in raw mode");
     drive_shell(&p);
     assert_eq!(p.wait(), Some(3));
-    let p = Pty::spawn("/usr/local/bin/docker", &args, &docker_env(&d), (33, 111));
+    assert!(p.cooked(), "the terminal mode was not restored");
+    let mut p = Pty::spawn("/usr/local/bin/docker", &args, &docker_env(&d), (33, 111));
     drive_shell(&p);
     assert_eq!(p.wait(), Some(3));
     assert_eq!(d.ok(&["ps", "-aq"]), "");
@@ -350,7 +362,7 @@ fn exec_exit_codes_flags_and_detached() {
     let plain = d.berth(&["exec", "ex", "grep", "CapEff", "/proc/self/status"]);
     assert_ne!(stdout(&o), stdout(&plain));
     // docker exec -it through a pty
-    let p = Pty::spawn(
+    let mut p = Pty::spawn(
         "/usr/local/bin/docker",
         &["exec", "-it", "ex", "sh"],
         &docker_env(&d),
@@ -360,7 +372,7 @@ fn exec_exit_codes_flags_and_detached() {
     assert_eq!(p.wait(), Some(3));
     // berth exec -it
     let host = d.host();
-    let p = Pty::spawn(
+    let mut p = Pty::spawn(
         berth_bin(),
         &["-H", &host, "exec", "-it", "ex", "sh"],
         &[],
@@ -410,7 +422,7 @@ fn attach_then_detach_with_ctrl_p_ctrl_q_leaves_it_running() {
             docker_env(&d),
         ),
     ] {
-        let p = Pty::spawn(program, &args, &envs, (30, 100));
+        let mut p = Pty::spawn(program, &args, &envs, (30, 100));
         p.write(b"echo attached-$((20+22))\n");
         p.expect("attached-42");
         p.write(b"\x10\x11");
@@ -421,7 +433,7 @@ fn attach_then_detach_with_ctrl_p_ctrl_q_leaves_it_running() {
         assert_eq!(st.trim(), "running", "{program} detach stopped it");
     }
     // custom detach keys
-    let p = Pty::spawn(
+    let mut p = Pty::spawn(
         berth_bin(),
         &["-H", &host, "attach", "--detach-keys", "ctrl-a,x", "sh1"],
         &[],
@@ -602,7 +614,7 @@ fn exec_and_attach_after_a_daemon_crash() {
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert_eq!(stdout(&o), "still-here\n");
     let host = d.host();
-    let p = Pty::spawn(
+    let mut p = Pty::spawn(
         berth_bin(),
         &["-H", &host, "attach", "keep"],
         &[],
