@@ -650,6 +650,39 @@ fn restart_policies_as_docker() {
         ]),
         "2 3 {\"MaximumRetryCount\":2,\"Name\":\"on-failure\"}\n"
     );
+    // during the backoff it is "restarting", listed by a plain ps
+    let slow = d
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 1",
+        ])
+        .trim()
+        .to_owned();
+    wait_for("restarting", || {
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Restarting}} {{.State.Running}}",
+            &slow,
+        ]) == "restarting true true\n"
+    });
+    wait_for("listed as restarting", || {
+        d.ok(&[
+            "ps",
+            "--filter",
+            &format!("id={slow}"),
+            "--format",
+            "{{.Status}}",
+        ])
+        .starts_with("Restarting (1) ")
+    });
+    d.ok(&["rm", "-f", &slow]);
     // on-failure does not restart a clean exit
     let ok = d
         .ok(&["run", "-d", "--restart", "on-failure", "busybox", "true"])
@@ -1201,4 +1234,50 @@ fn stats_streams_live() {
         );
     }
     d.ok(&["rm", "-f", &id]);
+}
+
+#[test]
+fn image_healthcheck_runs_unless_disabled() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let ctx = d.env.dir().join("hc-ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nHEALTHCHECK --interval=200ms --retries=1 CMD test -e /etc/passwd\n",
+    )
+    .unwrap();
+    let o = d.berth(&["build", "-q", "-t", "hc", ctx.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = d.ok(&["run", "-d", "hc", "sleep", "100"]).trim().to_owned();
+    wait_for("healthy from the image's check", || {
+        d.ok(&["inspect", "-f", "{{.State.Health.Status}}", &id]) == "healthy\n"
+    });
+    // the flags override the image's command
+    let bad = d
+        .ok(&["run", "-d", "--health-cmd", "false", "hc", "sleep", "100"])
+        .trim()
+        .to_owned();
+    wait_for("unhealthy with the flag's command", || {
+        d.ok(&["inspect", "-f", "{{.State.Health.Status}}", &bad]) == "unhealthy\n"
+    });
+    let off = d
+        .ok(&["run", "-d", "--no-healthcheck", "hc", "sleep", "100"])
+        .trim()
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Health}}", &off]),
+        "<no value>\n"
+    );
+    let st = d.ok(&[
+        "ps",
+        "--filter",
+        &format!("id={off}"),
+        "--format",
+        "{{.Status}}",
+    ]);
+    assert!(st.starts_with("Up ") && !st.contains("health"), "{st}");
+    d.ok(&["rm", "-f", &id, &bad, &off]);
 }

@@ -515,6 +515,7 @@ impl Containers {
         self.release_mounts(rec, rec.spec.auto_remove);
         let mut inner = lock(&self.inner);
         inner.map.remove(&rec.id);
+        self.attach.forget(&rec.id);
         inner.gone.insert(rec.id.clone(), rec.state.exit_code);
         drop(inner);
         self.publish(rec, "destroy", &[]);
@@ -759,7 +760,8 @@ impl Engine {
             .containers
             .all()
             .iter()
-            .filter(|r| all || r.state.status == Status::Running)
+            // as Docker: a container waiting for its policy restart is listed too
+            .filter(|r| all || r.state.status == Status::Running || r.state.restarting)
             .filter(|r| f.matches(r))
             .map(|r| {
                 let mut v = view::summary(r);

@@ -751,6 +751,10 @@ pub fn decorate_inspect(v: &mut Value, r: &Record) {
     v["State"]["Status"] = json!(state_word(r));
     v["State"]["Paused"] = json!(st.paused);
     v["State"]["Restarting"] = json!(st.restarting);
+    if st.restarting {
+        // moby's SetRestarting: Running and Restarting both true
+        v["State"]["Running"] = json!(true);
+    }
     if let Some(h) = &st.health {
         v["State"]["Health"] = json!({
             "Status": h.status,
