@@ -277,6 +277,10 @@ fn lifecycle(docker: bool) {
     assert_eq!(anon["Type"], "volume");
     assert_eq!(anon["Driver"], "local");
     assert_eq!(anon["RW"], true);
+    assert_eq!(anon["Mode"], "");
+    let keep = mounts.iter().find(|m| m["Destination"] == "/keep").unwrap();
+    assert_eq!(keep["Mode"], "z");
+    assert_eq!(keep["Name"], "keep");
     assert_eq!(
         insp[0]["HostConfig"]["Binds"],
         serde_json::json!(["keep:/keep"])

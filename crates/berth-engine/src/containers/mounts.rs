@@ -153,8 +153,14 @@ impl Containers {
                         source: data.display().to_string(),
                         destination,
                         driver: vol.driver.clone(),
+                        // Docker shows "z" for named volumes, "" for `-v /path` and
+                        // image volumes
                         mode: if s.mode.is_empty() {
-                            "z".into()
+                            if s.origin == berth_types::mounts::MountOrigin::Config {
+                                String::new()
+                            } else {
+                                "z".into()
+                            }
                         } else {
                             s.mode.clone()
                         },
