@@ -539,6 +539,24 @@ fn start_ai_and_run_attach_flags() {
         assert!(resp.windows(12).any(|w| w == framed_out), "{text}");
         assert!(resp.windows(12).any(|w| w == framed_err), "{text}");
     }
+    // an attach waiting for a start ends when the container is removed
+    {
+        use std::io::{Read as _, Write as _};
+        d.ok(&["create", "--name", "never", "--network", "none", "busybox"]);
+        let mut s = std::os::unix::net::UnixStream::connect(d.env.socket()).unwrap();
+        s.write_all(
+            b"POST /v1.44/containers/never/attach?stream=1&stdout=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 101");
+        d.ok(&["rm", "never"]);
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest)
+            .expect("the stream should end, not time out");
+    }
     // the first output of a fast container is never lost (attach before start)
     for _ in 0..5 {
         let o = d.berth(&[

@@ -90,6 +90,13 @@ impl std::fmt::Debug for Pending {
     }
 }
 
+impl Pending {
+    /// Drops the attaches waiting for a container that is gone (their streams end).
+    pub(crate) fn forget(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+}
+
 /// How `start` spawns the shim: its stdin (the attach listener) and extra arguments.
 #[derive(Debug)]
 pub struct ShimIo {
