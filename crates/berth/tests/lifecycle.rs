@@ -25,6 +25,21 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// One GET over the daemon's socket; the JSON body.
+fn api_get(d: &Daemon, path: &str) -> serde_json::Value {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::os::unix::net::UnixStream::connect(d.env.socket()).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: berth\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
 #[test]
 fn init_ulimit_shm_and_security_options_reach_the_container() {
     let d = Daemon::start();
@@ -881,6 +896,28 @@ fn stats_prune_df_and_ps_flags() {
         sized.lines().nth(1).unwrap().contains("(virtual "),
         "{sized}"
     );
+    // the API's stats JSON (moby's shape; the default bridge gives an eth0)
+    let v = api_get(&d, "/containers/busy/stats?stream=0");
+    for k in [
+        "cpu_stats",
+        "precpu_stats",
+        "memory_stats",
+        "pids_stats",
+        "blkio_stats",
+    ] {
+        assert!(v.get(k).is_some(), "{k} missing: {v}");
+    }
+    assert!(
+        v["precpu_stats"]["system_cpu_usage"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    assert_eq!(v["memory_stats"]["limit"], 64 << 20);
+    assert_eq!(v["name"], "/busy");
+    if d.ok(&["inspect", "-f", "{{.HostConfig.NetworkMode}}", "busy"]) != "none\n" {
+        assert!(v["networks"]["eth0"]["rx_bytes"].is_u64(), "{v}");
+    }
+    let one = api_get(&d, "/containers/busy/stats?stream=0&one-shot=1");
+    assert_eq!(one["precpu_stats"]["cpu_usage"]["total_usage"], 0);
     // system df
     let df = d.ok(&["system", "df"]);
     let rows: Vec<Vec<&str>> = df
