@@ -148,7 +148,10 @@ fn config_instructions_land_in_inspect_and_history() {
     write(child.path(), "Dockerfile", "FROM app:1\n");
     let (_, err) = build(&d, &["-t", "child:1", child.path().to_str().unwrap()]);
     assert!(err.contains("child build"), "{err}");
-    assert!(inspect(&d, "child:1")["Config"]["OnBuild"].is_null(), "trigger inherited");
+    assert!(
+        inspect(&d, "child:1")["Config"]["OnBuild"].is_null(),
+        "trigger inherited"
+    );
 }
 
 /// Nothing of a build stays behind: no temp dir, no mount under the data root.
@@ -631,4 +634,47 @@ fn run_network_add_archives_and_heredocs() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn dockerfile_specific_ignore_file_chmod_and_numeric_chown() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "sub/app.Dockerfile",
+        "FROM busybox\nCOPY --chmod=751 --chown=1234:5678 run.sh /run.sh\nCOPY . /ctx/\n",
+    );
+    write(ctx.path(), "sub/app.Dockerfile.dockerignore", "skip.me\n");
+    // the general ignore file is not used when a Dockerfile-specific one exists
+    write(ctx.path(), ".dockerignore", "run.sh\n");
+    write(ctx.path(), "run.sh", "#!/bin/sh\necho run\n");
+    write(ctx.path(), "skip.me", "ignored\n");
+    write(ctx.path(), "keep.me", "kept\n");
+    let df = ctx.path().join("sub/app.Dockerfile");
+    build(
+        &d,
+        &[
+            "-f",
+            df.to_str().unwrap(),
+            "-t",
+            "ign:1",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "ign:1",
+        "stat",
+        "-c",
+        "%a %u:%g %n",
+        "/run.sh",
+        "/ctx/keep.me",
+    ]);
+    assert_eq!(out, "751 1234:5678 /run.sh\n644 0:0 /ctx/keep.me\n");
+    let o = d.berth(&["run", "--rm", "ign:1", "ls", "/ctx/skip.me"]);
+    assert!(!o.status.success(), "skip.me was sent");
 }
