@@ -314,6 +314,24 @@ fn lifecycle(docker: bool) {
             .display()
             .to_string()
     );
+    // ps's MOUNTS column (names cut to 15 characters)
+    let col = run_ok(
+        &d,
+        docker,
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Mounts}}",
+            "--filter",
+            "name=holder",
+        ],
+    );
+    let mut got: Vec<&str> = col.trim().split(',').collect();
+    got.sort();
+    let mut want = vec!["keep".to_owned(), format!("{}…", &anon_name[..14])];
+    want.sort();
+    assert_eq!(got, want);
     // plain `inspect` falls through to volumes, as Docker's does
     let gi: serde_json::Value =
         serde_json::from_str(&run_ok(&d, docker, &["inspect", "keep"])).unwrap();

@@ -721,7 +721,7 @@ pub fn ps_row(v: &Value, no_trunc: bool) -> Value {
         "Names": names.join(","),
         "Labels": labels.join(","),
         "Networks": crate::commands::run_net::ps_networks(v),
-        "Mounts": "",
+        "Mounts": crate::commands::run_mounts::ps_mounts(v, no_trunc),
     })
 }
 

@@ -117,9 +117,44 @@ impl MountFlags {
     }
 }
 
+/// `ps`'s MOUNTS: volume names or bind sources, each cut to 15 characters unless
+/// `no_trunc` (the docker CLI's `ContainerContext.Mounts`).
+pub fn ps_mounts(summary: &Value, no_trunc: bool) -> String {
+    summary["Mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let name = m["Name"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .or_else(|| m["Source"].as_str())
+                .unwrap_or_default();
+            if no_trunc || name.chars().count() <= 15 {
+                name.to_owned()
+            } else {
+                let mut s: String = name.chars().take(14).collect();
+                s.push('…');
+                s
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ps_mounts_as_the_docker_cli() {
+        let v = json!({"Mounts": [
+            {"Type": "volume", "Name": "0123456789abcdef0123", "Source": "/x/_data"},
+            {"Type": "bind", "Source": "/h"},
+        ]});
+        assert_eq!(ps_mounts(&v, false), "0123456789abcd…,/h");
+        assert_eq!(ps_mounts(&v, true), "0123456789abcdef0123,/h");
+    }
 
     #[test]
     fn flags_become_the_docker_cli_body() {
