@@ -1136,6 +1136,19 @@ fn health_checks_run_by_the_daemon() {
         format!("{}\n", &h[..12])
     );
     assert_eq!(d.ok(&["ps", "-q", "--filter", "health=unhealthy"]), "");
+    // no probes while paused (they could not run in the frozen cgroup)
+    d.ok(&["pause", &h]);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Health.Status}} {{.State.Health.FailingStreak}}",
+            &h
+        ]),
+        "healthy 0\n"
+    );
+    d.ok(&["unpause", &h]);
     let u = d
         .ok(&[
             "run",

@@ -230,6 +230,10 @@ impl Containers {
             if !self.same_run(id, started_at) {
                 return;
             }
+            // a frozen container cannot run a probe: wait for unpause
+            if lock(&self.inner).map.get(id).is_some_and(|r| r.state.paused) {
+                continue;
+            }
             let timeout = dur(check.timeout, DEFAULT_TIMEOUT);
             let entry = rt.block_on(self.probe(id, cmd, timeout));
             let in_start = started.elapsed() < start_period;
