@@ -1,5 +1,5 @@
 //! Networks: the store under `<data-root>/network/` (one versioned JSON file per network,
-//! IPAM leases in `ipam.json`), the built-in `bridge`, `host` and `none` networks, create /
+//! IPAM leases in `<exec-root>/network/ipam.json`), the built-in `bridge`, `host` and `none` networks, create /
 //! list / inspect / remove / prune, and the kernel side through berth-network's
 //! [`NetworkManager`]. A container's attachments while it runs live in
 //! [`Networks::live`] and in `<exec-root>/net/<id>.json` (for reconciliation after a crash).
@@ -334,13 +334,21 @@ fn random_hex() -> String {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetworkError> {
+    write_file(path, bytes, true)
+}
+
+/// Temp file, (fsync when `durable`), rename: runtime state under the exec root skips the
+/// fsync (a reboot empties it anyway).
+fn write_file(path: &Path, bytes: &[u8], durable: bool) -> Result<(), NetworkError> {
     let tmp = path.with_extension("tmp");
     {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp).map_err(NetworkError::io("create", &tmp))?;
         f.write_all(bytes)
             .map_err(NetworkError::io("write", &tmp))?;
-        f.sync_all().map_err(NetworkError::io("sync", &tmp))?;
+        if durable {
+            f.sync_all().map_err(NetworkError::io("sync", &tmp))?;
+        }
     }
     std::fs::rename(&tmp, path).map_err(NetworkError::io("rename into place", path))
 }
@@ -401,7 +409,11 @@ impl Networks {
         let root = data_root.join("network");
         std::fs::create_dir_all(&root).map_err(NetworkError::io("create", &root))?;
         let eff = Effective::resolve(&opts, &root)?;
-        let ipam = Arc::new(Ipam::open(root.join("ipam.json")));
+        // leases live with the runtime state: they only matter while containers run, and
+        // a reboot must not leave stale ones behind
+        let ipam_dir = exec_root.join("network");
+        std::fs::create_dir_all(&ipam_dir).map_err(NetworkError::io("create", &ipam_dir))?;
+        let ipam = Arc::new(Ipam::open(ipam_dir.join("ipam.json")).volatile());
         let mgr = NetworkManager::new(None, &eff.nft_table, ipam)?;
         let mgr = if eff.prefix.is_empty() {
             mgr
@@ -918,7 +930,7 @@ impl Networks {
             path: s.container_id.clone(),
             source: std::io::Error::other(e),
         })?;
-        write_atomic(&self.state_path(&s.container_id), &bytes)
+        write_file(&self.state_path(&s.container_id), &bytes, false)
     }
 
     pub(crate) fn load_live(&self, container_id: &str) -> Option<LiveState> {

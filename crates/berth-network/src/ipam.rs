@@ -65,6 +65,7 @@ pub struct Ipam {
     path: PathBuf,
     lock_path: PathBuf,
     mutex: Mutex<()>,
+    durable: bool,
 }
 
 impl Ipam {
@@ -77,7 +78,15 @@ impl Ipam {
             path,
             lock_path: PathBuf::from(lock),
             mutex: Mutex::new(()),
+            durable: true,
         }
+    }
+
+    /// Skip the fsyncs: for state under a runtime directory that a reboot empties anyway
+    /// (leases only matter while their containers run). Writes stay atomic (rename).
+    pub fn volatile(mut self) -> Ipam {
+        self.durable = false;
+        self
     }
 
     /// The state file.
@@ -153,9 +162,12 @@ impl Ipam {
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| io("encode", e.into()))?;
         let mut f = File::create(&tmp).map_err(|e| io("create", e))?;
         f.write_all(&bytes).map_err(|e| io("write", e))?;
-        f.sync_all().map_err(|e| io("fsync", e))?;
+        if self.durable {
+            f.sync_all().map_err(|e| io("fsync", e))?;
+        }
         std::fs::rename(&tmp, &self.path).map_err(|e| io("rename", e))?;
-        if let Some(dir) = self.path.parent()
+        if self.durable
+            && let Some(dir) = self.path.parent()
             && let Ok(d) = File::open(dir)
         {
             let _ = d.sync_all();

@@ -306,19 +306,39 @@ impl NetworkManager {
     /// going after failures, "already gone" is success, every error is returned at the end.
     /// (The caller drops the [`PortProxy`] it got from setup.)
     pub fn teardown(&self, net: &NetworkConfig, ep: &Endpoint) -> Result<(), TeardownError> {
+        self.teardown_with(net, ep, true)
+    }
+
+    /// [`Self::teardown`] for a container whose network namespace is about to go (its
+    /// processes are gone and the caller releases the namespace next): the veth pair goes
+    /// with the namespace, asynchronously in the kernel, so it is not deleted here (deleting a
+    /// veth waits for an RCU grace period, the slowest step of a teardown). Rules and the
+    /// lease go at once; [`Self::reconcile`] deletes any veth that outlived its namespace.
+    pub fn teardown_dying(&self, net: &NetworkConfig, ep: &Endpoint) -> Result<(), TeardownError> {
+        self.teardown_with(net, ep, false)
+    }
+
+    fn teardown_with(
+        &self,
+        net: &NetworkConfig,
+        ep: &Endpoint,
+        delete_veth: bool,
+    ) -> Result<(), TeardownError> {
         let mut errors = Vec::new();
         let tag = container_tag(&ep.container_id, &net.id);
         if let Err(e) = self.fw(|f| f.delete_tagged(&tag)) {
             errors.push(e);
         }
         let host_veth = self.veth(&ep.container_id, &net.id);
-        match netns::block_on_in(self.host(), || async {
-            let h = link::connect()?;
-            link::delete_link(&h, &host_veth).await
-        }) {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => errors.push(e.into()),
-            Err(e) => errors.push(e.into()),
+        if delete_veth {
+            match netns::block_on_in(self.host(), || async {
+                let h = link::connect()?;
+                link::delete_link(&h, &host_veth).await
+            }) {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => errors.push(e.into()),
+                Err(e) => errors.push(e.into()),
+            }
         }
         if let Err(e) = self.ipam.release(&net.id, &ep.container_id) {
             errors.push(e.into());

@@ -15,6 +15,19 @@ fn links(prefix: &str) -> Vec<String> {
     berth_testkit::cleanup::links_with_prefix(prefix)
 }
 
+/// Waits (up to 10 s) until the links with `prefix` are `want`: the kernel removes a
+/// stopped container's veth with its namespace, asynchronously.
+fn wait_links(prefix: &str, want: &[String]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = links(prefix);
+        if now == want || std::time::Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn nft_table(name: &str) -> Option<String> {
     let o = Command::new("nft")
         .args(["list", "table", "inet", name])
@@ -127,7 +140,8 @@ fn default_bridge_gives_an_address_and_no_names() {
     assert!(o.contains("1 packets received"), "{o}");
     // stop: its veth, rules, lease and namespace go at once
     d.ok(&["stop", "-t", "1", "named"]);
-    assert_eq!(links(&prefix), vec![format!("{prefix}b0")]);
+    let only_bridge = vec![format!("{prefix}b0")];
+    assert_eq!(wait_links(&prefix, &only_bridge), only_bridge);
     let nid = d.ok(&["inspect", "-f", "{{.Id}}", "named"]);
     assert!(!d.env.run_root().join("netns").join(nid.trim()).exists());
     let t = nft_table(&prefix).unwrap();
@@ -138,7 +152,7 @@ fn default_bridge_gives_an_address_and_no_names() {
     assert!(ip2.trim().starts_with(prefix3), "{ip2}");
     d.ok(&["rm", "-f", "named"]);
     // nothing of the containers is left: only the bridge itself
-    let left = links(&prefix);
+    let left = wait_links(&prefix, &[format!("{prefix}b0")]);
     assert_eq!(left, vec![format!("{prefix}b0")], "{left:?}");
     let t = nft_table(&prefix).unwrap();
     assert!(!t.contains("\"c:"), "container rules left: {t}");
@@ -616,6 +630,10 @@ fn crash_of_berthd_is_reconciled_at_the_next_start() {
     // the survivor keeps its name and address; the dead one's veth and rules are gone
     let out = http_get(&d, "crashnet", "keeps", "hostname");
     assert!(!out.is_empty());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while links(&prefix).len() + 1 != before.len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let after = links(&prefix);
     assert_eq!(
         after.len() + 1,
@@ -772,7 +790,7 @@ fn kill_of_the_shim_and_run_rm_leave_nothing_behind() {
         "busybox",
         "true",
     ]);
-    assert_eq!(links(&prefix), bridges);
+    assert_eq!(wait_links(&prefix, &bridges), bridges);
     // kill -9 of the shim: the daemon sees it die and tears the network down
     d.ok(&[
         "run",
@@ -831,7 +849,7 @@ fn kill_of_the_shim_and_run_rm_leave_nothing_behind() {
     let netns = d.env.run_root().join("netns").join(&id);
     assert!(!netns.exists(), "namespace mount left");
     // its address is free again: ipam holds only what runs
-    let ipam = std::fs::read_to_string(d.env.data_root().join("network/ipam.json")).unwrap();
+    let ipam = std::fs::read_to_string(d.env.run_root().join("network/ipam.json")).unwrap();
     assert!(!ipam.contains(&id), "{ipam}");
     d.ok(&["rm", "victim"]);
 }

@@ -271,7 +271,9 @@ impl Containers {
             );
             return Ok(());
         }
+        let t0 = std::time::Instant::now();
         berth_network::netns::create_persistent(&netns).map_err(NetworkError::from)?;
+        tracing::debug!(id = %rec.id, elapsed = ?t0.elapsed(), "netns made");
         let exposed = rec
             .image_id
             .parse()
@@ -321,6 +323,7 @@ impl Containers {
                 let a = self.attach_one(&nets, rec, r, ep, format!("eth{i}"), ports, &mut live)?;
                 live.state.as_mut().expect("set above").attachments.push(a);
             }
+            tracing::debug!(id = %rec.id, elapsed = ?t0.elapsed(), "endpoints up");
             self.start_dns(&nets, rec, &mut live)?;
             write_etc(
                 &dir,
@@ -469,13 +472,16 @@ impl Containers {
             },
         };
         let netns = live.state.as_ref().map(|s| s.netns.clone());
+        let t0 = std::time::Instant::now();
         teardown_live(&nets, live, true);
+        tracing::debug!(id, elapsed = ?t0.elapsed(), "endpoints down");
         if let Some(p) = netns
             && let Err(e) = berth_network::netns::remove_persistent(&p)
         {
             tracing::warn!(id, error = %e, "release network namespace");
         }
         nets.delete_live(id);
+        tracing::debug!(id, elapsed = ?t0.elapsed(), "network released");
     }
 
     /// `network connect`: records the network in the spec; a running container gets its
@@ -965,14 +971,24 @@ fn serve_dns(
 }
 
 fn detach_one(nets: &Networks, a: &Attachment) {
+    detach(nets, a, false);
+}
+
+/// `dying`: the namespace is released next, taking the veth with it.
+fn detach(nets: &Networks, a: &Attachment, dying: bool) {
     nets.dns.remove_ip(&a.network_id, a.result.ip.into());
     let cfg = a
         .network
         .clone()
         .or_else(|| nets.get(&a.network_id).ok().and_then(|r| r.config));
-    if let Some(cfg) = cfg
-        && let Err(e) = nets.mgr.teardown(&cfg, &a.endpoint)
-    {
+    let res = cfg.map(|cfg| {
+        if dying {
+            nets.mgr.teardown_dying(&cfg, &a.endpoint)
+        } else {
+            nets.mgr.teardown(&cfg, &a.endpoint)
+        }
+    });
+    if let Some(Err(e)) = res {
         tracing::warn!(container = %a.endpoint.container_id, network = %a.network_name, error = %e, "endpoint teardown");
     }
 }
@@ -991,8 +1007,10 @@ fn teardown_live(nets: &Networks, live: Live, events: bool) {
         p.stop();
     }
     if let Some(s) = state {
+        // the container's processes are gone and the namespace is unmounted right after:
+        // the kernel removes the veths with it
         for a in s.attachments.iter().rev() {
-            detach_one(nets, a);
+            detach(nets, a, true);
             if events && let Ok(r) = nets.get(&a.network_id) {
                 nets.event(&r, "disconnect", &[("container", &s.container_id)]);
             }
