@@ -383,6 +383,11 @@ fn docker_prune_df_ps_size_and_logs_since() {
         "{}",
         stderr(&o)
     );
-    d.docker_ok(&["rm", "-f", &r]);
+    // system prune: the stopped container goes, the image (dangling only) stays
+    d.docker_ok(&["stop", "-t", "0", &r]);
+    let o = d.docker_ok(&["system", "prune", "-f"]);
+    assert!(o.starts_with(&format!("Deleted Containers:\n{r}\n")), "{o}");
+    assert!(o.ends_with("Total reclaimed space: 0B\n"), "{o}");
     assert_eq!(stdout(&d.docker(&["ps", "-aq"])), "");
+    assert_eq!(d.docker_ok(&["images", "-q"]).lines().count(), 1);
 }
