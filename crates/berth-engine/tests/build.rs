@@ -34,7 +34,7 @@ fn context(files: &[(&str, &str)]) -> Vec<u8> {
     t.into_inner().unwrap()
 }
 
-async fn build(e: &Engine, ctx: Vec<u8>, req: BuildRequest) -> Vec<BuildMessage> {
+async fn build(e: &std::sync::Arc<Engine>, ctx: Vec<u8>, req: BuildRequest) -> Vec<BuildMessage> {
     let mut rx = e.build_image(body(ctx), req).await.unwrap();
     let mut out = Vec::new();
     while let Some(m) = rx.recv().await {

@@ -678,3 +678,38 @@ fn dockerfile_specific_ignore_file_chmod_and_numeric_chown() {
     let o = d.berth(&["run", "--rm", "ign:1", "ls", "/ctx/skip.me"]);
     assert!(!o.status.success(), "skip.me was sent");
 }
+
+#[test]
+fn missing_base_image_is_pulled_and_pull_refreshes() {
+    use berth_testkit::{Flavor, Registry};
+    let reg = Registry::start(Flavor::Plain).unwrap();
+    reg.push_busybox("lib/busybox:1").unwrap();
+    let d = Daemon::start_with_config(&format!("[registries]\ninsecure = [\"{}\"]\n", reg.host()));
+    let _g = Leftovers::new(&d);
+    let ctx = tempfile::tempdir().unwrap();
+    let base = format!("{}/lib/busybox:1", reg.host());
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM {base}\nRUN echo pulled > /p\n"),
+    );
+    let (_, err) = build(&d, &["-t", "pulled:1", ctx.path().to_str().unwrap()]);
+    assert!(err.contains(&format!("Pulling {base}")), "{err}");
+    assert_eq!(d.ok(&["run", "--rm", "pulled:1", "cat", "/p"]), "pulled\n");
+    // --pull pulls again even though the base is present; the RUN stays cached
+    let (_, err) = build(
+        &d,
+        &["--pull", "-t", "pulled:2", ctx.path().to_str().unwrap()],
+    );
+    assert!(err.contains(&format!("Pulling {base}")), "{err}");
+    assert_eq!(cached_steps(&err), 1, "{err}");
+    // a base no registry has fails clearly
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM {}/lib/nothing:1\n", reg.host()),
+    );
+    let o = d.berth(&["build", "--progress", "plain", ctx.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("pull access denied"), "{}", stderr(&o));
+}

@@ -160,7 +160,12 @@ pub(crate) struct Builder {
     pub(crate) counter: usize,
     /// Read-only views of `COPY --from` images.
     pub(crate) views: exec::Views,
+    /// Pulls an image by reference into the store (the engine's registry client).
+    pub(crate) puller: Puller,
 }
+
+/// Pulls a reference into the store; blocking (called from the builder's threads).
+pub(crate) type Puller = std::sync::Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 impl Builder {
     pub(crate) fn say(&self, text: impl Into<String>) -> Result<(), BuildError> {
@@ -179,6 +184,18 @@ impl Builder {
     }
 
     fn base_image(&self, name: &str) -> Result<Digest, BuildError> {
+        if self.req.pull {
+            self.say(format!("Pulling {name}\n"))?;
+            (self.puller)(name).map_err(|e| BuildError::Other(format!("pull {name}: {e}")))?;
+        } else if matches!(self.store.resolve(name), Err(StoreError::ImageNotFound(_))) {
+            // as Docker: a missing base image is pulled
+            self.say(format!("Pulling {name}\n"))?;
+            if let Err(e) = (self.puller)(name) {
+                return Err(BuildError::Other(format!(
+                    "pull access denied for {name}: the image is not in the local store and pulling it failed: {e}"
+                )));
+            }
+        }
         match self.store.resolve(name) {
             Ok(r) => {
                 self.lease.add_image(&r.id);
@@ -311,6 +328,7 @@ impl Builder {
             stage_images: self.stage_images.clone(),
             counter: 0,
             views: exec::Views::new(),
+            puller: self.puller.clone(),
         })
     }
 
@@ -518,7 +536,7 @@ impl Engine {
     /// `POST /build`: builds from a context tar stream. Returns the message stream; the
     /// build runs in the background and its last message is the result.
     pub async fn build_image(
-        &self,
+        self: &std::sync::Arc<Self>,
         context: ByteStream,
         req: BuildRequest,
     ) -> Result<mpsc::Receiver<BuildMessage>, EngineError> {
@@ -545,6 +563,26 @@ impl Engine {
         let store = self.images.clone();
         let runc_root = self.config().exec_root.join("build-runc");
         let events = self.events.clone();
+        let handle = tokio::runtime::Handle::current();
+        let engine = self.clone();
+        let puller: Puller = std::sync::Arc::new(move |name: &str| {
+            let r = Reference::parse(name).map_err(|e| e.to_string())?;
+            let tag = match r.digest() {
+                Some(d) => d.to_string(),
+                None => r.tag().unwrap_or("latest").to_owned(),
+            };
+            let (tx, _rx) = mpsc::unbounded_channel();
+            handle
+                .block_on(engine.pull_image(
+                    &r.name(),
+                    Some(&tag),
+                    None,
+                    &crate::distribution::RegistryAuth::default(),
+                    tx,
+                ))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
         tokio::task::spawn_blocking(move || {
             let err_tx = tx.clone();
             let result = (|| -> Result<(Digest, Vec<Reference>), BuildError> {
@@ -598,6 +636,7 @@ impl Engine {
                     stage_images: BTreeMap::new(),
                     counter: 0,
                     views: exec::Views::new(),
+                    puller,
                 };
                 let t2 = std::time::Instant::now();
                 let id = b.run(&dockerfile.text)?;
