@@ -460,7 +460,14 @@ impl Volumes {
 
     fn destroy_locked(&self, inner: &mut Inner, name: &str) -> Result<(), VolumeError> {
         let dir = self.root.join(name);
-        let _ = unmount_data(&dir.join("_data"));
+        // never delete through a mount (a bind-form volume's data is the host's)
+        unmount_data(&dir.join("_data"))?;
+        if crate::containers::rootfs::is_mounted(&dir.join("_data")) {
+            return Err(VolumeError::Mount {
+                path: dir.join("_data").display().to_string(),
+                source: std::io::Error::other("still mounted"),
+            });
+        }
         // unpublish first (rename away), then delete: a crash in between leaves a
         // `.tmp-*` directory that the next open removes
         let trash = self.root.join(format!(".tmp-{}", random_hex()));

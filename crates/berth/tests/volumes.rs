@@ -1213,3 +1213,44 @@ fn read_only_volume_and_anonymous_mount_berth() {
 fn read_only_volume_and_anonymous_mount_docker_cli() {
     ro_and_anonymous_mount(true);
 }
+
+/// The local driver's bind form (`-o type=none -o o=bind -o device=/host/dir`), as
+/// compose files use it: the container writes into the host directory.
+#[test]
+fn local_driver_bind_volume() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let host = d.env.dir().join("bound");
+    std::fs::create_dir(&host).unwrap();
+    let dev = format!("device={}", host.display());
+    d.docker_ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &dev,
+        "bvol",
+    ]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "bvol:/b",
+        "busybox",
+        "sh",
+        "-c",
+        "echo through > /b/f",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("f")).unwrap(),
+        "through\n"
+    );
+    no_volume_mounts(&d);
+    // the data is the host's: removing the volume leaves it there
+    d.ok(&["volume", "rm", "bvol"]);
+    assert!(host.join("f").is_file());
+}
