@@ -1301,6 +1301,10 @@ fn image_healthcheck_runs_unless_disabled() {
     let o = d.berth(&["build", "-q", "-t", "hc", ctx.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let id = d.ok(&["run", "-d", "hc", "sleep", "100"]).trim().to_owned();
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .Config.Healthcheck.Test}}", &id]),
+        "[\"CMD-SHELL\",\"test -e /etc/passwd\"]\n"
+    );
     wait_for("healthy from the image's check", || {
         d.ok(&["inspect", "-f", "{{.State.Health.Status}}", &id]) == "healthy\n"
     });

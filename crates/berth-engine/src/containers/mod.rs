@@ -744,6 +744,7 @@ impl Engine {
         let r = self.containers.get(name)?;
         let mut v = view::inspect(&r, &self.containers.dir(&r.id));
         self.containers.net_patch_inspect(&r, &mut v);
+        self.containers.image_patch_inspect(&r, &mut v);
         Ok(v)
     }
 

@@ -227,6 +227,30 @@ pub fn prepare_logging(
 }
 
 impl Containers {
+    /// `Config.Healthcheck` and `Config.StopSignal` from the image when the container
+    /// did not set them (Docker's container config is merged with the image's).
+    pub fn image_patch_inspect(&self, r: &Record, v: &mut Value) {
+        let Some(img) = r
+            .image_id
+            .parse()
+            .ok()
+            .and_then(|d| self.images.config(&d).ok())
+        else {
+            return;
+        };
+        let cfg = &img["config"];
+        if v["Config"].get("Healthcheck").is_none()
+            && let Some(h) = cfg.get("Healthcheck").filter(|h| h.is_object())
+        {
+            v["Config"]["Healthcheck"] = h.clone();
+        }
+        if v["Config"].get("StopSignal").is_none()
+            && let Some(s) = cfg.get("StopSignal").filter(|s| s.is_string())
+        {
+            v["Config"]["StopSignal"] = s.clone();
+        }
+    }
+
     /// The signal `stop` sends: `--stop-signal`, else the image's `StopSignal`, else TERM.
     pub fn stop_signal(&self, r: &Record) -> i32 {
         if let Some(n) = signal_number(&r.spec.run.stop_signal) {
