@@ -68,9 +68,26 @@ fn detached_run_ps_stop_rm() {
     assert_eq!(id.len(), 64);
     let ps = d.ok(&["ps"]);
     let mut lines = ps.lines();
+    // tabwriter columns: the CREATED/STATUS widths follow their text ("Less than a
+    // second ago" or "2 seconds ago" on a loaded machine), so check names and alignment
+    let header = lines.next().unwrap();
+    let cols: Vec<&str> = header
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
     assert_eq!(
-        lines.next().unwrap(),
-        "CONTAINER ID   IMAGE     COMMAND       CREATED                  STATUS                  PORTS     NAMES"
+        cols,
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ],
+        "{header}"
     );
     let row = lines.next().unwrap();
     assert!(
@@ -78,6 +95,17 @@ fn detached_run_ps_stop_rm() {
         "{row}"
     );
     assert!(row.ends_with("web"), "{row}");
+    for (title, cell) in [
+        ("IMAGE", "busybox"),
+        ("COMMAND", "\"sleep"),
+        ("NAMES", "web"),
+    ] {
+        assert_eq!(
+            header.find(title),
+            row.find(cell),
+            "{title} column:\n{header}\n{row}"
+        );
+    }
     assert_eq!(
         d.ok(&["ps", "-q", "--filter", "label=app=x"]),
         format!("{}\n", &id[..12])
