@@ -1067,3 +1067,25 @@ fn other_names_are_forwarded_to_the_upstream_resolvers() {
     assert!(out.contains(&pool[..pool.rfind('.').unwrap()]), "{out}");
     d.ok(&["rm", "-f", "inside"]);
 }
+
+#[test]
+fn a_missing_network_is_named_and_no_pull_is_tried() {
+    let d = Daemon::start();
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    for o in [
+        d.berth(&["run", "--rm", "--network", "nope", "busybox", "true"]),
+        d.docker(&["run", "--rm", "--network", "nope", "busybox", "true"]),
+    ] {
+        assert_eq!(o.status.code(), Some(125));
+        let e = stderr(&o);
+        assert!(e.contains("network nope not found"), "{e}");
+        assert!(!e.contains("Pulling"), "{e}");
+    }
+    let o = d.berth(&["network", "connect", "nope", "x"]);
+    assert!(
+        stderr(&o).contains("network nope not found"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -101,6 +101,15 @@ pub fn image_exposed(config: &Value) -> Vec<(u16, String)> {
         .unwrap_or_default()
 }
 
+/// A network missing at create is the request's fault (400), not a missing object (404):
+/// the docker CLI answers a 404 from create by pulling the image.
+fn at_create(e: NetworkError) -> NetworkError {
+    match e {
+        NetworkError::NotFound(n) => NetworkError::Invalid(format!("network {n} not found")),
+        other => other,
+    }
+}
+
 fn parse_mac(s: &str) -> Result<[u8; 6], NetworkError> {
     let bad = || NetworkError::Invalid(format!("invalid MAC address {s:?}"));
     let parts: Vec<&str> = s.split(':').collect();
@@ -150,7 +159,7 @@ impl Containers {
         }
         match spec.network.network_name().map(str::to_owned) {
             Some(mode_net) => {
-                let r = nets.get(&mode_net)?;
+                let r = nets.get(&mode_net).map_err(at_create)?;
                 // the mode's entry may come under the typed name or the canonical one
                 // the docker CLI names the default network "default" in EndpointsConfig
                 let entry = spec
@@ -167,11 +176,11 @@ impl Containers {
                 let mut others = std::mem::take(&mut spec.net.networks);
                 spec.net.networks.insert(r.name.clone(), entry);
                 for (name, ep) in std::mem::take(&mut others) {
-                    let r = nets.get(&name)?;
+                    let r = nets.get(&name).map_err(at_create)?;
                     spec.net.networks.insert(r.name, ep);
                 }
                 for (name, ep) in &spec.net.networks {
-                    let r = nets.get(name)?;
+                    let r = nets.get(name).map_err(at_create)?;
                     if !r.has_dns() && !ep.aliases.is_empty() {
                         return Err(NetworkError::Mode(
                             "network-scoped alias is supported only for containers in user defined networks".into(),
