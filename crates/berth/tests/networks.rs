@@ -1089,3 +1089,28 @@ fn a_missing_network_is_named_and_no_pull_is_tried() {
         stderr(&o)
     );
 }
+
+#[test]
+fn connect_a_running_container_with_a_fixed_ip() {
+    let d = Daemon::start_with_pools(1);
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    let cidr = d.pools[0].clone();
+    let base = cidr[..cidr.rfind('.').unwrap()].to_owned();
+    d.ok(&["network", "create", "--subnet", &cidr, "fixedc"]);
+    d.ok(&["run", "-d", "--name", "rc", "busybox", "sleep", "60"]);
+    let want = format!("{base}.42");
+    d.ok(&["network", "connect", "--ip", &want, "fixedc", "rc"]);
+    let out = exec_ip_addr(&d, "rc");
+    assert!(out.contains(&format!("{want}/24")), "{out}");
+    let ip = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.fixedc.IPAddress}}",
+        "rc",
+    ]);
+    assert_eq!(ip.trim(), want);
+    let o = d.berth(&["network", "connect", "--ip", "10.255.255.9", "bridge", "rc"]);
+    assert!(!o.status.success());
+    d.ok(&["rm", "-f", "rc"]);
+}
