@@ -234,7 +234,7 @@ pub struct IndexEntry {
 /// The raw context tar, kept until a step needs the files on disk.
 #[derive(Debug)]
 enum Raw {
-    Memory(Vec<u8>),
+    Memory(Vec<Vec<u8>>),
     File(PathBuf),
 }
 
@@ -243,7 +243,9 @@ const MEMORY_LIMIT: usize = 512 << 20;
 
 struct Tee<R> {
     inner: R,
-    mem: Vec<u8>,
+    /// The tar so far, in the chunks it was read in (no reallocation copies).
+    mem: Vec<Vec<u8>>,
+    mem_len: usize,
     file: Option<(std::io::BufWriter<std::fs::File>, PathBuf)>,
     spill: PathBuf,
 }
@@ -254,10 +256,13 @@ impl<R: Read> Read for Tee<R> {
         match &mut self.file {
             Some((f, _)) => std::io::Write::write_all(f, &buf[..n])?,
             None => {
-                self.mem.extend_from_slice(&buf[..n]);
-                if self.mem.len() > MEMORY_LIMIT {
+                self.mem.push(buf[..n].to_vec());
+                self.mem_len += n;
+                if self.mem_len > MEMORY_LIMIT {
                     let mut f = std::io::BufWriter::new(std::fs::File::create(&self.spill)?);
-                    std::io::Write::write_all(&mut f, &self.mem)?;
+                    for c in &self.mem {
+                        std::io::Write::write_all(&mut f, c)?;
+                    }
                     self.mem = Vec::new();
                     self.file = Some((f, self.spill.clone()));
                 }
@@ -303,6 +308,7 @@ pub fn receive(
     let tee = Tee {
         inner,
         mem: Vec::new(),
+        mem_len: 0,
         file: None,
         spill: spill.to_owned(),
     };
@@ -516,7 +522,12 @@ impl Context {
         };
         match &raw {
             Raw::Memory(v) => {
-                unpack(std::io::Cursor::new(v.as_slice()), &self.root, "")
+                let chained = v
+                    .iter()
+                    .fold(Box::new(std::io::empty()) as Box<dyn Read + '_>, |r, c| {
+                        Box::new(r.chain(c.as_slice()))
+                    });
+                unpack(chained, &self.root, "")
                     .map(|_| ())
                     .or_else(|e| match e {
                         BuildError::Other(m) if m.starts_with("Cannot locate") => Ok(()),
