@@ -737,6 +737,38 @@ fn restart_policies_as_docker() {
     // a manual start resets the count
     d.ok(&["start", &al]);
     assert_eq!(d.ok(&["inspect", "-f", "{{.RestartCount}}", &al]), "0\n");
+    // kill with a fatal signal disables the policy until the next start (Docker's docs);
+    // a non-fatal one does not
+    let k = d
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 3' USR1; while true; do sleep 0.1; done",
+        ])
+        .trim()
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(300));
+    d.ok(&["kill", "-s", "USR1", &k]);
+    wait_for("restart after a non-fatal kill", || {
+        d.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", &k]) == "1 running\n"
+    });
+    d.ok(&["kill", &k]);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}",
+            &k
+        ]),
+        "1 exited 137\n"
+    );
+    d.ok(&["rm", "-f", &k]);
     d.ok(&["rm", "-f", &al]);
     // --rm with a restart policy is refused
     let o = d.berth(&["run", "--rm", "--restart", "always", "busybox", "true"]);
