@@ -64,6 +64,18 @@ fn commit_diff_and_export_a_container_that_wrote_files() {
         .trim()
         .to_owned();
     assert!(img.starts_with("sha256:"), "{img}");
+    // paused during the commit, running (and not paused) after it
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.State.Paused}}",
+            "writer"
+        ]),
+        "true false\n"
+    );
+    let unpaused = d.ok(&["commit", "--pause=false", "writer"]);
+    assert!(unpaused.starts_with("sha256:"), "{unpaused}");
     let v: serde_json::Value =
         serde_json::from_str(&d.ok(&["image", "inspect", "snap:1"])).unwrap();
     let v = &v[0];

@@ -40,6 +40,8 @@ pub async fn commit(ctx: &Ctx, req: &Req) -> ApiResult {
         comment: q.get("comment").map(str::to_owned),
         author: q.get("author").map(str::to_owned),
         changes: q.get_all("changes"),
+        // Docker's default is to pause
+        pause: q.get("pause").is_none_or(crate::query::parse_bool),
     };
     let id = ctx.engine.commit_container(r).await?;
     Ok((StatusCode::CREATED, Json(json!({"Id": id}))).into_response())

@@ -24,6 +24,9 @@ pub struct CommitRequest {
     pub author: Option<String>,
     /// `changes=` (Dockerfile instructions: CMD, ENTRYPOINT, ENV, …).
     pub changes: Vec<String>,
+    /// `pause=`: freeze a running container while its upper dir is read (Docker's
+    /// default).
+    pub pause: bool,
 }
 
 fn strs(v: &[String]) -> Value {
@@ -34,7 +37,6 @@ impl Engine {
     /// `POST /commit`: returns the new image id.
     pub async fn commit_container(&self, req: CommitRequest) -> Result<String, EngineError> {
         let rec = self.containers.get(&req.container)?;
-        let dir = self.containers.dir(&rec.id);
         let tag = match req.repo.as_deref().filter(|r| !r.is_empty()) {
             Some(repo) => {
                 let full = match req.tag.as_deref().filter(|t| !t.is_empty()) {
@@ -47,6 +49,26 @@ impl Engine {
             }
             None => None,
         };
+        // freeze a running container while its changes are read (unless already paused)
+        let paused_here = req.pause
+            && rec.state.status == super::Status::Running
+            && !rec.state.paused
+            && self.containers.pause(&rec.id).is_ok();
+        let cid = rec.id.clone();
+        let result = self.commit_inner(rec, req, tag).await;
+        if paused_here {
+            let _ = self.containers.unpause(&cid);
+        }
+        result.map(|r| r.0)
+    }
+
+    async fn commit_inner(
+        &self,
+        rec: super::Record,
+        req: CommitRequest,
+        tag: Option<Reference>,
+    ) -> Result<(String, String), EngineError> {
+        let dir = self.containers.dir(&rec.id);
         let store = self.images.clone();
         let comment = req.comment.clone().unwrap_or_default();
         let cid = rec.id.clone();
@@ -131,7 +153,7 @@ impl Engine {
                 .attr("comment", &comment)
                 .attr("imageID", &id),
         );
-        Ok(id)
+        Ok((id, cid))
     }
 
     /// `GET /containers/{id}/changes`.
