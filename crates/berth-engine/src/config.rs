@@ -30,7 +30,7 @@ pub struct EngineConfig {
 
 /// berthd's networking settings (`--bridge`, `--bip`, `--default-address-pool`,
 /// `--net-prefix`, `--nft-table`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetOptions {
     /// The default bridge network's device (`-b/--bridge`, Docker's `docker0`); `none`
     /// disables the default bridge (containers then get only loopback). `None`: what the
@@ -48,18 +48,6 @@ pub struct NetOptions {
     /// The nftables table (family inet) holding every rule of the engine. `None`: as
     /// last time, else `berth`.
     pub nft_table: Option<String>,
-}
-
-impl Default for NetOptions {
-    fn default() -> Self {
-        NetOptions {
-            bridge: None,
-            bip: None,
-            pools: Vec::new(),
-            prefix: None,
-            nft_table: None,
-        }
-    }
 }
 
 impl EngineConfig {
