@@ -1367,3 +1367,40 @@ fn image_healthcheck_runs_unless_disabled() {
     assert!(st.starts_with("Up ") && !st.contains("health"), "{st}");
     d.ok(&["rm", "-f", &id, &bad, &off]);
 }
+
+#[test]
+fn health_checks_go_on_after_a_berthd_restart() {
+    let mut d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "200ms",
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .trim()
+        .to_owned();
+    wait_for("healthy", || {
+        d.ok(&["inspect", "-f", "{{.State.Health.Status}}", &id]) == "healthy\n"
+    });
+    d.kill_berthd();
+    d.restart();
+    wait_for("healthy again after the restart", || {
+        d.ok(&["inspect", "-f", "{{.State.Health.Status}}", &id]) == "healthy\n"
+    });
+    let first = d.ok(&["inspect", "-f", "{{json .State.Health.Log}}", &id]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_ne!(
+        d.ok(&["inspect", "-f", "{{json .State.Health.Log}}", &id]),
+        first,
+        "no new probes"
+    );
+    d.ok(&["rm", "-f", &id]);
+}
