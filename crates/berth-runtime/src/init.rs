@@ -38,8 +38,9 @@ pub(crate) struct ChildCtx<'a> {
     /// Namespaces to join, user first.
     pub join: Vec<(OwnedFd, LinuxNamespaceType)>,
     pub in_userns: bool,
-    /// The seccomp filter, compiled by the runtime before the clone.
-    pub seccomp: Option<libseccomp::ScmpFilterContext>,
+    /// The seccomp program, generated (or read from the cache) by the runtime before the
+    /// clone; the child only loads it.
+    pub seccomp: Option<crate::seccomp::SeccompProgram>,
     /// cgroup v1: the `tasks` files of the container's cgroup, joined first thing.
     pub cgroup_tasks: Vec<OwnedFd>,
 }

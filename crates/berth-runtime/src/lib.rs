@@ -16,6 +16,7 @@ mod hooks;
 mod init;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod state;
 mod sync;
 

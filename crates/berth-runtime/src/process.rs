@@ -288,10 +288,11 @@ pub fn compile_seccomp(s: &LinuxSeccomp) -> Result<libseccomp::ScmpFilterContext
     Ok(f)
 }
 
-/// Load a filter compiled by the runtime before the clone (so profile errors surface in
-/// the caller, and the BPF is built once, not in every child).
-pub fn load_seccomp(f: &libseccomp::ScmpFilterContext) -> R<()> {
-    f.load()
+/// Load a program prepared by the runtime before the clone (so profile errors surface in
+/// the caller, and the BPF is generated once per profile, not in every child): a raw
+/// `seccomp(2)`, no libseccomp and no allocation unless it fails.
+pub fn load_seccomp(p: &crate::seccomp::SeccompProgram) -> R<()> {
+    p.load()
         .map_err(|e| InitError::plain(Stage::Seccomp, None, format!("load seccomp filter: {e}")))
 }
 

@@ -44,7 +44,7 @@ impl Container {
         crate::process::check_supported(&spec).map_err(Error::Spec)?;
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(
-                crate::process::compile_seccomp(s)
+                crate::seccomp::prepare(&opts.root, s)
                     .map_err(|e| Error::Spec(format!("linux.seccomp: {e}")))?,
             ),
             None => None,

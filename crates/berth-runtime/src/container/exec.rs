@@ -78,7 +78,7 @@ impl Container {
         let preserve_fds = opts.preserve_fds;
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(
-                crate::process::compile_seccomp(s)
+                crate::seccomp::prepare(self.dir.parent().unwrap_or(&self.dir), s)
                     .map_err(|e| Error::Spec(format!("linux.seccomp: {e}")))?,
             ),
             None => None,
