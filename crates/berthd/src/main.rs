@@ -54,6 +54,10 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
+    // handlers first: a SIGTERM that arrives once the socket answers must shut down
+    // cleanly, not kill the daemon with the default action
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut config = berth_engine::EngineConfig::new(&settings.data_root, &settings.exec_root);
     config = config.with_config_file(&settings.config_file)?;
     config.network = settings.net.clone();
@@ -97,8 +101,6 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", pid_file.display()))?;
     tracing::info!(data_root = %settings.data_root.display(), exec_root = %settings.exec_root.display(), "daemon ready");
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = int.recv() => tracing::info!("SIGINT received, shutting down"),

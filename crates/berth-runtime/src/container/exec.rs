@@ -119,6 +119,10 @@ impl Container {
         guard.0 = None;
         // EOF = exec'd; an error here means execve itself failed
         if let Ok(Some(Msg::Error(e))) = sync::recv(&parent_sock) {
+            // the child exits right after reporting; nobody else knows its pid, and a
+            // zombie left in the container's pid namespace would hold the init's exit
+            // (zap_pid_ns_processes waits for it) for as long as the caller lives
+            reap(pid);
             return Err(Error::Init(e));
         }
         Ok(pid)

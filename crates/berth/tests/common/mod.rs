@@ -94,6 +94,12 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // the leader turns zombie while its other threads still exit and hold the
+        // listening socket: wait until nothing answers there any more
+        while UnixStream::connect(self.env.socket()).is_ok() {
+            assert!(Instant::now() < deadline, "the killed berthd still answers");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Starts another berthd on the same roots, socket and network settings.
@@ -114,9 +120,23 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .unwrap();
+        let pid = child.id().to_string();
         self.env.cleanup().child(child);
+        // ready once the new daemon wrote its pid (after binding the socket)
+        let pid_file = self.env.run_root().join("berthd.pid");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(self.env.socket()).is_err() {
+        loop {
+            let written = std::fs::read_to_string(&pid_file).unwrap_or_default();
+            if written.trim() == pid && UnixStream::connect(self.env.socket()).is_ok() {
+                break;
+            }
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            assert!(
+                !stat.is_empty() && !stat.contains(") Z "),
+                "berthd exited on restart: {}",
+                std::fs::read_to_string(self.env.dir().join("berthd-restart.log"))
+                    .unwrap_or_default()
+            );
             assert!(Instant::now() < deadline, "berthd did not come up again");
             std::thread::sleep(Duration::from_millis(20));
         }
