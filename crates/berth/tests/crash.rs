@@ -192,8 +192,19 @@ fn berthd_killed_at_random_moments_loses_nothing_and_leaks_nothing() {
             assert!(!cg.exists(), "cgroup left: {}", cg.display());
         }
     }
+    // per-container runtime state (caches of the runtime, such as compiled seccomp
+    // filters, are not per container)
     let runtime_left: Vec<_> = std::fs::read_dir(d.env.run_root().join("runtime"))
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+                })
+                .collect()
+        })
         .unwrap_or_default();
     assert!(
         runtime_left.is_empty(),

@@ -822,6 +822,12 @@ fn always_restarts_when_berthd_starts_again_unless_stopped_does_not() {
     d.ok(&["stop", "-t", "0", &al, &us]);
     d.kill_berthd();
     d.restart();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        std::os::unix::net::UnixStream::connect(d.env.socket()).is_ok(),
+        "berthd died after its restart: {}",
+        std::fs::read_to_string(d.env.dir().join("berthd-restart.log")).unwrap_or_default()
+    );
     wait_for("always container running", || {
         d.ok(&["inspect", "-f", "{{.State.Status}}", &al]) == "running\n"
     });
@@ -1392,6 +1398,12 @@ fn health_checks_go_on_after_a_berthd_restart() {
     });
     d.kill_berthd();
     d.restart();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        std::os::unix::net::UnixStream::connect(d.env.socket()).is_ok(),
+        "berthd died after its restart: {}",
+        std::fs::read_to_string(d.env.dir().join("berthd-restart.log")).unwrap_or_default()
+    );
     wait_for("healthy again after the restart", || {
         d.ok(&["inspect", "-f", "{{.State.Health.Status}}", &id]) == "healthy\n"
     });

@@ -528,9 +528,19 @@ impl Containers {
         if rec.state.status != Status::Running {
             return Err(ContainerError::NotRunning(rec.id));
         }
-        let c = berth_runtime::Container::load(&self.runtime_root, &rec.id)?;
+        // the process may have exited a moment ago while its shim has not reported yet:
+        // the runtime then says stopped (or its state is gone), which is "not running"
+        let Ok(c) = berth_runtime::Container::load(&self.runtime_root, &rec.id) else {
+            return Err(ContainerError::NotRunning(rec.id));
+        };
         self.before_signal(&rec, signal);
-        c.kill(signal, false)?;
+        match c.kill(signal, false) {
+            Ok(()) => {}
+            Err(berth_runtime::Error::BadStatus { .. }) => {
+                return Err(ContainerError::NotRunning(rec.id));
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.after_signal(&rec);
         self.publish(&rec, "kill", &[("signal", signal.to_string())]);
         Ok(())
