@@ -227,6 +227,18 @@ mod tests {
     }
 
     #[test]
+    fn unwritable_cache_only_costs_a_recompile() {
+        let root = tempfile::tempdir().unwrap();
+        // the cache directory's name is taken by a file: nothing can be stored
+        std::fs::write(root.path().join(CACHE_DIR), b"not a dir").unwrap();
+        let a = prepare(root.path(), &profile(13)).unwrap();
+        let b = prepare(root.path(), &profile(13)).unwrap();
+        assert!(!a.from_cache() && !b.from_cache());
+        assert_eq!(a.filter(), b.filter());
+        assert!(!a.filter().is_empty());
+    }
+
+    #[test]
     fn flags_are_the_seccomp_flags_of_the_profile() {
         let s: LinuxSeccomp = serde_json::from_value(serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",
