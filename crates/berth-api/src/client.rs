@@ -415,10 +415,7 @@ impl Client {
                 .ok()
                 .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
                 .unwrap_or_else(|| {
-                    format!(
-                        "unable to upgrade to tcp, received {}",
-                        status.as_u16()
-                    )
+                    format!("unable to upgrade to tcp, received {}", status.as_u16())
                 });
             return Err(ClientError::Daemon {
                 status: status.as_u16(),

@@ -312,11 +312,7 @@ pub async fn stop(ctx: &Ctx, id: &str, req: &Req) -> ApiResult {
         Some(s) => Some(parse_signal(s)?),
         None => None,
     };
-    if ctx
-        .engine
-        .stop_container_with(id, timeout, signal)
-        .await?
-    {
+    if ctx.engine.stop_container_with(id, timeout, signal).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Ok(StatusCode::NOT_MODIFIED.into_response())

@@ -1,8 +1,8 @@
 //! Ids and names, image references, ContainerSpec, the container state machine; no I/O.
 #![forbid(unsafe_code)]
 pub mod interactive;
-pub mod net;
 pub mod mounts;
+pub mod net;
 pub mod reference;
 pub mod run;
 pub mod spec;

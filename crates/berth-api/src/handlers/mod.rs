@@ -7,10 +7,10 @@ pub mod commit;
 pub mod exec;
 pub mod images;
 pub mod lifecycle;
+pub mod networks;
 pub mod pull;
 pub mod system;
 pub mod volumes;
-pub mod networks;
 
 use axum::body::Body;
 use axum::http::{StatusCode, header};

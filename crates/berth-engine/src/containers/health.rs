@@ -231,7 +231,11 @@ impl Containers {
                 return;
             }
             // a frozen container cannot run a probe: wait for unpause
-            if lock(&self.inner).map.get(id).is_some_and(|r| r.state.paused) {
+            if lock(&self.inner)
+                .map
+                .get(id)
+                .is_some_and(|r| r.state.paused)
+            {
                 continue;
             }
             let timeout = dur(check.timeout, DEFAULT_TIMEOUT);

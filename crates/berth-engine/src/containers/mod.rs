@@ -7,12 +7,12 @@
 //! shims), `logs.rs` (json-file log → Docker stream frames), `view.rs` (Docker's
 //! inspect/list JSON).
 
-pub mod commit;
-pub mod attach;
 pub mod archive;
+pub mod attach;
+pub mod commit;
 pub mod error;
-pub mod exec;
 pub mod etcfiles;
+pub mod exec;
 mod fastsave;
 pub mod health;
 pub mod logs;
@@ -25,8 +25,8 @@ pub mod record;
 pub mod restart;
 pub mod rootfs;
 pub mod seccomp;
-pub mod stats;
 mod shim;
+pub mod stats;
 pub mod view;
 
 use std::collections::HashMap;
@@ -291,8 +291,7 @@ impl Containers {
         let overlay = rootfs::Overlay::new(&dir, lowerdirs.clone());
         let made = (|| -> Result<Record, EngineError> {
             overlay.mount()?;
-            let mounts =
-                self.resolve_mounts(&id, &spec, &image_config, &overlay.merged, &inner)?;
+            let mounts = self.resolve_mounts(&id, &spec, &image_config, &overlay.merged, &inner)?;
             let mut resolved = oci::build(
                 &id,
                 &spec,

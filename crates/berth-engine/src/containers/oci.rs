@@ -73,7 +73,9 @@ pub enum OciError {
     #[error("--init: no init binary found (looked for {}); install tini", INIT_CANDIDATES.join(", "))]
     NoInit,
     /// A `--ulimit` hard limit above the daemon's own without CAP_SYS_RESOURCE.
-    #[error("ulimit {name}: hard limit {hard} is above the daemon's own hard limit {own} (raising it needs CAP_SYS_RESOURCE)")]
+    #[error(
+        "ulimit {name}: hard limit {hard} is above the daemon's own hard limit {own} (raising it needs CAP_SYS_RESOURCE)"
+    )]
     UlimitAboveOwn {
         /// The rlimit.
         name: String,
@@ -486,8 +488,14 @@ fn host_devices() -> Vec<Value> {
             let p = e.path();
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
-                if !["/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/.lxc", "/dev/.udev"]
-                    .contains(&p.to_str().unwrap_or_default())
+                if ![
+                    "/dev/pts",
+                    "/dev/shm",
+                    "/dev/mqueue",
+                    "/dev/.lxc",
+                    "/dev/.udev",
+                ]
+                .contains(&p.to_str().unwrap_or_default())
                 {
                     stack.push(p);
                 }
@@ -531,8 +539,10 @@ pub fn apply_run_options(
             oci["process"]["args"] = json!(a);
         }
         if let Some(m) = oci["mounts"].as_array_mut() {
-            m.push(json!({"destination": INIT_PATH, "type": "bind", "source": bin,
-                          "options": ["rbind", "ro", "nosuid", "nodev"]}));
+            m.push(
+                json!({"destination": INIT_PATH, "type": "bind", "source": bin,
+                          "options": ["rbind", "ro", "nosuid", "nodev"]}),
+            );
         }
     }
     if !o.ulimits.is_empty() {
@@ -550,8 +560,10 @@ pub fn apply_run_options(
                     own,
                 });
             }
-            rl.push(json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()),
-                           "soft": rlimit_value(u.soft), "hard": hard}));
+            rl.push(
+                json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()),
+                           "soft": rlimit_value(u.soft), "hard": hard}),
+            );
         }
         oci["process"]["rlimits"] = json!(rl);
     }
@@ -562,9 +574,9 @@ pub fn apply_run_options(
     let seccomp = match (&sec.seccomp, spec.privileged) {
         (SeccompChoice::Unconfined, _) | (SeccompChoice::Default, true) => None,
         (SeccompChoice::Default, false) => Some(super::seccomp::default_profile()),
-        (SeccompChoice::Profile(text), _) => Some(
-            super::seccomp::parse_profile(text).map_err(|e| OciError::Run(e.to_string()))?,
-        ),
+        (SeccompChoice::Profile(text), _) => {
+            Some(super::seccomp::parse_profile(text).map_err(|e| OciError::Run(e.to_string()))?)
+        }
     };
     if let Some(p) = seccomp {
         let caps: Vec<String> = strs(oci["process"]["capabilities"].get("bounding"));
@@ -579,8 +591,13 @@ pub fn apply_run_options(
             *shm = json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
                           "options": ["rbind", "nosuid", "noexec", "nodev"]});
         } else if o.shm_size > 0 {
-            shm["options"] = json!(["nosuid", "noexec", "nodev", "mode=1777",
-                                    format!("size={}", o.shm_size)]);
+            shm["options"] = json!([
+                "nosuid",
+                "noexec",
+                "nodev",
+                "mode=1777",
+                format!("size={}", o.shm_size)
+            ]);
         }
     }
     let drop_ns = |oci: &mut Value, kind: &str| {

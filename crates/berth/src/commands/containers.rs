@@ -371,7 +371,11 @@ impl CreateArgs {
     }
 }
 
-pub(crate) async fn create_container(c: &Client, a: &CreateArgs, auto_remove: bool) -> anyhow::Result<String> {
+pub(crate) async fn create_container(
+    c: &Client,
+    a: &CreateArgs,
+    auto_remove: bool,
+) -> anyhow::Result<String> {
     let body = a.body(auto_remove)?;
     a.lifecycle.check_cidfile()?;
     let mut query = Vec::new();
@@ -649,16 +653,10 @@ pub async fn logs(c: &Client, a: &LogsArgs) -> anyhow::Result<()> {
     }
     let now = jiff::Timestamp::now();
     if let Some(s) = &a.since {
-        q.push((
-            "since",
-            crate::commands::lifecycle::get_timestamp(s, now)?,
-        ));
+        q.push(("since", crate::commands::lifecycle::get_timestamp(s, now)?));
     }
     if let Some(u) = &a.until {
-        q.push((
-            "until",
-            crate::commands::lifecycle::get_timestamp(u, now)?,
-        ));
+        q.push(("until", crate::commands::lifecycle::get_timestamp(u, now)?));
     }
     let resp = c
         .send(

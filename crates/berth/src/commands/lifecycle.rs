@@ -641,11 +641,9 @@ async fn df(c: &Client, a: &DfArgs) -> anyhow::Result<()> {
         .map(|x| n(&x["UsageData"], "Size"))
         .sum();
     let cache_total: u64 = cache.iter().map(|x| n(x, "Size")).sum();
-    let pct = |r: u64, t: u64| {
-        match (r * 100).checked_div(t) {
-            Some(p) => format!("{} ({p}%)", human_size(r)),
-            None => human_size(r),
-        }
+    let pct = |r: u64, t: u64| match (r * 100).checked_div(t) {
+        Some(p) => format!("{} ({p}%)", human_size(r)),
+        None => human_size(r),
     };
     let rows = vec![
         json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": img_active.to_string(),
