@@ -244,7 +244,9 @@ fn run(args: &[String]) -> Result<(), ShimError> {
         rustix::stdio::dup2_stderr(child_err.as_ref().unwrap_or(&devnull)),
     )?;
 
-    let log = JsonLog::open(&log_path).map_err(io_err("failed to open log", &log_path))?;
+    let rotation = logfile::Rotation::from_config(&dir.join("log-config.json"));
+    let log = JsonLog::open_rotating(&log_path, rotation)
+        .map_err(io_err("failed to open log", &log_path))?;
     let created = create(
         id,
         spec,

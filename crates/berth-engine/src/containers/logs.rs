@@ -3,6 +3,7 @@
 //! when it has one. `follow` keeps reading until the container is no longer running.
 
 use std::io;
+use std::os::unix::fs::MetadataExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,6 +94,21 @@ fn encode(line: &str, opts: &LogOptions, tty: bool) -> Option<Bytes> {
     Some(frame(stream, payload.as_bytes(), tty))
 }
 
+/// `<log>.1`, `<log>.2` … that exist, newest first.
+fn rotated_files(path: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for i in 1.. {
+        let mut p = path.as_os_str().to_owned();
+        p.push(format!(".{i}"));
+        let p = std::path::PathBuf::from(p);
+        if !p.exists() {
+            break;
+        }
+        out.push(p);
+    }
+    out
+}
+
 /// The log stream of container `rec`.
 pub fn stream(c: Arc<Containers>, rec: &Record, opts: LogOptions) -> ByteStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(64);
@@ -112,10 +128,17 @@ pub fn stream(c: Arc<Containers>, rec: &Record, opts: LogOptions) -> ByteStream 
                 return;
             }
         };
+        let mut ino = file.metadata().await.map(|m| m.ino()).unwrap_or(0);
         let mut reader = tokio::io::BufReader::new(file);
         let mut pending = String::new();
-        // what is there now, with tail applied
+        // what is there now, with tail applied: rotated files (`--log-opt max-file`)
+        // first, oldest (`<log>.N`) to newest (`<log>.1`)
         let mut first = Vec::new();
+        for p in rotated_files(&path).iter().rev() {
+            if let Ok(text) = tokio::fs::read_to_string(p).await {
+                first.extend(text.lines().map(|l| format!("{l}\n")));
+            }
+        }
         loop {
             match reader.read_line(&mut pending).await {
                 Ok(0) | Err(_) => break,
@@ -156,6 +179,19 @@ pub fn stream(c: Arc<Containers>, rec: &Record, opts: LogOptions) -> ByteStream 
             }
             if last_pass {
                 return;
+            }
+            // rotated (`--log-opt max-size`): the old file is read to its end above,
+            // then follow the new one
+            let now_ino = tokio::fs::metadata(&path)
+                .await
+                .map(|m| m.ino())
+                .unwrap_or(ino);
+            if now_ino != ino
+                && let Ok(f) = tokio::fs::File::open(&path).await
+            {
+                ino = now_ino;
+                reader = tokio::io::BufReader::new(f);
+                continue;
             }
             let running = c
                 .get(&id)
