@@ -38,9 +38,6 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// restart, pause, unpause, rename, top, stats, update
-    #[command(flatten)]
-    Lifecycle(crate::commands::lifecycle::LifecycleCommand),
     /// Show the berth version information
     Version(FormatOpt),
     /// Display system-wide information
@@ -95,6 +92,9 @@ pub enum Command {
     Rm(crate::commands::containers::RmArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(crate::commands::containers::WaitArgs),
+    /// restart, pause, unpause, rename, top, stats, update
+    #[command(flatten)]
+    Lifecycle(crate::commands::lifecycle::LifecycleCommand),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -152,21 +152,15 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
-    /// Import the contents from a tarball to create a filesystem image
     /// Build an image from a Dockerfile
     Build(crate::commands::build::BuildArgs),
+    /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
 }
 
 /// `berth container …`.
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
-    /// restart, pause, unpause, rename, top, stats, update
-    #[command(flatten)]
-    Lifecycle(crate::commands::lifecycle::LifecycleCommand),
-    /// prune
-    #[command(flatten)]
-    Extra(crate::commands::lifecycle::ContainerExtra),
     /// Attach local standard input, output, and error streams to a running container
     Attach(crate::commands::attach::AttachArgs),
     /// Execute a command in a running container
@@ -201,6 +195,12 @@ pub enum ContainerCommand {
     Diff(crate::commands::commit::DiffArgs),
     /// Export a container's filesystem as a tar archive
     Export(crate::commands::commit::ExportArgs),
+    /// restart, pause, unpause, rename, top, stats, update
+    #[command(flatten)]
+    Lifecycle(crate::commands::lifecycle::LifecycleCommand),
+    /// prune
+    #[command(flatten)]
+    Extra(crate::commands::lifecycle::ContainerExtra),
 }
 
 /// `berth builder …`.
