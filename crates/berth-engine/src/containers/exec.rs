@@ -57,7 +57,12 @@ pub struct ExecRecord {
     pub exit_code: Option<i32>,
     /// Its host pid while running.
     pub pid: i32,
+    /// When it ended (finished execs are forgotten a while later, as moby's exec GC).
+    pub ended_at: Option<std::time::Instant>,
 }
+
+/// How long a finished exec stays inspectable.
+const KEEP_FINISHED: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The execs of every container.
 #[derive(Debug, Default)]
@@ -166,7 +171,15 @@ impl Containers {
         }
         let id = names::random_id();
         let action = format!("exec_create: {}", cfg.cmd.join(" "));
+        let live: std::collections::HashSet<String> =
+            self.all().into_iter().map(|r| r.id).collect();
         self.execs.with(|m| {
+            // health checks exec every few seconds: forget what ended long ago and the
+            // execs of removed containers
+            m.retain(|_, x| {
+                live.contains(&x.container_id)
+                    && x.ended_at.is_none_or(|t| t.elapsed() < KEEP_FINISHED)
+            });
             m.insert(
                 id.clone(),
                 ExecRecord {
@@ -177,6 +190,7 @@ impl Containers {
                     running: false,
                     exit_code: None,
                     pid: 0,
+                    ended_at: None,
                 },
             )
         });
@@ -266,6 +280,7 @@ impl Containers {
                         if code.is_some() {
                             x.running = false;
                             x.exit_code = code;
+                            x.ended_at.get_or_insert_with(std::time::Instant::now);
                         }
                     }
                 });
@@ -277,6 +292,7 @@ impl Containers {
             let ended = me.execs.with(|m| {
                 m.get_mut(&id).map(|x| {
                     x.running = false;
+                    x.ended_at.get_or_insert_with(std::time::Instant::now);
                     if x.exit_code.is_none() {
                         x.exit_code = Some(126);
                     }
@@ -376,6 +392,7 @@ mod tests {
             running: false,
             exit_code: Some(3),
             pid: 0,
+            ended_at: None,
         });
         assert_eq!(v["ExitCode"], 3);
         assert_eq!(v["ProcessConfig"]["entrypoint"], "sh");
