@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{Daemon, Leftovers, stderr, stdout};
+use common::{Daemon, Leftovers, python, stderr, stdout};
 
 /// Asserts nothing is mounted under the daemon's volume store.
 fn no_volume_mounts(d: &Daemon) {
@@ -944,42 +944,6 @@ fn users_and_mounts_survive_a_daemon_restart() {
         d.ok(&["volume", "rm", "fastvol", "plain"]),
         "fastvol\nplain\n"
     );
-}
-
-fn python() -> PathBuf {
-    let dir = berth_testkit::images::cache_dir()
-        .parent()
-        .unwrap()
-        .join("berth-pyenv");
-    let py = dir.join("bin/python");
-    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
-    let lock_path = dir.with_extension("lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .unwrap();
-    lock.lock().unwrap();
-    if !dir.join(".ready").exists() {
-        let _ = std::fs::remove_dir_all(&dir);
-        assert!(
-            Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&dir)
-                .status()
-                .unwrap()
-                .success(),
-            "python3 -m venv failed"
-        );
-        let st = Command::new(dir.join("bin/pip"))
-            .args(["install", "--quiet", "docker"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "pip install docker failed");
-        std::fs::write(dir.join(".ready"), b"").unwrap();
-    }
-    py
 }
 
 /// docker-py `volumes.create/list/get/remove/prune` and `containers.run(volumes=…)`
