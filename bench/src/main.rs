@@ -40,7 +40,7 @@ struct Cli {
     /// Directory with Berth's release binaries (default: the one this binary is in).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// Only these tools (berth, berth-runc, crun, runc, podman, docker, skopeo).
+    /// Only these tools (berth, berth-runc, crun, runc, podman, docker, skopeo, loopback).
     #[arg(long, value_delimiter = ',')]
     tools: Vec<String>,
     /// List the scenarios and exit.
@@ -255,6 +255,16 @@ fn run_scenarios(
             };
             rows.push(row(scenario, "skopeo", outcome, extra));
         }
+    }
+    // loopback: the reference for port-throughput (the goal is a share of it).
+    if wants("loopback") && engine_scenarios.contains(&"port-throughput") {
+        eprintln!("berth-bench: port-throughput: loopback");
+        let (outcome, extra) = match scenarios::loopback_throughput(ctx) {
+            Err(u) => (unavailable(&u), BTreeMap::new()),
+            Ok(Ok((s, extra))) => (Outcome::Measured(s), extra),
+            Ok(Err(m)) => (Outcome::Error { message: m }, BTreeMap::new()),
+        };
+        rows.push(row("port-throughput", "loopback", outcome, extra));
     }
     // Keep the table grouped by scenario, in the declared order.
     let order = |s: &str| {

@@ -475,6 +475,68 @@ fn build(scenario: &str, ctx: &Ctx, e: &Engine, fx: &mut Fixtures) -> EngineResu
 
 const PORT_BYTES: usize = 128 << 20;
 
+/// One HTTP/1.0 GET of `/blob` from 127.0.0.1:`port`, read to the end.
+fn fetch_blob(port: u16) -> Result<Duration, String> {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|err| format!("connect: {err}"))?;
+    s.write_all(b"GET /blob HTTP/1.0\r\nHost: bench\r\n\r\n")
+        .map_err(|err| format!("send: {err}"))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0usize;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(err) => return Err(format!("read after {total} bytes: {err}")),
+        }
+    }
+    if total < PORT_BYTES {
+        return Err(format!("got {total} bytes, want {PORT_BYTES} and headers"));
+    }
+    Ok(start.elapsed())
+}
+
+/// The reference for `port-throughput`: the same busybox httpd and blob, run on the host
+/// (in the bench's namespace) and fetched over plain loopback, no container in the path.
+pub fn loopback_throughput(ctx: &Ctx) -> Result<EngineResult, Unavailable> {
+    let Some(busybox) = which("busybox") else {
+        return Err(Unavailable::NotInstalled("busybox is not on PATH".into()));
+    };
+    let dir = ctx.work.join("loopback-httpd");
+    let res = (|| -> EngineResult {
+        std::fs::create_dir_all(&dir).map_err(|err| format!("mkdir {}: {err}", dir.display()))?;
+        std::fs::write(dir.join("blob"), vec![0u8; PORT_BYTES])
+            .map_err(|err| format!("write the blob: {err}"))?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|err| format!("no free port: {err}"))?
+            .port();
+        let mut child = Command::new(&busybox)
+            .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"])
+            .arg(&dir)
+            .spawn()
+            .map_err(|err| format!("busybox httpd: {err}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut ready = fetch_blob(port);
+        while ready.is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            ready = fetch_blob(port);
+        }
+        let r = ready.and_then(|_| measure(ctx.runs_capped(10), ctx.warmups, |_| fetch_blob(port)));
+        let _ = child.kill();
+        let _ = child.wait();
+        let stats = r?;
+        let mut extra = BTreeMap::new();
+        extra.insert(
+            "MiB_per_s".to_string(),
+            (PORT_BYTES >> 20) as f64 / (stats.median_ms / 1000.0),
+        );
+        Ok((stats, extra))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(res)
+}
+
 fn port_throughput(ctx: &Ctx, e: &Engine) -> EngineResult {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -490,26 +552,7 @@ fn port_throughput(ctx: &Ctx, e: &Engine) -> EngineResult {
             "-d", "--name", &name, "-p", &publish, "busybox", "sh", "-c", &script,
         ],
     ))?;
-    let get = || -> Result<Duration, String> {
-        let start = Instant::now();
-        let mut s =
-            TcpStream::connect(("127.0.0.1", port)).map_err(|err| format!("connect: {err}"))?;
-        s.write_all(b"GET /blob HTTP/1.0\r\nHost: bench\r\n\r\n")
-            .map_err(|err| format!("send: {err}"))?;
-        let mut buf = vec![0u8; 1 << 16];
-        let mut total = 0usize;
-        loop {
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => total += n,
-                Err(err) => return Err(format!("read after {total} bytes: {err}")),
-            }
-        }
-        if total < PORT_BYTES {
-            return Err(format!("got {total} bytes, want {PORT_BYTES} and headers"));
-        }
-        Ok(start.elapsed())
-    };
+    let get = || fetch_blob(port);
     // Wait for the blob and the server.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
