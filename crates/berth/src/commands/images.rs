@@ -172,6 +172,34 @@ pub fn print_inspect(values: &[Value], format: Option<&str>) -> anyhow::Result<(
     out(&String::from_utf8_lossy(&buf))
 }
 
+/// `<group> inspect NAME...` for objects the daemon serves at `<prefix>/<name>`
+/// (networks, volumes): each daemon error on stderr, the found ones printed, exit 1 if
+/// any was missing.
+pub async fn inspect_each(
+    c: &Client,
+    prefix: &str,
+    names: &[String],
+    format: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut found = Vec::new();
+    let mut failed = false;
+    for n in names {
+        match c.get_json::<Value>(&format!("{prefix}/{n}"), &[]).await {
+            Ok(v) => found.push(v),
+            Err(e @ ClientError::Daemon { .. }) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    print_inspect(&found, format)?;
+    if failed {
+        return Err(Exit(1).into());
+    }
+    Ok(())
+}
+
 /// `berth inspect` / `berth image inspect` (images in this slice).
 pub async fn inspect(
     c: &Client,

@@ -8,7 +8,7 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use crate::Exit;
-use crate::commands::images::print_inspect;
+use crate::commands::images::inspect_each;
 use crate::commands::{filters_json, out};
 use crate::format::Format;
 
@@ -190,23 +190,7 @@ async fn ls(c: &Client, a: &LsArgs) -> anyhow::Result<()> {
 }
 
 async fn inspect(c: &Client, a: &InspectArgs) -> anyhow::Result<()> {
-    let mut found = Vec::new();
-    let mut failed = false;
-    for n in &a.names {
-        match c.get_json::<Value>(&format!("/volumes/{n}"), &[]).await {
-            Ok(v) => found.push(v),
-            Err(e @ ClientError::Daemon { .. }) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    print_inspect(&found, a.format.as_deref())?;
-    if failed {
-        return Err(Exit(1).into());
-    }
-    Ok(())
+    inspect_each(c, "/volumes", &a.names, a.format.as_deref()).await
 }
 
 async fn rm(c: &Client, a: &RmArgs) -> anyhow::Result<()> {
