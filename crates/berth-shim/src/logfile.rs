@@ -87,14 +87,30 @@ impl JsonLog {
     /// Opens (appending to) the log at `path`, rotating it when `rotation` says so.
     pub fn open_rotating(path: &Path, rotation: Option<Rotation>) -> std::io::Result<JsonLog> {
         let file = File::options().create(true).append(true).open(path)?;
+        Ok(JsonLog::from_file(file, path, rotation))
+    }
+
+    /// The log on an already open `file` (opened for appending at `path`, e.g. inherited
+    /// across the shim's re-exec into monitor mode).
+    pub fn from_file(file: File, path: &Path, rotation: Option<Rotation>) -> JsonLog {
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(JsonLog {
+        JsonLog {
             file,
             path: path.to_owned(),
             size,
             rotation,
             partial: [Vec::new(), Vec::new()],
-        })
+        }
+    }
+
+    /// The open log file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The rotation policy.
+    pub fn rotation(&self) -> Option<Rotation> {
+        self.rotation
     }
 
     fn rotated(&self, i: u32) -> PathBuf {

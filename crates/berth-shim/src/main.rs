@@ -4,21 +4,25 @@
 //! group with stdout a pipe to berthd and stderr the shim's log file. It
 //! 1. creates the container from `<container-dir>/bundle/config.json` with the
 //!    container's stdout/stderr on two pipes (stdin /dev/null) and starts it;
-//! 2. writes one JSON line on its stdout — `{"pid":n}` or `{"error":…,"exit_code":n}` —
-//!    and closes it (berthd may be gone later: the shim never writes there again);
-//! 3. copies both pipes into `<container-dir>/<id>-json.log` in Docker's json-file
-//!    format until both reach EOF, reaps the init;
-//! 4. writes `<container-dir>/exit.json` atomically FIRST, then deletes the runtime state
-//!    (cgroup, state dir) and exits. berthd learns of the exit from the shim's exit (its
-//!    child) or, after a daemon restart, from exit.json.
+//! 2. writes one JSON line on its stdout — `{"pid":n}` or `{"error":…,"exit_code":n}`;
+//!    after an error it exits, after `{"pid":n}` the pipe stays open;
+//! 3. re-executes itself into monitor mode (`monitor.rs`: `berth-shim --monitor …`, same
+//!    pid, children and fds), which accepts the attach clients berthd queued before the
+//!    start, copies both pipes into `<container-dir>/<id>-json.log` in Docker's json-file
+//!    format and to attached clients until both reach EOF, runs execs, then reaps the init;
+//! 4. writes `<container-dir>/exit.json` atomically FIRST, then one more line
+//!    `{"exited":<code>}` to berthd (ignored if berthd is gone) and closes the pipe, then
+//!    deletes the runtime state (cgroup, state dir) and exits. berthd learns of the exit
+//!    from that line or the shim's exit (its child) or, after a daemon restart, from
+//!    exit.json.
 #![forbid(unsafe_code)]
 
 mod logfile;
+mod monitor;
 mod proto;
 mod server;
 
 use std::fs::File;
-use std::io::Write as _;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,15 +39,8 @@ enum Report {
     Failed { error: String, exit_code: i32 },
 }
 
-/// What the shim records when the container's init is gone.
-#[derive(Debug, serde::Serialize)]
-struct ExitStatus {
-    exit_code: i32,
-    finished_at: String,
-}
-
 #[derive(Debug, thiserror::Error)]
-enum ShimError {
+pub(crate) enum ShimError {
     #[error(
         "usage: berth-shim <container-dir> <runtime-root> <id> [--attach] [--stdin] [--stdin-once] [--console-size H,W]"
     )]
@@ -58,7 +55,10 @@ enum ShimError {
     Sys(&'static str, std::io::Error),
 }
 
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ShimError + 'a {
+pub(crate) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ShimError + 'a {
     move |source| ShimError::Io {
         what,
         path: path.to_owned(),
@@ -68,7 +68,12 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error)
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    match run(&args) {
+    let r = if args.get(1).map(String::as_str) == Some(monitor::FLAG) {
+        monitor::Monitor::from_args(&args[2..]).and_then(|(m, c)| m.run(c))
+    } else {
+        run(&args)
+    };
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // stderr is the shim's own log file
@@ -78,27 +83,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ShimError> {
-    let tmp = path.with_extension("json.tmp");
-    let mut f = File::create(&tmp).map_err(io_err("failed to create", &tmp))?;
-    f.write_all(bytes)
-        .map_err(io_err("failed to write", &tmp))?;
-    f.sync_all().map_err(io_err("failed to sync", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err("failed to rename into place", path))?;
-    Ok(())
-}
-
-fn now() -> String {
-    jiff::Timestamp::now().to_string()
-}
-
-fn report(out: OwnedFd, r: &Report) {
-    let mut f = File::from(out);
+fn report(out: &OwnedFd, r: &Report) {
     let mut line = serde_json::to_vec(r).unwrap_or_default();
     line.push(b'\n');
     // berthd may have gone away; the container runs on regardless
-    let _ = f.write_all(&line);
+    let _ = berth_sys::write_all_fd(out, &line);
 }
 
 /// The options after the three positional arguments.
@@ -159,7 +148,6 @@ fn run(args: &[String]) -> Result<(), ShimError> {
     let opts = parse_opts(rest)?;
     let dir = PathBuf::from(dir);
     let bundle = dir.join("bundle");
-    let exit_path = dir.join("exit.json");
     let log_path = dir.join(format!("{id}-json.log"));
     let sys = |what, e: rustix::io::Errno| ShimError::Sys(what, e.into());
 
@@ -268,7 +256,7 @@ fn run(args: &[String]) -> Result<(), ShimError> {
             if let Some((_, p)) = &console {
                 let _ = std::fs::remove_file(p);
             }
-            report(to_berthd, &Report::Failed { error, exit_code });
+            report(&to_berthd, &Report::Failed { error, exit_code });
             return Ok(());
         }
     };
@@ -294,7 +282,7 @@ fn run(args: &[String]) -> Result<(), ShimError> {
                 let _ = container.delete(true);
                 let error = format!("cannot receive the container's pty: {e}");
                 report(
-                    to_berthd,
+                    &to_berthd,
                     &Report::Failed {
                         error,
                         exit_code: 125,
@@ -304,40 +292,32 @@ fn run(args: &[String]) -> Result<(), ShimError> {
             }
         }
     }
-    let mut srv = server::Server::new(dirfd, listener, main, log, devnull, shim_log);
-    // clients berthd connected before this start (`run -a`, `start -a`) are served
-    // before the container runs, so they miss none of its output
-    srv.accept_early(&container);
     if let Err(e) = container.start() {
         let exit_code = classify(&e);
-        drop(srv);
         let _ = container.delete(true);
         let error = format!("OCI runtime start failed: {e}");
-        report(to_berthd, &Report::Failed { error, exit_code });
+        report(&to_berthd, &Report::Failed { error, exit_code });
         return Ok(());
     }
     report(
-        to_berthd,
+        &to_berthd,
         &Report::Started {
             pid: container.pid(),
         },
     );
-    srv.run(&container);
-    let clients = srv.take_clients();
-    drop(srv);
-    let exit_code = container.wait().unwrap_or(255);
-    let status = ExitStatus {
-        exit_code,
-        finished_at: now(),
+    // the pipe to berthd stays open for the exit line
+    let m = monitor::Monitor {
+        dir,
+        runtime_root: PathBuf::from(runtime_root),
+        id: id.clone(),
+        pid: container.pid(),
+        dirfd,
+        to_berthd,
+        log,
+        listener,
+        main,
     };
-    write_atomic(&exit_path, &serde_json::to_vec(&status).unwrap_or_default())?;
-    // attached clients see their stream end only once the exit is on record
-    drop(clients);
-    let _ = std::fs::remove_file(dir.join("attach.sock"));
-    if let Err(e) = container.delete(true) {
-        eprintln!("berth-shim: cleanup of container {id}: {e}");
-    }
-    Ok(())
+    m.exec_or_run(container)
 }
 
 fn classify(e: &berth_runtime::Error) -> i32 {

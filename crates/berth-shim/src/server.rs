@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_runtime::{Container, ExecOpts};
+
+use crate::monitor::ContainerHandle;
 use oci_spec::runtime::Process;
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
@@ -230,9 +232,11 @@ impl Server {
         }
     }
 
-    /// Accepts the clients berthd connected before the container was started and reads
-    /// their hellos, so they see the container's very first output.
-    pub fn accept_early(&mut self, container: &Container) {
+    /// Accepts the clients berthd connected before the container was started (they wait
+    /// in the listener's backlog) and reads their hellos. Called before the first read of
+    /// the container's output (which waits in its pipes or pty meanwhile), so they see
+    /// its very first byte.
+    pub fn accept_early(&mut self, container: &mut ContainerHandle) {
         self.accept();
         for i in 0..self.clients.len() {
             let c = &mut self.clients[i];
@@ -265,7 +269,7 @@ impl Server {
     }
 
     /// Serves until the container's output has ended and every exec is over.
-    pub fn run(&mut self, container: &Container) {
+    pub fn run(&mut self, container: &mut ContainerHandle) {
         let mut buf = vec![0u8; 32 * 1024];
         while !(self.main.output_done() && self.execs.is_empty()) {
             let mut toks = Vec::new();
@@ -369,7 +373,13 @@ impl Server {
         }
     }
 
-    fn handle(&mut self, tok: Tok, rev: PollFlags, buf: &mut [u8], container: &Container) {
+    fn handle(
+        &mut self,
+        tok: Tok,
+        rev: PollFlags,
+        buf: &mut [u8],
+        container: &mut ContainerHandle,
+    ) {
         let readable = rev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR);
         match tok {
             Tok::Listener => self.accept(),
@@ -516,7 +526,7 @@ impl Server {
         }
     }
 
-    fn client_input(&mut self, i: usize, buf: &mut [u8], container: &Container) {
+    fn client_input(&mut self, i: usize, buf: &mut [u8], container: &mut ContainerHandle) {
         let c = &mut self.clients[i];
         match rustix::net::recv(&c.sock, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
             Ok((0, _)) => {
@@ -535,7 +545,7 @@ impl Server {
     }
 
     /// Acts on what a client has sent: its hello, then stdin frames.
-    fn process_client(&mut self, i: usize, container: &Container) {
+    fn process_client(&mut self, i: usize, container: &mut ContainerHandle) {
         if self.clients[i].target == Target::Unknown {
             let Some(hello) = proto::take_hello(&mut self.clients[i].inbuf) else {
                 return;
@@ -574,7 +584,11 @@ impl Server {
                 }
                 Ok(Hello::Exec { id, process, stdin }) => {
                     self.seq += 1;
-                    match self.start_exec(container, &id, &process, stdin) {
+                    let started = match container.get() {
+                        Ok(ctr) => self.start_exec(ctr, &id, &process, stdin),
+                        Err(e) => Err((format!("cannot load the container: {e}"), 126)),
+                    };
+                    match started {
                         Ok(e) => {
                             let pid = e.pid;
                             self.execs.push(e);
