@@ -12,7 +12,12 @@
 //!   before the unlinks that follow it.
 //!
 //! `create` keeps the durable [`Record::save`]: a container that `create` reported
-//! must survive a power loss.
+//! must survive a power loss. The files derived from it at create (the bundle's
+//! config.json, log-config.json) are renamed into place without an fsync of their own
+//! ([`write_renamed`]): two fsyncs fewer per `create` (each 0.3 ms on an idle disk, several
+//! ms on a busy one). After a power loss in the seconds after a `create` such a file can be
+//! empty; `start` then fails naming it (the spec cannot be read) and the container can be
+//! removed and made again.
 
 use std::path::Path;
 
@@ -32,4 +37,10 @@ impl Record {
         std::fs::write(&tmp, &bytes).map_err(ContainerError::io("write", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(ContainerError::io("rename into place", &path))
     }
+}
+
+/// Temp file, rename — no fsync (see the module docs for which files may).
+pub(super) fn write_renamed(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), ContainerError> {
+    std::fs::write(tmp, bytes).map_err(ContainerError::io("write", tmp))?;
+    std::fs::rename(tmp, path).map_err(ContainerError::io("rename into place", path))
 }

@@ -102,7 +102,13 @@ pub struct Containers {
     attach: attach::Pending,
     /// Exec records (`exec.rs`).
     execs: exec::Execs,
+    /// Shims that reported an exit and are still cleaning up (`shim.rs`).
+    draining: shim::Draining,
 }
+
+/// How long a removal or start waits for a shim that reported its container's exit to
+/// finish its cleanup before doing it itself.
+const SHIM_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -145,6 +151,7 @@ impl Containers {
             volumes: std::sync::OnceLock::new(),
             attach: attach::Pending::default(),
             execs: exec::Execs::default(),
+            draining: shim::Draining::default(),
         });
         c.reconcile()?;
         Ok(c)
@@ -311,7 +318,7 @@ impl Containers {
                     path: bundle_cfg.display().to_string(),
                     source: std::io::Error::other(e),
                 })?;
-            record::write_atomic(&dir.join("bundle/.config.json.tmp"), &bundle_cfg, &bytes)?;
+            fastsave::write_renamed(&dir.join("bundle/.config.json.tmp"), &bundle_cfg, &bytes)?;
             let log = dir.join(format!("{id}-json.log"));
             std::fs::File::create(&log).map_err(ContainerError::io("create", &log))?;
             ops::prepare_logging(&dir, &log, &spec)?;
@@ -358,8 +365,11 @@ impl Containers {
     /// Starts a container through a new shim. `Ok(false)` when it is already running
     /// (304).
     pub fn start(self: &Arc<Self>, name: &str) -> Result<bool, EngineError> {
+        // the shim of its last run may still be removing the runtime state
+        let id = Self::resolve_in(&lock(&self.inner), name)?;
+        self.draining.wait(&id, SHIM_DRAIN_TIMEOUT);
         let mut inner = lock(&self.inner);
-        let id = Self::resolve_in(&inner, name)?;
+        let id = Self::resolve_in(&inner, &id)?;
         let rec = inner.map[&id].clone();
         match rec.state.status {
             Status::Running => return Ok(false),
@@ -381,7 +391,11 @@ impl Containers {
             .get_mut(&id)
             .ok_or_else(|| ContainerError::NoSuchContainer(id.clone()))?;
         match outcome {
-            Ok(shim::Started { pid, child }) => {
+            Ok(shim::Started {
+                pid,
+                child,
+                reports,
+            }) => {
                 r.state.status = Status::Running;
                 r.state.paused = false;
                 r.state.restarting = false;
@@ -398,7 +412,7 @@ impl Containers {
                 self.mount_events(&rec, "mount");
                 drop(inner);
                 self.start_health(&id);
-                shim::watch_child(self.clone(), id, child);
+                shim::watch_child(self.clone(), id, child, reports);
                 self.bump();
                 Ok(true)
             }
@@ -430,14 +444,20 @@ impl Containers {
     /// The shim of `id` is gone: read exit.json (written first by the shim), record
     /// the exit, remove an auto-remove container.
     fn finish(self: &Arc<Self>, id: &str) {
+        if let Some(rec) = self.record_exit(id) {
+            self.after_shim(id, &rec);
+        }
+    }
+
+    /// Records the exit of a running container from its exit.json (the shim reported
+    /// it, or is gone): state, network, events, waiters. `None` if it was not running.
+    fn record_exit(&self, id: &str) -> Option<Record> {
         let dir = self.dir(id);
         let exit = record::ExitFile::read(&dir);
         let mut inner = lock(&self.inner);
-        let Some(r) = inner.map.get_mut(id) else {
-            return;
-        };
+        let r = inner.map.get_mut(id)?;
         if r.state.status != Status::Running {
-            return;
+            return None;
         }
         match exit {
             Some(e) => {
@@ -459,10 +479,6 @@ impl Containers {
             tracing::warn!(id, error = %e, "cannot persist exit");
         }
         drop(inner);
-        // a shim that died before cleaning up leaves runtime state and a cgroup
-        if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, id) {
-            let _ = c.delete(true);
-        }
         self.net_stop(id);
         self.mount_events(&rec, "unmount");
         self.publish(
@@ -470,10 +486,21 @@ impl Containers {
             "die",
             &[("exitCode", rec.state.exit_code.to_string())],
         );
+        self.bump();
+        Some(rec)
+    }
+
+    /// What follows an exit once the shim is gone: leftover runtime state, auto-remove,
+    /// the restart policy.
+    fn after_shim(self: &Arc<Self>, id: &str, rec: &Record) {
+        // a shim that died before cleaning up leaves runtime state and a cgroup
+        if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, id) {
+            let _ = c.delete(true);
+        }
         if rec.spec.auto_remove {
             let _ = self.remove_now(id);
+            self.bump();
         }
-        self.bump();
         self.after_exit(id);
     }
 
@@ -496,12 +523,14 @@ impl Containers {
     /// Tears a container down (reverse order, keeps going, "already gone" is fine).
     fn finish_removal(&self, rec: &Record) {
         let dir = self.dir(&rec.id);
-        if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, &rec.id) {
-            let _ = c.delete(true);
-        }
         self.net_stop(&rec.id);
         if let Err(e) = rootfs::unmount(&dir.join("rootfs")) {
             tracing::warn!(id = %rec.id, error = %e, "unmount");
+        }
+        // a shim that reported the exit may still be removing the runtime state
+        self.draining.wait(&rec.id, SHIM_DRAIN_TIMEOUT);
+        if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, &rec.id) {
+            let _ = c.delete(true);
         }
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -757,32 +786,36 @@ impl Engine {
         Ok(v)
     }
 
-    /// `GET /containers/json?all=&filters=&limit=`.
+    /// `GET /containers/json?all=&filters=&limit=&size=`: newest first, from memory
+    /// (only `size` reads the disk, outside the store's lock).
     pub async fn list_containers(
         &self,
         all: bool,
         filters: std::collections::BTreeMap<String, Vec<String>>,
         limit: Option<usize>,
-    ) -> Result<Vec<serde_json::Value>, EngineError> {
+        size: bool,
+    ) -> Result<Vec<view::Summary>, EngineError> {
         let f = view::ListFilter::new(filters)?;
         let all = all || f.has_status();
-        let mut out: Vec<serde_json::Value> = self
-            .containers
-            .all()
-            .iter()
+        let mut out = self.containers.summaries(
             // as Docker: a container waiting for its policy restart is listed too
-            .filter(|r| all || r.state.status == Status::Running || r.state.restarting)
-            .filter(|r| f.matches(r))
-            .map(|r| {
-                let mut v = view::summary(r);
-                let (ports, networks) = self.containers.net_summary(r);
-                v["Ports"] = ports;
-                v["NetworkSettings"]["Networks"] = networks;
-                v
+            |r| (all || r.state.status == Status::Running || r.state.restarting) && f.matches(r),
+            limit.filter(|n| *n > 0),
+        );
+        if size {
+            let c = self.containers.clone();
+            let ids: Vec<String> = out.iter().map(|s| s.id.clone()).collect();
+            let sizes = tokio::task::spawn_blocking(move || {
+                ids.iter()
+                    .map(|id| c.get(id).map(|r| c.sizes(&r)).unwrap_or((0, 0)))
+                    .collect::<Vec<_>>()
             })
-            .collect();
-        if let Some(n) = limit.filter(|n| *n > 0) {
-            out.truncate(n);
+            .await
+            .map_err(|e| EngineError::Task(e.to_string()))?;
+            for (s, (rw, root)) in out.iter_mut().zip(sizes) {
+                s.size_rw = Some(rw);
+                s.size_root_fs = Some(root);
+            }
         }
         Ok(out)
     }

@@ -217,7 +217,7 @@ pub fn prepare_logging(
         path: path.display().to_string(),
         source: std::io::Error::other(e),
     })?;
-    super::record::write_atomic(&dir.join(".log-config.json.tmp"), &path, &bytes)?;
+    super::fastsave::write_renamed(&dir.join(".log-config.json.tmp"), &path, &bytes)?;
     if o.log_driver() == "none" {
         std::fs::remove_file(log).map_err(ContainerError::io("remove", log))?;
         std::os::unix::fs::symlink("/dev/null", log)

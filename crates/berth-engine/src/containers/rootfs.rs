@@ -93,8 +93,21 @@ pub fn unmount(path: &Path) -> Result<(), ContainerError> {
     }
 }
 
-/// Whether `path` is a mount point in our mount namespace (from /proc/self/mountinfo).
+/// Whether `path` is a mount point in our mount namespace: one statx (its
+/// `STATX_ATTR_MOUNT_ROOT`, kernel 5.8+), else /proc/self/mountinfo (which grows with
+/// every container's overlay).
 pub fn is_mounted(path: &Path) -> bool {
+    use rustix::fs::{AtFlags, CWD, StatxAttributes, StatxFlags};
+    match rustix::fs::statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS) {
+        Ok(st) if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
+            st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+        }
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => false,
+        _ => is_mounted_by_mountinfo(path),
+    }
+}
+
+fn is_mounted_by_mountinfo(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
@@ -110,4 +123,26 @@ fn unescape(s: &str) -> String {
         .replace("\\011", "\t")
         .replace("\\012", "\n")
         .replace("\\134", "\\")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_mounted_sees_a_mount_point_come_and_go() {
+        let t = tempfile::tempdir().unwrap();
+        let m = t.path().join("m");
+        std::fs::create_dir(&m).unwrap();
+        assert!(!is_mounted(&m));
+        assert!(!is_mounted(&t.path().join("absent")));
+        rustix::mount::mount("tmpfs", &m, "tmpfs", MountFlags::empty(), None).unwrap();
+        let mounted = is_mounted(&m);
+        let by_mountinfo = is_mounted_by_mountinfo(&m);
+        unmount(&m).unwrap();
+        assert!(mounted, "a tmpfs mounted at {m:?}");
+        assert!(by_mountinfo);
+        assert!(!is_mounted(&m));
+        assert!(!is_mounted_by_mountinfo(&m));
+    }
 }
