@@ -98,7 +98,12 @@ pub fn unmount(path: &Path) -> Result<(), ContainerError> {
 /// every container's overlay).
 pub fn is_mounted(path: &Path) -> bool {
     use rustix::fs::{AtFlags, CWD, StatxAttributes, StatxFlags};
-    match rustix::fs::statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS) {
+    match rustix::fs::statx(
+        CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS,
+    ) {
         Ok(st) if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
             st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
         }
