@@ -317,6 +317,8 @@ impl Monitor {
     /// Monitor mode's entry: `args` is what follows [`FLAG`].
     pub fn from_args(args: &[String]) -> Result<(Monitor, ContainerHandle), ShimError> {
         let a = Args::parse(args)?;
+        // exec'd as /proc/self/exe (which survives a replaced binary), the comm is "exe"
+        let _ = rustix::thread::set_name(c"berth-shim");
         let log_file = File::from(inherited(a.log)?);
         let log_path = a.dir.join(format!("{}-json.log", a.id));
         let rotation = a
@@ -349,9 +351,9 @@ impl Monitor {
     pub fn run(self, mut container: ContainerHandle) -> Result<(), ShimError> {
         let sys = |what, e: rustix::io::Errno| ShimError::Sys(what, e.into());
         // the shim's own 0-2: /dev/null and its log
-        let devnull = rustix::io::fcntl_dupfd_cloexec(std::io::stdin().as_fd(), 3)
+        let devnull = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 3)
             .map_err(|e| sys("dup", e))?;
-        let shim_log = rustix::io::fcntl_dupfd_cloexec(std::io::stderr().as_fd(), 3)
+        let shim_log = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stderr(), 3)
             .map_err(|e| sys("dup", e))?;
         let Monitor {
             dir,
