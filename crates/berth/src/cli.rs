@@ -37,6 +37,7 @@ pub struct Cli {
 
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // args are built only for the subcommand in use (start-up time)
 pub enum Command {
     /// Show the berth version information
     Version(FormatOpt),
@@ -129,6 +130,7 @@ pub enum Command {
 
 /// `berth image …`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // args are built only for the subcommand in use (start-up time)
 pub enum ImageCommand {
     /// List images
     #[command(visible_alias = "list")]
@@ -160,6 +162,7 @@ pub enum ImageCommand {
 
 /// `berth container …`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // args are built only for the subcommand in use (start-up time)
 pub enum ContainerCommand {
     /// Attach local standard input, output, and error streams to a running container
     Attach(crate::commands::attach::AttachArgs),
@@ -205,6 +208,7 @@ pub enum ContainerCommand {
 
 /// `berth builder …`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // args are built only for the subcommand in use (start-up time)
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum BuilderCommand {
     /// Remove build cache
@@ -215,6 +219,7 @@ pub enum BuilderCommand {
 
 /// `berth system …`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // args are built only for the subcommand in use (start-up time)
 pub enum SystemCommand {
     /// df, prune
     #[command(flatten)]
@@ -225,7 +230,7 @@ pub enum SystemCommand {
     Events(EventsArgs),
 }
 
-/// `--format`.
+// `--format`.
 #[derive(Debug, Args)]
 pub struct FormatOpt {
     /// Format output using a Go template
@@ -233,7 +238,7 @@ pub struct FormatOpt {
     pub format: Option<String>,
 }
 
-/// `images`.
+// `images`.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
     /// Show all images (default hides intermediate images)
@@ -258,7 +263,7 @@ pub struct ImagesArgs {
     pub repository: Option<String>,
 }
 
-/// `inspect`.
+// `inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Format output using a Go template
@@ -272,7 +277,7 @@ pub struct InspectArgs {
     pub names: Vec<String>,
 }
 
-/// `image inspect`.
+// `image inspect`.
 #[derive(Debug, Args)]
 pub struct ImageInspectArgs {
     /// Format output using a Go template
@@ -283,7 +288,7 @@ pub struct ImageInspectArgs {
     pub names: Vec<String>,
 }
 
-/// `history`.
+// `history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Don't truncate output
@@ -302,7 +307,7 @@ pub struct HistoryArgs {
     pub image: String,
 }
 
-/// `tag`.
+// `tag`.
 #[derive(Debug, Args)]
 pub struct TagArgs {
     /// SOURCE_IMAGE[:TAG]
@@ -311,7 +316,7 @@ pub struct TagArgs {
     pub target: String,
 }
 
-/// `rmi`.
+// `rmi`.
 #[derive(Debug, Args)]
 pub struct RmiArgs {
     /// Force removal of the image
@@ -325,7 +330,7 @@ pub struct RmiArgs {
     pub images: Vec<String>,
 }
 
-/// `image prune`.
+// `image prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Remove all unused images, not just dangling ones
@@ -339,7 +344,7 @@ pub struct PruneArgs {
     pub filter: Vec<String>,
 }
 
-/// `pull`.
+// `pull`.
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// Download all tagged images in the repository
@@ -355,7 +360,7 @@ pub struct PullArgs {
     pub name: String,
 }
 
-/// `push`.
+// `push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// Push all tags of the repository
@@ -368,7 +373,7 @@ pub struct PushArgs {
     pub name: String,
 }
 
-/// `save`.
+// `save`.
 #[derive(Debug, Args)]
 pub struct SaveArgs {
     /// Write to a file, instead of STDOUT
@@ -379,7 +384,7 @@ pub struct SaveArgs {
     pub images: Vec<String>,
 }
 
-/// `load`.
+// `load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// Read from tar archive file, instead of STDIN
@@ -390,7 +395,7 @@ pub struct LoadArgs {
     pub quiet: bool,
 }
 
-/// `import`.
+// `import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Apply Dockerfile instruction to the created image
@@ -408,7 +413,7 @@ pub struct ImportArgs {
     pub repository: Option<String>,
 }
 
-/// `login`.
+// `login`.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// Username
@@ -424,14 +429,14 @@ pub struct LoginArgs {
     pub server: Option<String>,
 }
 
-/// `logout`.
+// `logout`.
 #[derive(Debug, Args)]
 pub struct LogoutArgs {
     /// The registry (default Docker Hub)
     pub server: Option<String>,
 }
 
-/// `search`.
+// `search`.
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// Filter output based on conditions provided
@@ -450,7 +455,7 @@ pub struct SearchArgs {
     pub term: String,
 }
 
-/// `events`.
+// `events`.
 #[derive(Debug, Args)]
 pub struct EventsArgs {
     /// Filter output based on conditions provided

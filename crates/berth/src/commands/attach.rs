@@ -15,7 +15,7 @@ use crate::Exit;
 use crate::commands::containers::{RunArgs, StartArgs};
 use crate::terminal;
 
-/// `run` flags about attaching.
+// `run` flags about attaching.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunAttachFlags {
     /// Attach to STDIN, STDOUT or STDERR
@@ -29,7 +29,7 @@ pub struct RunAttachFlags {
     pub sig_proxy: bool,
 }
 
-/// `start` flags about attaching.
+// `start` flags about attaching.
 #[derive(Debug, Args, Clone, Default)]
 pub struct StartAttachFlags {
     /// Attach STDOUT/STDERR and forward signals
@@ -43,7 +43,7 @@ pub struct StartAttachFlags {
     pub detach_keys: Option<String>,
 }
 
-/// `attach`.
+// `attach`.
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// Override the key sequence for detaching a container

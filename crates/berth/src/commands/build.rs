@@ -17,7 +17,7 @@ use hyper::Method;
 
 use crate::Exit;
 
-/// `build`.
+// `build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Name and optionally a tag in the "name:tag" format (repeatable)
@@ -60,7 +60,7 @@ pub struct BuildArgs {
     pub context: String,
 }
 
-/// `builder prune`.
+// `builder prune`.
 #[derive(Debug, Args)]
 pub struct BuilderPruneArgs {
     /// Do not prompt for confirmation

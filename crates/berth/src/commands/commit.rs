@@ -9,7 +9,7 @@ use clap::Args;
 use futures_util::StreamExt as _;
 use hyper::Method;
 
-/// `commit`.
+// `commit`.
 #[derive(Debug, Args)]
 pub struct CommitArgs {
     /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
@@ -30,14 +30,14 @@ pub struct CommitArgs {
     pub repository: Option<String>,
 }
 
-/// `diff`.
+// `diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The container
     pub container: String,
 }
 
-/// `export`.
+// `export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Write to a file, instead of STDOUT

@@ -18,7 +18,7 @@ use crate::commands::images::print_inspect;
 use crate::commands::{filters_json, out};
 use crate::format::Format;
 
-/// The flags `create` and `run` share.
+// The flags `create` and `run` share.
 #[derive(Debug, Args, Clone)]
 pub struct CreateArgs {
     /// Assign a name to the container
@@ -110,7 +110,7 @@ pub struct CreateArgs {
     pub command: Vec<String>,
 }
 
-/// `run`.
+// `run`.
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
 pub struct RunArgs {
@@ -124,7 +124,7 @@ pub struct RunArgs {
     pub create: CreateArgs,
 }
 
-/// `create`.
+// `create`.
 #[derive(Debug, Args)]
 #[command(disable_help_flag = true)]
 pub struct CreateCmdArgs {
@@ -132,7 +132,7 @@ pub struct CreateCmdArgs {
     pub create: CreateArgs,
 }
 
-/// `start`.
+// `start`.
 #[derive(Debug, Args)]
 pub struct StartArgs {
     /// -a, -i, --detach-keys
@@ -143,7 +143,7 @@ pub struct StartArgs {
     pub containers: Vec<String>,
 }
 
-/// `ps`.
+// `ps`.
 #[derive(Debug, Args)]
 pub struct PsArgs {
     /// Show all containers (default shows just running)
@@ -172,7 +172,7 @@ pub struct PsArgs {
     pub size: bool,
 }
 
-/// `logs`.
+// `logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Follow log output
@@ -194,7 +194,7 @@ pub struct LogsArgs {
     pub container: String,
 }
 
-/// `stop`.
+// `stop`.
 #[derive(Debug, Args)]
 pub struct StopArgs {
     /// Seconds to wait before killing the container
@@ -208,7 +208,7 @@ pub struct StopArgs {
     pub containers: Vec<String>,
 }
 
-/// `kill`.
+// `kill`.
 #[derive(Debug, Args)]
 pub struct KillArgs {
     /// Signal to send to the container
@@ -219,7 +219,7 @@ pub struct KillArgs {
     pub containers: Vec<String>,
 }
 
-/// `rm`.
+// `rm`.
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
@@ -233,7 +233,7 @@ pub struct RmArgs {
     pub containers: Vec<String>,
 }
 
-/// `wait`.
+// `wait`.
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// Containers to wait for
@@ -241,7 +241,7 @@ pub struct WaitArgs {
     pub containers: Vec<String>,
 }
 
-/// `container inspect`.
+// `container inspect`.
 #[derive(Debug, Args)]
 pub struct ContainerInspectArgs {
     /// Format output using a Go template

@@ -13,7 +13,7 @@ use futures_util::StreamExt as _;
 use hyper::Method;
 use serde_json::Value;
 
-/// `cp`.
+// `cp`.
 #[derive(Debug, Args)]
 pub struct CpArgs {
     /// Archive mode (copy all uid/gid information)

@@ -10,7 +10,7 @@ use crate::Exit;
 use crate::commands::attach::{Ended, follow_size, pump};
 use crate::terminal;
 
-/// `exec`.
+// `exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Detached mode: run command in the background

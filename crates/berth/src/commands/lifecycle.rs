@@ -17,6 +17,7 @@ use crate::format::{Format, tabulate};
 
 /// Commands both at the top level and under `container`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // args are built only for the subcommand in use (start-up time)
 pub enum LifecycleCommand {
     /// Restart one or more containers
     Restart(RestartArgs),
@@ -36,6 +37,7 @@ pub enum LifecycleCommand {
 
 /// Commands only under `container`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // args are built only for the subcommand in use (start-up time)
 pub enum ContainerExtra {
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
@@ -43,6 +45,7 @@ pub enum ContainerExtra {
 
 /// Commands under `system`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // args are built only for the subcommand in use (start-up time)
 pub enum SystemExtra {
     /// Show docker disk usage
     Df(DfArgs),
@@ -50,7 +53,7 @@ pub enum SystemExtra {
     Prune(SystemPruneArgs),
 }
 
-/// `restart`.
+// `restart`.
 #[derive(Debug, Args)]
 pub struct RestartArgs {
     /// Seconds to wait before killing the container
@@ -69,7 +72,7 @@ pub struct RestartArgs {
     pub containers: Vec<String>,
 }
 
-/// `pause`/`unpause`.
+// `pause`/`unpause`.
 #[derive(Debug, Args)]
 pub struct NamesArgs {
     /// Containers
@@ -77,7 +80,7 @@ pub struct NamesArgs {
     pub containers: Vec<String>,
 }
 
-/// `rename`.
+// `rename`.
 #[derive(Debug, Args)]
 pub struct RenameArgs {
     /// The container
@@ -86,7 +89,7 @@ pub struct RenameArgs {
     pub new_name: String,
 }
 
-/// `top`.
+// `top`.
 #[derive(Debug, Args)]
 pub struct TopArgs {
     /// The container
@@ -96,7 +99,7 @@ pub struct TopArgs {
     pub ps_args: Vec<String>,
 }
 
-/// `stats`.
+// `stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// Show all containers (default shows just running)
@@ -115,7 +118,7 @@ pub struct StatsArgs {
     pub containers: Vec<String>,
 }
 
-/// `update`.
+// `update`.
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// Memory limit
@@ -150,7 +153,7 @@ pub struct UpdateArgs {
     pub containers: Vec<String>,
 }
 
-/// `container prune`.
+// `container prune`.
 #[derive(Debug, Args)]
 pub struct ContainerPruneArgs {
     /// Do not prompt for confirmation
@@ -161,7 +164,7 @@ pub struct ContainerPruneArgs {
     pub filter: Vec<String>,
 }
 
-/// `system df`.
+// `system df`.
 #[derive(Debug, Args)]
 pub struct DfArgs {
     /// Show detailed information on space usage
@@ -172,7 +175,7 @@ pub struct DfArgs {
     pub format: Option<String>,
 }
 
-/// `system prune`.
+// `system prune`.
 #[derive(Debug, Args)]
 pub struct SystemPruneArgs {
     /// Remove all unused images not just dangling ones

@@ -15,6 +15,7 @@ use crate::format::Format;
 
 /// `berth network …`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // args are built only for the subcommand in use (start-up time)
 pub enum NetworkCommand {
     /// Create a network
     Create(CreateArgs),
@@ -36,7 +37,7 @@ pub enum NetworkCommand {
     Reload,
 }
 
-/// `network create`.
+// `network create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Driver to manage the Network
@@ -70,7 +71,7 @@ pub struct CreateArgs {
     pub name: String,
 }
 
-/// `network ls`.
+// `network ls`.
 #[derive(Debug, Args)]
 pub struct LsArgs {
     /// Only display network IDs
@@ -87,7 +88,7 @@ pub struct LsArgs {
     pub no_trunc: bool,
 }
 
-/// `network inspect`.
+// `network inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Format output using a Go template
@@ -98,7 +99,7 @@ pub struct InspectArgs {
     pub names: Vec<String>,
 }
 
-/// `network rm`.
+// `network rm`.
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// Do not error if the network does not exist
@@ -109,7 +110,7 @@ pub struct RmArgs {
     pub names: Vec<String>,
 }
 
-/// `network prune`.
+// `network prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Do not prompt for confirmation
@@ -120,7 +121,7 @@ pub struct PruneArgs {
     pub filter: Vec<String>,
 }
 
-/// `network connect`.
+// `network connect`.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// IPv4 address (e.g., "172.30.100.104")
@@ -138,7 +139,7 @@ pub struct ConnectArgs {
     pub container: String,
 }
 
-/// `network disconnect`.
+// `network disconnect`.
 #[derive(Debug, Args)]
 pub struct DisconnectArgs {
     /// Force the container to disconnect from a network

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use crate::Exit;
 use crate::commands::containers::ram_in_bytes;
 
-/// Flags for restart policy, health check, init, stop, ulimits, security, namespaces,
-/// cgroup resources, logging, groups and devices.
+// Flags for restart policy, health check, init, stop, ulimits, security, namespaces,
+// cgroup resources, logging, groups and devices.
 #[derive(Debug, Args, Clone, Default)]
 pub struct LifecycleFlags {
     /// Run an init inside the container that forwards signals and reaps processes

@@ -7,7 +7,7 @@ use berth_types::mounts::{MountKind, parse_bind, parse_mount_flag, parse_tmpfs_f
 use clap::Args;
 use serde_json::{Value, json};
 
-/// `-v`, `--mount`, `--tmpfs`, `--volumes-from`.
+// `-v`, `--mount`, `--tmpfs`, `--volumes-from`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct MountFlags {
     /// Bind mount a volume

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::commands::out;
 
-/// Networking flags, flattened into the create flags.
+// Networking flags, flattened into the create flags.
 #[derive(Debug, Args, Clone, Default)]
 pub struct NetFlags {
     /// IPv4 address (e.g., 172.30.100.104)
@@ -145,7 +145,7 @@ impl NetFlags {
     }
 }
 
-/// `port`.
+// `port`.
 #[derive(Debug, Args)]
 pub struct PortArgs {
     /// The container

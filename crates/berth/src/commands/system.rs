@@ -18,6 +18,9 @@ fn arch() -> &'static str {
 
 /// `berth version`.
 pub async fn version(c: &Client, a: &FormatOpt) -> anyhow::Result<()> {
+    if c.api_version().is_none() {
+        c.ping().await?;
+    }
     let server: Value = c.get_json("/version", &[]).await?;
     let negotiated = c.api_version().unwrap_or_else(|| "1.24".into());
     let ours = berth_api::client::CLIENT_MAX_VERSION;

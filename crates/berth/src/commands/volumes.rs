@@ -14,6 +14,7 @@ use crate::format::Format;
 
 /// `berth volume …`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // args are built only for the subcommand in use (start-up time)
 pub enum VolumeCommand {
     /// Create a volume
     Create(CreateArgs),
@@ -29,7 +30,7 @@ pub enum VolumeCommand {
     Prune(PruneArgs),
 }
 
-/// `volume create`.
+// `volume create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Specify volume driver name
@@ -48,7 +49,7 @@ pub struct CreateArgs {
     pub name: Option<String>,
 }
 
-/// `volume ls`.
+// `volume ls`.
 #[derive(Debug, Args)]
 pub struct LsArgs {
     /// Only display volume names
@@ -62,7 +63,7 @@ pub struct LsArgs {
     pub format: Option<String>,
 }
 
-/// `volume inspect`.
+// `volume inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Format output using a Go template
@@ -73,7 +74,7 @@ pub struct InspectArgs {
     pub names: Vec<String>,
 }
 
-/// `volume rm`.
+// `volume rm`.
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// Force the removal of one or more volumes
@@ -84,7 +85,7 @@ pub struct RmArgs {
     pub names: Vec<String>,
 }
 
-/// `volume prune`.
+// `volume prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Remove all unused volumes, not just anonymous ones
