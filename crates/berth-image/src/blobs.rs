@@ -217,6 +217,11 @@ impl BlobWriter {
         self.size
     }
 
+    /// The digest of what was written so far.
+    pub fn digest(&self) -> Digest {
+        Digest::from_sha256_bytes(&self.hasher.clone().finalize().into())
+    }
+
     /// Verifies the content against `expected` (when given), fsyncs and renames it into
     /// place. On a mismatch the temp file is removed and nothing is published.
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
@@ -224,7 +229,7 @@ impl BlobWriter {
             .file
             .take()
             .ok_or_else(|| StoreError::Task("blob writer committed twice".into()))?;
-        let actual = Digest::from_sha256_bytes(&self.hasher.clone().finalize().into());
+        let actual = self.digest();
         if let Some(exp) = expected
             && *exp != actual
         {

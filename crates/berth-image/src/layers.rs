@@ -4,7 +4,6 @@
 //! present `layers/<chain-id>` is always complete.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use berth_types::reference::Digest;
@@ -12,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blobs::{TMP_PREFIX, random_suffix};
 use crate::error::StoreError;
+use crate::purge::Trash;
 
 /// Metadata of one unpacked layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +52,7 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
 #[derive(Debug, Clone)]
 pub struct LayerStore {
     dir: PathBuf,
+    trash: Trash,
 }
 
 /// A layer being unpacked; removed when dropped uncommitted.
@@ -117,12 +118,38 @@ impl Drop for LayerTemp {
     }
 }
 
+/// Marks `dir` as the top of independent directory trees (`chattr +T`, `FS_TOPDIR_FL`):
+/// ext4's Orlov allocator then places each directory made in it (every layer being
+/// unpacked) in a block group of its own choosing, with many free inodes and few
+/// directories, instead of next to its siblings. Each layer is an independent tree, as
+/// home directories are. It matters most on ext4 without a journal, where the inode
+/// allocator skips, one buffer-cache lookup each, every inode freed in the last minutes:
+/// a layer unpacked next to one just removed (`rmi` then `pull`) pays that scan for every
+/// file it creates (a Debian base layer: 5-6 s instead of 0.4 s). Best effort: other file
+/// systems refuse the flag or ignore it, and placement is not correctness.
+pub(crate) fn mark_topdir(dir: &Path) {
+    let Ok(f) = fs::File::open(dir) else {
+        return;
+    };
+    match rustix::fs::ioctl_getflags(&f) {
+        Ok(flags) if flags.contains(rustix::fs::IFlags::TOPDIR) => {}
+        Ok(flags) => {
+            if let Err(e) = rustix::fs::ioctl_setflags(&f, flags | rustix::fs::IFlags::TOPDIR) {
+                tracing::debug!(dir = %dir.display(), error = %e, "cannot set FS_TOPDIR_FL");
+            }
+        }
+        Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "no inode flags here"),
+    }
+}
+
 impl LayerStore {
     /// Opens (creating) `<root>/layers`.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let dir = root.join("layers");
         fs::create_dir_all(&dir).map_err(StoreError::io("create directory", &dir))?;
-        Ok(LayerStore { dir })
+        mark_topdir(&dir);
+        let trash = Trash::open(root)?;
+        Ok(LayerStore { dir, trash })
     }
 
     /// Removes half-unpacked and half-removed layers left by a crash.
@@ -174,24 +201,15 @@ impl LayerStore {
         Ok(t)
     }
 
-    /// Removes a layer: renamed away first so it vanishes atomically. Absent is fine.
+    /// Removes a layer: renamed into the trash, so it vanishes atomically, and deleted
+    /// there in the background ([`Trash`]). Absent is fine.
     pub fn remove(&self, chain: &Digest) -> Result<(), StoreError> {
-        let dir = self.layer_dir(chain);
-        let trash = self
-            .dir
-            .join(format!("{TMP_PREFIX}del-{}", random_suffix()));
-        match fs::rename(&dir, &trash) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(StoreError::Io {
-                    op: "remove layer",
-                    path: dir,
-                    source: e,
-                });
-            }
-        }
-        fs::remove_dir_all(&trash).map_err(StoreError::io("remove layer", &trash))
+        self.trash.discard(&self.layer_dir(chain)).map(|_| ())
+    }
+
+    /// The trash removed layers are deleted from.
+    pub fn trash(&self) -> &Trash {
+        &self.trash
     }
 
     /// Every complete layer.
@@ -211,6 +229,28 @@ impl LayerStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_layers_directory_spreads_new_layers_over_block_groups() {
+        let t = tempfile::tempdir().unwrap();
+        let store = LayerStore::open(t.path()).unwrap();
+        let dir = fs::File::open(&store.dir).unwrap();
+        match rustix::fs::ioctl_getflags(&dir) {
+            // ext4 and the like: the flag is set (ext4 keeps it; others may drop it).
+            Ok(flags) => {
+                let fs_type = rustix::fs::fstatfs(&dir).unwrap().f_type;
+                if fs_type == 0xEF53 {
+                    assert!(flags.contains(rustix::fs::IFlags::TOPDIR), "{flags:?}");
+                }
+            }
+            // No inode flags on this file system (tmpfs): opening still worked.
+            Err(e) => assert!(
+                matches!(e, rustix::io::Errno::NOTTY | rustix::io::Errno::NOTSUP),
+                "{e}"
+            ),
+        }
+        assert!(store.list().unwrap().is_empty());
+    }
 
     #[test]
     fn chain_ids_follow_the_oci_spec() {

@@ -10,6 +10,7 @@ pub mod import;
 pub mod layers;
 pub mod manage;
 pub mod pull;
+pub mod purge;
 pub mod push;
 pub mod query;
 pub mod store;

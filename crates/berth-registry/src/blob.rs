@@ -169,6 +169,28 @@ impl Client {
         desc: &Descriptor,
         offset: u64,
     ) -> Result<BlobStream> {
+        self.get_blob_checked(reference, desc, offset, true).await
+    }
+
+    /// Like [`Client::get_blob`], but the stream checks only the size, not the digest: for a
+    /// caller that hashes every byte it keeps anyway (the image store's blob writer) and
+    /// verifies the digest itself, so the content is not hashed twice.
+    pub async fn get_blob_unverified(
+        &self,
+        reference: &Reference,
+        desc: &Descriptor,
+        offset: u64,
+    ) -> Result<BlobStream> {
+        self.get_blob_checked(reference, desc, offset, false).await
+    }
+
+    async fn get_blob_checked(
+        &self,
+        reference: &Reference,
+        desc: &Descriptor,
+        offset: u64,
+        verify: bool,
+    ) -> Result<BlobStream> {
         if offset > desc.size {
             return Err(Error::SizeMismatch {
                 what: format!("blob {} (offset beyond its end)", desc.digest),
@@ -194,7 +216,8 @@ impl Client {
             pos: offset,
             skip,
             body: Some(body),
-            hasher: (offset == 0 && desc.digest.algorithm() == "sha256").then(sha2::Sha256::new),
+            hasher: (verify && offset == 0 && desc.digest.algorithm() == "sha256")
+                .then(sha2::Sha256::new),
             resumes_left: RESUMES,
             done: false,
         };

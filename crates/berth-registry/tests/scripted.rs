@@ -362,6 +362,27 @@ async fn bad_digests_are_refused() {
     other.digest = Digest::sha256(b"something else");
     let err = collect(&client, &r, &other).await.unwrap_err();
     assert!(matches!(err, Error::SizeMismatch { .. }), "{err}");
+
+    // Unverified (for a caller that hashes what it keeps): the same bytes come through as
+    // served, the size is still checked.
+    let chunks: Vec<Bytes> = client
+        .get_blob_unverified(&r, &g.layers[0].1, 0)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let got = chunks.concat();
+    assert_eq!(got.len(), g.layers[0].0.len());
+    assert_ne!(Digest::sha256(&got), g.layers[0].1.digest);
+    let err = client
+        .get_blob_unverified(&r, &other, 0)
+        .await
+        .unwrap()
+        .try_collect::<Vec<Bytes>>()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::SizeMismatch { .. }), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
