@@ -342,11 +342,16 @@ pub async fn list(ctx: &Ctx, req: &Req) -> ApiResult {
         .filter(|l| *l > 0)
         .map(|l| l as usize);
     let all = req.query.bool("all");
-    let mut list = ctx.engine.list_containers(all, filters, limit).await?;
-    if req.query.bool("size") {
-        ctx.engine.add_container_sizes(&mut list).await?;
-    }
-    Ok(Json(list).into_response())
+    let list = ctx
+        .engine
+        .list_containers(all, filters, limit, req.query.bool("size"))
+        .await?;
+    let body = berth_engine::containers::view::summaries_json(&list);
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&timestamps=`.

@@ -796,11 +796,13 @@ impl Engine {
         size: bool,
     ) -> Result<Vec<view::Summary>, EngineError> {
         let f = view::ListFilter::new(filters)?;
-        let all = all || f.has_status();
+        let limit = limit.filter(|n| *n > 0);
+        // as moby: a status filter or a limit (`ps -n`, `-l`) lists stopped ones too
+        let all = all || f.has_status() || limit.is_some();
         let mut out = self.containers.summaries(
             // as Docker: a container waiting for its policy restart is listed too
             |r| (all || r.state.status == Status::Running || r.state.restarting) && f.matches(r),
-            limit.filter(|n| *n > 0),
+            limit,
         );
         if size {
             let c = self.containers.clone();

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use berth_types::spec::NetworkMode;
 use serde_json::{Value, json};
 
 use super::{Record, Status};
@@ -178,38 +179,172 @@ pub fn inspect(r: &Record, dir: &Path) -> Value {
     v
 }
 
-/// One entry of `GET /containers/json`.
-pub fn summary(r: &Record) -> Value {
-    let created = r
-        .created
+/// One entry of `GET /containers/json`: moby's `container.Summary`, its fields in moby's
+/// order. Serialized straight to bytes by the API (no `serde_json::Value` tree per entry).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Summary {
+    /// 64 hex.
+    pub id: String,
+    /// `/name`.
+    pub names: Vec<String>,
+    /// The image as the user gave it.
+    pub image: String,
+    /// `sha256:…`.
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    /// Path and args, joined with spaces.
+    pub command: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Published ports (`IP`, `PrivatePort`, `PublicPort`, `Type`).
+    pub ports: Value,
+    /// Bytes in the writable layer (`size=1` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<u64>,
+    /// Bytes of the whole root file system (`size=1` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<u64>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// `created`, `running`, `paused`, `restarting`, `exited`, `removing`.
+    pub state: &'static str,
+    /// `ps`'s STATUS column.
+    pub status: String,
+    /// `{"NetworkMode": …}`.
+    pub host_config: SummaryHostConfig,
+    /// `{"Networks": {name: endpoint}}`.
+    pub network_settings: SummaryNetworks,
+    /// Mount points.
+    pub mounts: Value,
+}
+
+/// `HostConfig` of a [`Summary`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SummaryHostConfig {
+    /// `none`, `host`, `bridge`, a network name, `container:<id>`.
+    pub network_mode: String,
+}
+
+/// `NetworkSettings` of a [`Summary`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SummaryNetworks {
+    /// Endpoints by network name.
+    pub networks: Value,
+}
+
+fn unix_seconds(rfc3339: &str) -> i64 {
+    rfc3339
         .parse::<jiff::Timestamp>()
         .map(|t| t.as_second())
-        .unwrap_or(0);
-    let command = std::iter::once(r.path.clone())
-        .chain(r.args.iter().cloned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    json!({
-        "Id": r.id,
-        "Names": [format!("/{}", r.name)],
-        "Image": r.spec.image,
-        "ImageID": r.image_id,
-        "Command": command,
-        "Created": created,
-        "Ports": [],
-        "Labels": r.spec.labels,
-        "State": super::ops::state_word(r),
-        "Status": status_text(r),
-        "HostConfig": {"NetworkMode": r.spec.network.as_str()},
-        "NetworkSettings": {"Networks": {}},
-        "Mounts": super::mounts::mounts_json(r),
-    })
+        .unwrap_or(0)
+}
+
+impl Summary {
+    /// The summary of `r` without its networking (`Ports` empty, `Networks` empty).
+    pub fn of(r: &Record) -> Summary {
+        let mut command =
+            String::with_capacity(r.path.len() + r.args.iter().map(|a| a.len() + 1).sum::<usize>());
+        command.push_str(&r.path);
+        for a in &r.args {
+            command.push(' ');
+            command.push_str(a);
+        }
+        let mut name = String::with_capacity(r.name.len() + 1);
+        name.push('/');
+        name.push_str(&r.name);
+        Summary {
+            id: r.id.clone(),
+            names: vec![name],
+            image: r.spec.image.clone(),
+            image_id: r.image_id.clone(),
+            command,
+            created: unix_seconds(&r.created),
+            ports: Value::Array(Vec::new()),
+            size_rw: None,
+            size_root_fs: None,
+            labels: r.spec.labels.clone(),
+            state: super::ops::state_word(r),
+            status: status_text(r),
+            host_config: SummaryHostConfig {
+                network_mode: r.spec.network.as_str().to_owned(),
+            },
+            network_settings: SummaryNetworks {
+                networks: Value::Object(serde_json::Map::new()),
+            },
+            mounts: if r.mounts.is_empty() {
+                Value::Array(Vec::new())
+            } else {
+                super::mounts::mounts_json(r)
+            },
+        }
+    }
+}
+
+/// One entry of `GET /containers/json` as a JSON value (without networking), for callers
+/// that decorate it (`system df`).
+pub fn summary(r: &Record) -> Value {
+    serde_json::to_value(Summary::of(r)).unwrap_or(Value::Null)
+}
+
+/// Docker's order for `GET /containers/json`: newest first (ties by id, so it is stable).
+pub fn newest_first(a: &Record, b: &Record) -> std::cmp::Ordering {
+    b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id))
+}
+
+impl super::Containers {
+    /// The summaries of the containers `keep` accepts, newest first, at most `limit`: one
+    /// pass over the in-memory records under one lock (no record is cloned, no file read).
+    pub fn summaries(&self, keep: impl Fn(&Record) -> bool, limit: Option<usize>) -> Vec<Summary> {
+        let inner = super::lock(&self.inner);
+        let mut picked: Vec<&Record> = inner.map.values().filter(|r| keep(r)).collect();
+        picked.sort_unstable_by(|a, b| newest_first(a, b));
+        if let Some(n) = limit {
+            picked.truncate(n);
+        }
+        // the networks' own lock is taken inside the containers' one elsewhere too
+        // (network connect/disconnect), so this order cannot deadlock
+        picked
+            .into_iter()
+            .map(|r| {
+                let mut s = Summary::of(r);
+                let (ports, mut networks) = self.net_summary(r);
+                if let Value::Object(m) = &mut networks
+                    && m.is_empty()
+                    && matches!(r.spec.network, NetworkMode::None | NetworkMode::Host)
+                {
+                    // moby joins such a container to its `none`/`host` network, which the
+                    // docker CLI's NETWORKS column shows (as inspect does here)
+                    m.insert(
+                        r.spec.network.as_str().to_owned(),
+                        json!({"IPAddress": "", "Gateway": ""}),
+                    );
+                }
+                s.ports = ports;
+                s.network_settings.networks = networks;
+                s
+            })
+            .collect()
+    }
+}
+
+/// The JSON array of `summaries`, in one buffer sized up front.
+pub fn summaries_json(summaries: &[Summary]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + summaries.len() * 512);
+    // a Summary holds only strings, numbers, maps with string keys and JSON values: it
+    // cannot fail to serialize
+    serde_json::to_writer(&mut out, summaries).unwrap_or_default();
+    out
 }
 
 /// `filters` of `GET /containers/json`: id, name, label, status, exited, ancestor.
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {
     map: BTreeMap<String, Vec<String>>,
+    /// The `name` values, compiled once (a value that is no regex matches as a substring).
+    names: Vec<Result<regex::Regex, String>>,
 }
 
 const KEYS: [&str; 8] = [
@@ -245,7 +380,16 @@ impl ListFilter {
                 }
             }
         }
-        Ok(ListFilter { map })
+        let names = map
+            .get("name")
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                let v = v.trim_start_matches('/');
+                regex::Regex::new(v).map_err(|_| v.to_owned())
+            })
+            .collect();
+        Ok(ListFilter { map, names })
     }
 
     fn any(&self, key: &str, f: impl Fn(&str) -> bool) -> bool {
@@ -259,12 +403,11 @@ impl ListFilter {
     /// Whether `r` passes every filter (values of one key are alternatives).
     pub fn matches(&self, r: &Record) -> bool {
         self.any("id", |v| r.id.starts_with(v))
-            && self.any("name", |v| {
-                let v = v.trim_start_matches('/');
-                regex::Regex::new(v)
-                    .map(|re| re.is_match(&r.name))
-                    .unwrap_or_else(|_| r.name.contains(v))
-            })
+            && (self.names.is_empty()
+                || self.names.iter().any(|n| match n {
+                    Ok(re) => re.is_match(&r.name),
+                    Err(v) => r.name.contains(v.as_str()),
+                }))
             && self.any("label", |v| match v.split_once('=') {
                 Some((k, val)) => r.spec.labels.get(k).is_some_and(|x| x == val),
                 None => r.spec.labels.contains_key(v),

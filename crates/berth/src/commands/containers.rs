@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use berth_api::client::{Client, ClientError, body_chunks, empty, full};
-use berth_api::units::human_duration;
 use bytes::{Buf as _, BytesMut};
 use clap::{ArgAction, Args};
 use futures_util::StreamExt as _;
@@ -15,8 +14,7 @@ use serde_json::{Value, json};
 
 use crate::Exit;
 use crate::commands::images::print_inspect;
-use crate::commands::{filters_json, out};
-use crate::format::Format;
+use crate::commands::out;
 
 // The flags `create` and `run` share.
 #[derive(Debug, Args, Clone)]
@@ -670,104 +668,7 @@ pub async fn logs(c: &Client, a: &LogsArgs) -> anyhow::Result<()> {
     copy_stream(resp, tty).await
 }
 
-const PS_TABLE: &str =
-    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedAt}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
-
-/// Docker's `ellipsis`: cut to `n` characters, the last one `…`.
-fn ellipsis(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        return s.to_owned();
-    }
-    let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-    t.push('…');
-    t
-}
-
-/// One `ps` row as docker's formatter context names it.
-pub fn ps_row(v: &Value, no_trunc: bool) -> Value {
-    let id = v["Id"].as_str().unwrap_or_default();
-    let cmd = v["Command"].as_str().unwrap_or_default();
-    let created = v["Created"].as_i64().unwrap_or(0);
-    let names: Vec<String> = v["Names"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(|n| n.trim_start_matches('/').to_owned())
-        .collect();
-    let command = if no_trunc {
-        format!("{cmd:?}")
-    } else {
-        format!("{:?}", ellipsis(cmd, 20))
-    };
-    let ago = jiff::Timestamp::now().as_second() - created;
-    let labels: Vec<String> = v["Labels"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-        .collect();
-    json!({
-        "ID": if no_trunc { id.to_owned() } else { id.chars().take(12).collect() },
-        "Image": v["Image"],
-        "Command": command,
-        "CreatedAt": format!("{} ago", human_duration(ago)),
-        "RunningFor": format!("{} ago", human_duration(ago)),
-        "Status": v["Status"],
-        "State": v["State"],
-        "Ports": crate::commands::run_net::ps_ports(v),
-        "Names": names.join(","),
-        "Labels": labels.join(","),
-        "Networks": crate::commands::run_net::ps_networks(v),
-        "Mounts": crate::commands::run_mounts::ps_mounts(v, no_trunc),
-    })
-}
-
-/// `berth ps`.
-pub async fn ps(c: &Client, a: &PsArgs) -> anyhow::Result<()> {
-    let mut q = vec![("all", if a.all { "1" } else { "0" }.to_owned())];
-    let last = if a.latest { 1 } else { a.last };
-    if last > 0 {
-        q[0].1 = "1".into();
-        q.push(("limit", last.to_string()));
-    }
-    if let Some(f) = filters_json(&a.filter)? {
-        q.push(("filters", f));
-    }
-    if a.size {
-        q.push(("size", "1".into()));
-    }
-    let list: Vec<Value> = c.get_json("/containers/json", &q).await?;
-    if a.quiet {
-        let mut s = String::new();
-        for v in &list {
-            let id = v["Id"].as_str().unwrap_or_default();
-            s.push_str(if a.no_trunc {
-                id
-            } else {
-                &id[..12.min(id.len())]
-            });
-            s.push('\n');
-        }
-        return out(&s);
-    }
-    let mut rows: Vec<Value> = list.iter().map(|v| ps_row(v, a.no_trunc)).collect();
-    let with_size = format!("{PS_TABLE}\t{{{{.Size}}}}");
-    let table = if a.size { with_size.as_str() } else { PS_TABLE };
-    for (r, v) in rows.iter_mut().zip(&list) {
-        // docker's SIZE column: "<rw> (virtual <rootfs>)"
-        let p = |k: &str| berth_api::units::human_size_prec(v[k].as_f64().unwrap_or(0.0), 3);
-        r["Size"] = json!(format!("{} (virtual {})", p("SizeRw"), p("SizeRootFs")));
-    }
-    let fmt = Format::parse(a.format.as_deref().unwrap_or("table"), table)?;
-    let header = json!({
-        "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED",
-        "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS",
-        "Names": "NAMES", "Labels": "LABELS", "Networks": "NETWORKS", "Mounts": "MOUNTS",
-        "Size": "SIZE",
-    });
-    out(&fmt.render(&header, &rows)?)
-}
+pub use crate::commands::ps::{ps, ps_row};
 
 /// `berth inspect` (containers, then images) and `berth container inspect`.
 pub async fn inspect(
@@ -881,6 +782,7 @@ mod tests {
 
     #[test]
     fn sizes_and_ellipsis() {
+        use crate::commands::ps::ellipsis;
         assert_eq!(ram_in_bytes("512m").unwrap(), 512 << 20);
         assert_eq!(ram_in_bytes("1GB").unwrap(), 1 << 30);
         assert_eq!(ram_in_bytes("100").unwrap(), 100);

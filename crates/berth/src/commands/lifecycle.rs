@@ -713,7 +713,7 @@ async fn df(c: &Client, a: &DfArgs) -> anyhow::Result<()> {
             r["Image"].as_str().unwrap_or_default(),
             r["Command"].as_str().unwrap_or_default(),
             human_size(n(x, "SizeRw")),
-            r["CreatedAt"].as_str().unwrap_or_default(),
+            r["RunningFor"].as_str().unwrap_or_default(),
             r["Status"].as_str().unwrap_or_default(),
             r["Names"].as_str().unwrap_or_default(),
         ));

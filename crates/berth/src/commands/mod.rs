@@ -12,6 +12,7 @@ pub mod images;
 pub mod lifecycle;
 pub mod login;
 pub mod networks;
+pub mod ps;
 pub mod run_flags;
 pub mod run_mounts;
 pub mod run_net;
