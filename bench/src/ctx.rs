@@ -101,7 +101,22 @@ pub fn prepare_namespaces(work: &Path) -> Result<()> {
                 .map_err(anyhow::Error::msg)?;
         }
     }
+    // every tool's run root (its /run/<tool> on a real host) on a tmpfs, as /run is
+    let run = work.join(RUN_TMPFS);
+    fs::create_dir_all(&run).context("create the run-root tmpfs dir")?;
+    sh(Command::new("mount")
+        .args(["-t", "tmpfs", "berth-bench-run"])
+        .arg(&run))
+    .map_err(anyhow::Error::msg)?;
     Ok(())
+}
+
+/// The work dir's tmpfs for run roots (see [`prepare_namespaces`]).
+const RUN_TMPFS: &str = "run-tmpfs";
+
+/// A tool's run root (state of running containers) on the run tmpfs.
+pub fn run_root(work: &Path, tool: &str) -> PathBuf {
+    work.join(RUN_TMPFS).join(tool)
 }
 
 /// Cgroup placement shared by every tool: `<own memory cgroup>/berth-bench-<prefix>`.

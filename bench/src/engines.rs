@@ -141,8 +141,10 @@ pub fn podman(ctx: &Ctx) -> Result<Engine, Unavailable> {
         ));
     };
     let dir = ctx.work.join("podman");
-    for d in ["root", "runroot", "tmp", "networks"] {
-        fs::create_dir_all(dir.join(d)).map_err(|e| Unavailable::Failed(format!("mkdir: {e}")))?;
+    let runroot = crate::ctx::run_root(ctx.work.path(), "podman");
+    let tmp = crate::ctx::run_root(ctx.work.path(), "podman-tmp");
+    for d in [dir.join("root"), runroot.clone(), tmp.clone(), dir.join("networks")] {
+        fs::create_dir_all(&d).map_err(|e| Unavailable::Failed(format!("mkdir: {e}")))?;
     }
     let conf = dir.join("containers.conf");
     let text = format!(
@@ -153,13 +155,13 @@ pub fn podman(ctx: &Ctx) -> Result<Engine, Unavailable> {
     fs::write(&conf, text)
         .map_err(|e| Unavailable::Failed(format!("write {}: {e}", conf.display())))?;
     let mut global: Vec<OsString> = Vec::new();
-    for (flag, sub) in [
-        ("--root", "root"),
-        ("--runroot", "runroot"),
-        ("--tmpdir", "tmp"),
+    for (flag, path) in [
+        ("--root", dir.join("root")),
+        ("--runroot", runroot),
+        ("--tmpdir", tmp),
     ] {
         global.push(flag.into());
-        global.push(dir.join(sub).into_os_string());
+        global.push(path.into_os_string());
     }
     global.extend(["--storage-driver".into(), "overlay".into()]);
     let engine = Engine {
@@ -194,7 +196,11 @@ pub fn docker(ctx: &Ctx) -> Result<Engine, Unavailable> {
         ));
     };
     let dir = ctx.work.join("docker");
-    let (data, exec, cli) = (dir.join("data"), dir.join("exec"), dir.join("cli"));
+    let (data, exec, cli) = (
+        dir.join("data"),
+        crate::ctx::run_root(ctx.work.path(), "docker"),
+        dir.join("cli"),
+    );
     for d in [&data, &exec, &cli] {
         fs::create_dir_all(d).map_err(|e| Unavailable::Failed(format!("mkdir: {e}")))?;
     }
@@ -274,7 +280,7 @@ pub fn berth(ctx: &Ctx) -> Result<Engine, Unavailable> {
         )));
     };
     let dir = ctx.work.join("berth");
-    let (data, run) = (dir.join("data"), dir.join("run"));
+    let (data, run) = (dir.join("data"), crate::ctx::run_root(ctx.work.path(), "berth"));
     for d in [&data, &run] {
         fs::create_dir_all(d).map_err(|e| Unavailable::Failed(format!("mkdir: {e}")))?;
     }
