@@ -104,6 +104,8 @@ pub struct Containers {
     execs: exec::Execs,
     /// Shims that reported an exit and are still cleaning up (`shim.rs`).
     draining: shim::Draining,
+    /// `<data-root>/trash`: removed containers' directories, deleted in the background.
+    trash: berth_image::purge::Trash,
 }
 
 /// How long a removal or start waits for a shim that reported its container's exit to
@@ -138,6 +140,13 @@ impl Containers {
         events: Arc<EventBus>,
     ) -> Result<Arc<Containers>, ContainerError> {
         std::fs::create_dir_all(&root).map_err(ContainerError::io("create", &root))?;
+        let data_root = root.parent().unwrap_or(&root).to_owned();
+        let trash =
+            berth_image::purge::Trash::open(&data_root).map_err(|e| ContainerError::Io {
+                op: "open",
+                path: data_root.join("trash").display().to_string(),
+                source: std::io::Error::other(e),
+            })?;
         let (changed, _) = watch::channel(0);
         let c = Arc::new(Containers {
             root,
@@ -152,6 +161,7 @@ impl Containers {
             attach: attach::Pending::default(),
             execs: exec::Execs::default(),
             draining: shim::Draining::default(),
+            trash,
         });
         c.reconcile()?;
         Ok(c)
@@ -532,10 +542,14 @@ impl Containers {
         if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, &rec.id) {
             let _ = c.delete(true);
         }
-        if let Err(e) = std::fs::remove_dir_all(&dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(id = %rec.id, error = %e, "remove container dir");
+        // the directory leaves at once (one rename); its files go in the background
+        if let Err(e) = self.trash.discard(&dir) {
+            tracing::warn!(id = %rec.id, error = %e, "move container dir to the trash");
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(id = %rec.id, error = %e, "remove container dir");
+            }
         }
         if let Ok(d) = rec.image_id.parse() {
             self.images.release_image(&d, &rec.id);
