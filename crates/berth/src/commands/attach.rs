@@ -346,8 +346,10 @@ pub async fn run_foreground(c: &Client, a: &RunArgs) -> anyhow::Result<()> {
         stderr: streams.stderr,
         console_size: if ca.tty { terminal::size() } else { None },
     });
-    let id = crate::commands::containers::create_container(c, &ca, false).await?;
+    // --rm as the docker CLI does it: AutoRemove, so the daemon removes the container as
+    // soon as its monitor is gone, and the wait below returns once it is removed
     let rm = ca.rm;
+    let id = crate::commands::containers::create_container(c, &ca, rm).await?;
     let conn = match open(c, &id, streams, &keys_s).await {
         Ok(conn) => conn,
         Err(e) => {
@@ -358,7 +360,7 @@ pub async fn run_foreground(c: &Client, a: &RunArgs) -> anyhow::Result<()> {
             return Err(Exit(125).into());
         }
     };
-    let waiter = wait_next_exit(c, &id, "next-exit").await?;
+    let waiter = wait_next_exit(c, &id, if rm { "removed" } else { "next-exit" }).await?;
     if let Err(e) = c
         .send(
             Method::POST,
@@ -370,10 +372,15 @@ pub async fn run_foreground(c: &Client, a: &RunArgs) -> anyhow::Result<()> {
         .await
     {
         eprintln!("berth: {e}");
-        let code = crate::commands::containers::start_failure_code(c, &id).await;
-        if rm {
-            crate::commands::containers::remove_quietly(c, &id).await;
-        }
+        let code = if rm {
+            // removed by the daemon after the failed start; the wait has its exit code
+            match waiter.await.ok().flatten() {
+                Some(code @ (126 | 127)) => code as u8,
+                _ => 125,
+            }
+        } else {
+            crate::commands::containers::start_failure_code(c, &id).await
+        };
         return Err(Exit(code).into());
     }
     let code = stream_and_wait(
@@ -387,9 +394,6 @@ pub async fn run_foreground(c: &Client, a: &RunArgs) -> anyhow::Result<()> {
         waiter,
     )
     .await?;
-    if rm && code.is_some() {
-        crate::commands::containers::remove_quietly(c, &id).await;
-    }
     exit_for(code.unwrap_or(0))
 }
 

@@ -491,7 +491,7 @@ async fn copy_stream(
     Ok(())
 }
 
-/// `DELETE /containers/{id}?force=1`, errors ignored (the foreground `run --rm`).
+/// `DELETE /containers/{id}?force=1`, errors ignored (a `run --rm` that could not attach).
 pub(crate) async fn remove_quietly(c: &Client, id: &str) {
     let path = format!("/containers/{id}");
     let _ = c
@@ -520,7 +520,7 @@ pub async fn run(c: &Client, a: &RunArgs) -> anyhow::Result<()> {
         return out(&format!("{id}\n"));
     }
     // Foreground: create, attach, wait, start, stream (commands/attach.rs); --rm is
-    // done by this client after the exit, so the output is read to the end
+    // AutoRemove, waited for with `condition=removed` (as the docker CLI)
     crate::commands::attach::run_foreground(c, a).await
 }
 
