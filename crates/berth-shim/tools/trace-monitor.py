@@ -3,8 +3,9 @@
 
 Installed as `berth-shim` next to a copy of berthd (see scripts/shim-hot-symbols), with the
 real static shim beside it as `berth-shim.real`: it runs the real shim under ptrace, lets the
-create phase run freely, and from the re-exec into monitor mode single-steps it until it
-first blocks in poll(2), recording every instruction address. Then it detaches, lets the
+create phase run freely, and from the re-exec into monitor mode single-steps it up to its
+$BERTH_SHIM_TRACE_POLLS-th blocking poll(2) (default 1; the polls in between run, so a
+container that writes output brings the log path in), recording every instruction address. Then it detaches, lets the
 shim run on, and waits for it like berthd would. The addresses, in first-execution order,
 go to $BERTH_SHIM_TRACE_OUT (one hex address a line).
 """
@@ -59,6 +60,8 @@ def main():
         ptrace(PTRACE_CONT, pid, 0, 0 if sig == 5 else sig)
     regs = Regs()
     seen = {}
+    polls = 0
+    max_polls = int(os.environ.get("BERTH_SHIM_TRACE_POLLS", "1"))
     while True:
         ptrace(PTRACE_GETREGS, pid, 0, ctypes.addressof(regs))
         rip = regs.rip
@@ -71,7 +74,9 @@ def main():
         blocks = (regs.rax == SYS_POLL and regs.rdx == 2**64 - 1) or (
             regs.rax == SYS_PPOLL and regs.rdx == 0)
         if insn == b"\x0f\x05" and blocks:
-            break
+            polls += 1
+            if polls >= max_polls:
+                break
         ptrace(PTRACE_SINGLESTEP, pid)
         _, st = os.waitpid(pid, 0)
         if not os.WIFSTOPPED(st):
