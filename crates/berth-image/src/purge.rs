@@ -91,7 +91,13 @@ impl Trash {
         let shared = self.shared.clone();
         let spawned = std::thread::Builder::new()
             .name("berth-purge".into())
-            .spawn(move || purge(&shared));
+            .spawn(move || {
+                // Lowest CPU priority (this thread only): deleting thousands of inodes is
+                // kernel work that would otherwise take a core from the pull that follows
+                // an `rmi`. Best effort.
+                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+                purge(&shared)
+            });
         if spawned.is_err() {
             // No thread to spare: delete here and now.
             purge(&self.shared);

@@ -9,9 +9,9 @@
 //! are never created.
 
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
 use rustix::fs::{Mode, OFlags};
@@ -253,13 +253,35 @@ impl Read for PipeReader {
     }
 }
 
+/// Uncompressed bytes between two early write-backs (see [`early_syncfs`]).
+const FLUSH_EVERY: u64 = 16 << 20;
+
+/// Starts writing back what the unpack wrote so far while it goes on: a layer is published
+/// after one `syncfs`, and without this all of its data (and its blob's) would be written
+/// back only then, after the last byte, with nothing left to overlap. Runs on its own
+/// thread; skipped while another early sync of this process is in flight.
+fn early_syncfs(fd: BorrowedFd<'_>) {
+    static SYNCING: AtomicBool = AtomicBool::new(false);
+    if SYNCING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    if let Err(e) = rustix::fs::syncfs(fd) {
+        tracing::debug!(error = %e, "early syncfs failed (the final one reports)");
+    }
+    SYNCING.store(false, Ordering::Release);
+}
+
 /// The inflate thread: decompresses and hashes (the DiffID) into reused chunks until the
-/// stream ends, fails, or the extractor hangs up. Returns the meter with its hash.
+/// stream ends, fails, or the extractor hangs up. Returns the meter with its hash. Every
+/// [`FLUSH_EVERY`] bytes it asks the flusher for an early write-back.
 fn inflate_into<M: Read>(
     mut meter: M,
     tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
     recycled: mpsc::Receiver<Vec<u8>>,
+    flush: mpsc::SyncSender<()>,
 ) -> M {
+    let mut produced = 0u64;
+    let mut next_flush = FLUSH_EVERY;
     loop {
         let mut buf = recycled.try_recv().unwrap_or_default();
         buf.resize(CHUNK, 0);
@@ -281,6 +303,12 @@ fn inflate_into<M: Read>(
         let last = filled < CHUNK;
         if filled > 0 && tx.send(Ok(buf)).is_err() {
             return meter;
+        }
+        produced += filled as u64;
+        if produced >= next_flush {
+            // A full channel means a flush is already asked for.
+            let _ = flush.try_send(());
+            next_flush = produced + FLUSH_EVERY;
         }
         if let Err(e) = res {
             let _ = tx.send(Err(e));
@@ -356,7 +384,14 @@ pub fn unpack_layer<R: Read + Send>(
     let (extracted, meter) = std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
         let (recycle, recycled) = mpsc::sync_channel(CHUNKS_IN_FLIGHT + 2);
-        let inflater = scope.spawn(move || inflate_into(meter, tx, recycled));
+        let (flush, flushes) = mpsc::sync_channel::<()>(1);
+        let root_fd = root.as_fd();
+        scope.spawn(move || {
+            while flushes.recv().is_ok() {
+                early_syncfs(root_fd);
+            }
+        });
+        let inflater = scope.spawn(move || inflate_into(meter, tx, recycled, flush));
         let extracted = {
             let mut archive = tar::Archive::new(PipeReader {
                 rx,
