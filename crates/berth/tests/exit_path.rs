@@ -1,0 +1,124 @@
+//! The exit path (root; `cargo build -p berthd -p berth-shim` first): berthd records an exit
+//! when the shim says `{"exited":n}`, before the shim has removed the runtime state and the
+//! cgroups; whatever follows — `run --rm`'s auto-remove, `rm`, a new `start` — waits for the
+//! shim to be gone, so nothing of a container is left once the command returns, and a
+//! removed container's directory leaves through the trash.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Leftovers, cgroup_dirs, stderr, stdout};
+
+/// What the runtime and the engine keep of container `id` right now.
+fn traces(d: &Daemon, id: &str) -> Vec<PathBuf> {
+    let mut left: Vec<PathBuf> = cgroup_dirs(id).into_iter().filter(|p| p.exists()).collect();
+    for p in [
+        d.env.run_root().join("runtime").join(id),
+        d.env.data_root().join("containers").join(id),
+    ] {
+        if p.exists() {
+            left.push(p);
+        }
+    }
+    left
+}
+
+fn cid(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap().trim().to_owned()
+}
+
+#[test]
+fn run_rm_leaves_nothing_once_it_returns() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _g = Leftovers::new(&d);
+    for i in 0..8 {
+        let cidfile = d.env.dir().join(format!("cid{i}"));
+        let code = i % 3;
+        let o = d.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--cidfile",
+            cidfile.to_str().unwrap(),
+            "busybox",
+            "sh",
+            "-c",
+            &format!("echo out{i}; exit {code}"),
+        ]);
+        assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+        assert_eq!(stdout(&o), format!("out{i}\n"));
+        let id = cid(&cidfile);
+        assert_eq!(
+            traces(&d, &id),
+            Vec::<PathBuf>::new(),
+            "run --rm {i} left these"
+        );
+    }
+    // the same through the docker CLI (AutoRemove + wait condition=removed)
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    // the trash empties in the background
+    let trash = d.env.data_root().join("trash");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&trash).map(|r| r.count()).unwrap_or(0) > 0 {
+        assert!(Instant::now() < deadline, "the trash did not empty");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn rm_and_start_right_after_an_exit_wait_for_the_shim() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _g = Leftovers::new(&d);
+    // rm at once after the exit is seen
+    for _ in 0..5 {
+        let id = d.ok(&["run", "-d", "--network", "none", "busybox", "true"]);
+        let id = id.trim();
+        assert_eq!(d.ok(&["wait", id]).trim(), "0");
+        d.ok(&["rm", id]);
+        assert_eq!(
+            traces(&d, id),
+            Vec::<PathBuf>::new(),
+            "rm right after the exit"
+        );
+    }
+    // start again at once after each exit: every run recorded, no "already exists"
+    let id = d.ok(&[
+        "create",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    let id = id.trim();
+    for n in 0..5 {
+        let o = d.berth(&["start", "-a", id]);
+        assert_eq!(o.status.code(), Some(3), "start {n}: {}", stderr(&o));
+    }
+    let inspect = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.ExitCode}} {{.State.Status}}",
+        id,
+    ]);
+    assert_eq!(inspect.trim(), "3 exited");
+    d.ok(&["rm", id]);
+    assert_eq!(traces(&d, id), Vec::<PathBuf>::new());
+}
