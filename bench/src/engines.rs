@@ -143,7 +143,12 @@ pub fn podman(ctx: &Ctx) -> Result<Engine, Unavailable> {
     let dir = ctx.work.join("podman");
     let runroot = crate::ctx::run_root(ctx.work.path(), "podman");
     let tmp = crate::ctx::run_root(ctx.work.path(), "podman-tmp");
-    for d in [dir.join("root"), runroot.clone(), tmp.clone(), dir.join("networks")] {
+    for d in [
+        dir.join("root"),
+        runroot.clone(),
+        tmp.clone(),
+        dir.join("networks"),
+    ] {
         fs::create_dir_all(&d).map_err(|e| Unavailable::Failed(format!("mkdir: {e}")))?;
     }
     let conf = dir.join("containers.conf");
@@ -280,7 +285,10 @@ pub fn berth(ctx: &Ctx) -> Result<Engine, Unavailable> {
         )));
     };
     let dir = ctx.work.join("berth");
-    let (data, run) = (dir.join("data"), crate::ctx::run_root(ctx.work.path(), "berth"));
+    let (data, run) = (
+        dir.join("data"),
+        crate::ctx::run_root(ctx.work.path(), "berth"),
+    );
     for d in [&data, &run] {
         fs::create_dir_all(d).map_err(|e| Unavailable::Failed(format!("mkdir: {e}")))?;
     }
