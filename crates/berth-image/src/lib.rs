@@ -24,4 +24,6 @@ pub use pull::{Pulled, host_platform};
 pub use push::{BlobPush, Pushed};
 pub use query::{HistoryItem, ImageInspect, ImageSummary, ListFilters};
 pub use store::{ImageRecord, ImageStore, LayerRecord, LayerSpec, Lease, StoreOptions};
-pub use unpack::{Compression, UnpackError, UnpackOptions, UnpackSummary, unpack_layer};
+pub use unpack::{
+    Compression, UnpackError, UnpackOptions, UnpackSummary, unpack_layer, unpack_layer_buffered,
+};

@@ -8,7 +8,7 @@
 //! the pull's lease is dropped and what it published is collected: the store is as
 //! before.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
 
 use berth_registry::{Client, Descriptor as RegDescriptor, Platform as RegPlatform, Progress};
@@ -57,17 +57,32 @@ struct ChannelReader {
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let cur = self.fill_buf()?;
+            let n = buf.len().min(cur.len());
+            buf[..n].copy_from_slice(&cur[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// The decompressor reads the download's chunks in place.
+impl BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.cur.is_empty() {
             match self.rx.blocking_recv() {
                 Some(Ok(b)) => self.cur = b,
                 Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+                None => break,
             }
         }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        let _ = self.cur.split_to(n);
-        Ok(n)
+        Ok(&self.cur)
+    }
+
+    fn consume(&mut self, n: usize) {
+        let _ = self.cur.split_to(n.min(self.cur.len()));
     }
 }
 

@@ -20,7 +20,7 @@ use crate::blobs::{BlobStore, BlobWriter, TMP_PREFIX, random_suffix};
 use crate::docs;
 use crate::error::StoreError;
 use crate::layers::{LayerMeta, LayerStore, LayerTemp};
-use crate::unpack::{UnpackOptions, UnpackSummary, unpack_layer};
+use crate::unpack::{UnpackOptions, UnpackSummary, unpack_layer, unpack_layer_buffered};
 
 /// Version of `images.json` this build writes and reads.
 pub const STATE_VERSION: u32 = 1;
@@ -477,7 +477,8 @@ impl ImageStore {
             inner: reader,
             out: writer,
         };
-        let (tmp, summary) = self.unpack_temp(&mut tee, spec)?;
+        let (tmp, summary) =
+            self.unpack_temp(io::BufReader::with_capacity(256 << 10, &mut tee), spec)?;
         if let Some(w) = tee.out.take() {
             w.commit(Some(&spec.blob))?;
         }
@@ -488,11 +489,11 @@ impl ImageStore {
     /// end (so a tee'd digest covers all of it). Nothing is published.
     pub(crate) fn unpack_temp(
         &self,
-        mut reader: impl Read + Send,
+        mut reader: impl io::BufRead + Send,
         spec: &LayerSpec,
     ) -> Result<(LayerTemp, UnpackSummary), StoreError> {
         let tmp = self.inner.layers.begin(&spec.chain_id)?;
-        let unpacked = unpack_layer(
+        let unpacked = unpack_layer_buffered(
             &mut reader,
             Some(&spec.media_type),
             &tmp.diff(),

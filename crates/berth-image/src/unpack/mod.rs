@@ -332,11 +332,26 @@ pub fn unpack_layer<R: Read + Send>(
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackSummary, UnpackError> {
+    unpack_layer_buffered(
+        BufReader::with_capacity(CHUNK, reader),
+        media_type,
+        dest,
+        opts,
+    )
+}
+
+/// [`unpack_layer`] for a reader that buffers already (the download's chunks): the
+/// decompressor reads its buffer in place instead of through another copy.
+pub fn unpack_layer_buffered<R: BufRead + Send>(
+    mut buffered: R,
+    media_type: Option<&str>,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackSummary, UnpackError> {
     let declared = match media_type {
         Some(mt) => Compression::from_media_type(mt)?,
         None => None,
     };
-    let mut buffered = BufReader::with_capacity(CHUNK, reader);
     let compression = match declared {
         Some(c) => c,
         None => Compression::sniff(buffered.fill_buf().map_err(UnpackError::Stream)?),
