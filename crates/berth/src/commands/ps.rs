@@ -21,8 +21,13 @@ use crate::format::Format;
 pub const PS_TABLE: &str =
     "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
+/// A JSON string, borrowed from the body when it has no escapes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Str<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
 /// One entry of `GET /containers/json` as `ps` reads it. Strings without escapes borrow
-/// from the response body.
+/// from the response body; empty lists and maps allocate nothing.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Entry<'a> {
@@ -30,7 +35,8 @@ pub struct Entry<'a> {
     #[serde(borrow)]
     pub id: Cow<'a, str>,
     /// `/name` (and `/other/alias` for legacy links).
-    pub names: Option<Vec<String>>,
+    #[serde(borrow)]
+    pub names: Option<Vec<Str<'a>>>,
     /// As given at create.
     #[serde(borrow)]
     pub image: Cow<'a, str>,
@@ -55,13 +61,31 @@ pub struct Entry<'a> {
     /// With `size=1`.
     pub size_root_fs: Option<f64>,
     /// Published ports.
-    pub ports: Value,
+    pub ports: Option<Vec<Value>>,
     /// `{"NetworkMode": …}`.
-    pub host_config: Value,
-    /// `{"Networks": …}`.
-    pub network_settings: Value,
+    #[serde(borrow)]
+    pub host_config: HostConfig<'a>,
+    /// `{"Networks": …}` (only the names are read).
+    pub network_settings: NetworkSettings,
     /// Mount points.
-    pub mounts: Value,
+    pub mounts: Option<Vec<Value>>,
+}
+
+/// `HostConfig` of an [`Entry`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig<'a> {
+    /// `none`, `bridge`, …
+    #[serde(borrow)]
+    pub network_mode: Cow<'a, str>,
+}
+
+/// `NetworkSettings` of an [`Entry`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkSettings {
+    /// The networks by name (their endpoints are not read).
+    pub networks: Option<BTreeMap<String, serde::de::IgnoredAny>>,
 }
 
 /// Docker's `stringid.TruncateID`: what follows a `:`, cut to 12.
@@ -174,7 +198,7 @@ impl Entry<'_> {
             .names
             .iter()
             .flatten()
-            .map(|n| n.strip_prefix('/').unwrap_or(n))
+            .map(|n| n.0.strip_prefix('/').unwrap_or(&n.0))
             .collect();
         if trunc && let Some(n) = names.iter().find(|n| !n.contains('/')) {
             return (*n).to_owned();
@@ -208,8 +232,7 @@ impl Entry<'_> {
     /// `LocalVolumes`: how many mounts are named volumes.
     pub fn local_volumes(&self) -> usize {
         self.mounts
-            .as_array()
-            .into_iter()
+            .iter()
             .flatten()
             .filter(|m| m["Name"].as_str().is_some_and(|n| !n.is_empty()))
             .count()
@@ -218,20 +241,27 @@ impl Entry<'_> {
     /// The networking and mount fields as one JSON object, for the helpers of
     /// `run_net`/`run_mounts` that read them by key.
     fn net_value(&self) -> Value {
+        let networks: serde_json::Map<String, Value> = self
+            .network_settings
+            .networks
+            .iter()
+            .flatten()
+            .map(|(k, _)| (k.clone(), json!({})))
+            .collect();
         json!({
             "Ports": self.ports,
-            "HostConfig": self.host_config,
-            "NetworkSettings": self.network_settings,
+            "HostConfig": {"NetworkMode": self.host_config.network_mode},
+            "NetworkSettings": {"Networks": networks},
             "Mounts": self.mounts,
         })
     }
 
     /// `Ports`.
     pub fn ports_column(&self) -> String {
-        if self.ports.as_array().is_none_or(Vec::is_empty) {
-            return String::new();
+        match &self.ports {
+            Some(p) if !p.is_empty() => crate::commands::run_net::ps_ports(&json!({ "Ports": p })),
+            _ => String::new(),
         }
-        crate::commands::run_net::ps_ports(&json!({"Ports": self.ports}))
     }
 }
 
@@ -274,24 +304,26 @@ fn header() -> Value {
     })
 }
 
-/// Lays out rows of cells as Go's tabwriter (minwidth 10, padding 3, as the docker CLI
-/// sets it): every column but the last padded to max(10, widest cell + 3) characters.
-pub fn layout<const N: usize>(rows: &[[Cow<'_, str>; N]]) -> String {
+/// Lays out the first `cols` cells of each row as Go's tabwriter (minwidth 10, padding 3,
+/// as the docker CLI sets it): every column but the last padded to max(10, widest cell
+/// + 3) characters.
+pub fn layout<const N: usize>(rows: &[[Cow<'_, str>; N]], cols: usize) -> String {
+    let cols = cols.min(N);
     let mut widths = [0usize; N];
     for r in rows {
-        for (w, c) in widths.iter_mut().zip(r.iter()) {
+        for (w, c) in widths[..cols].iter_mut().zip(r.iter()) {
             *w = (*w).max(c.chars().count());
         }
     }
     for w in &mut widths {
         *w = (*w + 3).max(10);
     }
-    let line: usize = widths[..N - 1].iter().sum::<usize>() + widths[N - 1] + 1;
+    let line: usize = widths[..cols].iter().sum::<usize>() + 1;
     let mut out = String::with_capacity(rows.len() * line);
     for r in rows {
-        for (i, c) in r.iter().enumerate() {
+        for (i, c) in r[..cols].iter().enumerate() {
             out.push_str(c);
-            if i + 1 < N {
+            if i + 1 < cols {
                 let pad = widths[i] - c.chars().count();
                 out.extend(std::iter::repeat_n(' ', pad));
             }
@@ -341,14 +373,7 @@ fn default_table(entries: &[Entry<'_>], trunc: bool, size: bool, now: i64) -> St
             },
         ]);
     }
-    if size {
-        return layout(&rows);
-    }
-    let rows: Vec<[Cow<'_, str>; 7]> = rows
-        .into_iter()
-        .map(|[a, b, c, d, e, f, g, _]| [a, b, c, d, e, f, g])
-        .collect();
-    layout(&rows)
+    layout(&rows, if size { 8 } else { 7 })
 }
 
 /// `berth ps`.
@@ -373,7 +398,12 @@ pub async fn ps(c: &Client, a: &PsArgs) -> anyhow::Result<()> {
     let resp = c
         .send(Method::GET, "/containers/json", &q, empty(), &[])
         .await?;
-    let mut body = Vec::new();
+    let len = resp
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = Vec::with_capacity(len);
     let mut chunks = Box::pin(body_chunks(resp));
     while let Some(chunk) = chunks.next().await {
         body.extend_from_slice(&chunk?);
@@ -421,9 +451,14 @@ mod tests {
             ["1", "", "x…y"].map(Cow::Borrowed),
         ];
         let text: String = rows.iter().map(|r| format!("{}\n", r.join("\t"))).collect();
-        assert_eq!(layout(&rows), tabulate(&text).unwrap());
+        assert_eq!(layout(&rows, 3), tabulate(&text).unwrap());
+        let two: String = rows
+            .iter()
+            .map(|r| format!("{}\t{}\n", r[0], r[1]))
+            .collect();
+        assert_eq!(layout(&rows, 2), tabulate(&two).unwrap());
         assert_eq!(
-            layout(&[["a", "b"].map(Cow::Borrowed)]),
+            layout(&[["a", "b"].map(Cow::Borrowed)], 2),
             "a         b\n",
             "minimum width 10"
         );
