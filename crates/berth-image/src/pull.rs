@@ -267,10 +267,10 @@ impl ImageStore {
         })
         .await?;
         let repo = reference.name();
-        self.add_blob_source(&id, &repo)?;
-        for l in &resolved.layers {
-            self.add_blob_source(&l.digest, &repo)?;
-        }
+        let mut sourced = vec![id.clone()];
+        sourced.extend(resolved.layers.iter().map(|l| l.digest.clone()));
+        let s = self.clone();
+        blocking(move || s.add_blob_sources(&sourced, &repo)).await?;
         Ok(Pulled {
             reference: reference.clone(),
             id,

@@ -427,6 +427,36 @@ impl ImageStore {
         })
     }
 
+    /// Records that every blob of `blobs` exists in repository `repo`, in one metadata
+    /// write (a pull's config and layers).
+    pub fn add_blob_sources(&self, blobs: &[Digest], repo: &str) -> Result<(), StoreError> {
+        let missing: Vec<&Digest> = {
+            let state = lock(&self.inner.state);
+            blobs
+                .iter()
+                .filter(|b| {
+                    !state
+                        .blob_sources
+                        .get(b.as_str())
+                        .is_some_and(|s| s.contains(repo))
+                })
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.update(|s| {
+            for b in missing {
+                s.state
+                    .blob_sources
+                    .entry(b.to_string())
+                    .or_default()
+                    .insert(repo.to_owned());
+            }
+            Ok(())
+        })
+    }
+
     /// Finds an image by reference (`alpine`, `alpine:3`, `name@sha256:…`), full id
     /// (`sha256:…` or bare hex) or unique id prefix.
     pub fn resolve(&self, name: &str) -> Result<ImageRecord, StoreError> {

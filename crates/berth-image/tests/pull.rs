@@ -114,7 +114,13 @@ async fn pull_of_a_skopeo_pushed_image_unpacks_it() {
             .is_file()
     );
     assert_eq!(rec.starts.lock().unwrap().len(), 1, "one layer downloaded");
-    assert!(rec.bytes.load(Ordering::Relaxed) > 100_000);
+    // Progress adds up to the layer's size, reported in batches.
+    let layer = &s.images()[0].layers[0];
+    assert_eq!(rec.bytes.load(Ordering::Relaxed), layer.size);
+    // The config and the layer are known to live in the repository (for push mounts).
+    let repo = format!("{}/library/bb", reg.host());
+    assert_eq!(s.blob_sources(&layer.blob), vec![repo.clone()]);
+    assert_eq!(s.blob_sources(&pulled.id), vec![repo]);
     // A second pull downloads nothing.
     let rec2 = Arc::new(Recorder::default());
     s.pull(&client(&reg, t.path()), &r, &Platform::host(), rec2.clone())
