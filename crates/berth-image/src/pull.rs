@@ -46,6 +46,9 @@ pub struct Pulled {
 /// Download chunks buffered towards each of the blob and unpack threads.
 const DOWNLOAD_CHUNKS_IN_FLIGHT: usize = 512;
 
+/// A blob being stored on a blocking task.
+type StoreTask = tokio::task::JoinHandle<Result<(), StoreError>>;
+
 /// The most download bytes between two progress reports.
 const PROGRESS_STEP_MAX: u64 = 512 << 10;
 
@@ -151,34 +154,45 @@ impl ImageStore {
         Ok(out)
     }
 
+    /// Fetches a small blob (the config), verified, and returns its bytes at once; storing
+    /// it (fsync, rename) runs on a blocking task that the caller joins before committing,
+    /// so the layers need not wait for the disk.
     async fn fetch_small_blob(
         &self,
         client: &Client,
         reference: &Reference,
         desc: &RegDescriptor,
         lease: &Lease,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(Vec<u8>, StoreTask), StoreError> {
         lease.add_blob(&desc.digest);
         let lock = self.inflight_lock(&format!("blob {}", desc.digest));
-        let _g = lock.lock().await;
+        let guard = lock.lock_owned().await;
         if self.blobs().contains(&desc.digest) {
-            return Ok(());
+            let s = self.clone();
+            let d = desc.digest.clone();
+            let bytes = blocking(move || s.blobs().read(&d)).await?;
+            return Ok((bytes, tokio::task::spawn_blocking(|| Ok(()))));
         }
-        // Unverified by the client: `put` below hashes the bytes and compares.
         let mut stream = client.get_blob_unverified(reference, desc, 0).await?;
         let mut buf = Vec::with_capacity(desc.size as usize);
         while let Some(chunk) = stream.next().await {
             buf.extend_from_slice(&chunk?);
         }
-        let d = self.blobs().put(&buf)?;
-        if d != desc.digest {
-            self.blobs().remove(&d)?;
+        let actual = Digest::sha256(&buf);
+        if actual != desc.digest {
             return Err(StoreError::DigestMismatch {
                 expected: desc.digest.clone(),
-                actual: d,
+                actual,
             });
         }
-        Ok(())
+        let s = self.clone();
+        let bytes = buf.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            // Concurrent pulls of this blob wait until it is stored, then find it.
+            let _guard = guard;
+            s.blobs().put(&bytes).map(|_| ())
+        });
+        Ok((buf, stored))
     }
 
     async fn pull_inner(
@@ -190,53 +204,48 @@ impl ImageStore {
         lease: &Arc<Lease>,
     ) -> Result<Pulled, StoreError> {
         let resolved = client.resolve(reference, platform).await?;
-        self.fetch_small_blob(client, reference, &resolved.config, lease)
+        let (config_bytes, config_stored) = self
+            .fetch_small_blob(client, reference, &resolved.config, lease)
             .await?;
         let id = resolved.config.digest.clone();
         lease.add_image(&id);
-        let config = self.config(&id)?;
-        let diff_ids = docs::diff_ids(&config, &id)?;
-        if diff_ids.len() != resolved.layers.len() {
-            return Err(StoreError::BadDocument {
-                what: format!("image config {id}"),
-                reason: format!(
-                    "{} diff ids for {} manifest layers",
-                    diff_ids.len(),
-                    resolved.layers.len()
-                ),
-            });
-        }
         lease.add_blob(&resolved.manifest_digest);
-        let md = self.blobs().put(&resolved.manifest_bytes)?;
-        if md != resolved.manifest_digest {
-            return Err(StoreError::DigestMismatch {
-                expected: resolved.manifest_digest.clone(),
-                actual: md,
-            });
-        }
-        let chains = chain_ids(&diff_ids);
-        let jobs = resolved.layers.iter().enumerate().map(|(i, desc)| {
-            let spec = LayerSpec {
-                blob: desc.digest.clone(),
-                media_type: desc.media_type.clone(),
-                diff_id: diff_ids[i].clone(),
-                chain_id: chains[i].clone(),
-                parent: if i == 0 {
-                    None
-                } else {
-                    Some(chains[i - 1].clone())
-                },
-            };
-            self.pull_layer(
+        let s = self.clone();
+        let (manifest, expected) = (
+            resolved.manifest_bytes.clone(),
+            resolved.manifest_digest.clone(),
+        );
+        let manifest_stored = tokio::task::spawn_blocking(move || {
+            let md = s.blobs().put(&manifest)?;
+            if md != expected {
+                return Err(StoreError::DigestMismatch {
+                    expected,
+                    actual: md,
+                });
+            }
+            Ok(())
+        });
+        let layers = self
+            .pull_layers(
                 client,
                 reference,
-                desc.clone(),
-                spec,
-                progress.clone(),
-                lease.clone(),
+                &resolved,
+                &config_bytes,
+                &id,
+                progress,
+                lease,
             )
-        });
-        let layers = futures_util::future::try_join_all(jobs).await?;
+            .await;
+        // Both stores finish before anything returns: a failed pull's GC must see them.
+        let config_stored = config_stored
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()));
+        let manifest_stored = manifest_stored
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()));
+        let layers = layers?;
+        config_stored??;
+        manifest_stored??;
         let pinned = resolved
             .index_digest
             .clone()
@@ -276,6 +285,55 @@ impl ImageStore {
             id,
             digest: pinned,
         })
+    }
+
+    /// Pulls every layer of a resolved image in parallel.
+    #[allow(clippy::too_many_arguments)]
+    async fn pull_layers(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        resolved: &berth_registry::Resolved,
+        config_bytes: &[u8],
+        id: &Digest,
+        progress: Arc<dyn Progress>,
+        lease: &Arc<Lease>,
+    ) -> Result<Vec<LayerRecord>, StoreError> {
+        let config = docs::parse_config(config_bytes, id)?;
+        let diff_ids = docs::diff_ids(&config, id)?;
+        if diff_ids.len() != resolved.layers.len() {
+            return Err(StoreError::BadDocument {
+                what: format!("image config {id}"),
+                reason: format!(
+                    "{} diff ids for {} manifest layers",
+                    diff_ids.len(),
+                    resolved.layers.len()
+                ),
+            });
+        }
+        let chains = chain_ids(&diff_ids);
+        let jobs = resolved.layers.iter().enumerate().map(|(i, desc)| {
+            let spec = LayerSpec {
+                blob: desc.digest.clone(),
+                media_type: desc.media_type.clone(),
+                diff_id: diff_ids[i].clone(),
+                chain_id: chains[i].clone(),
+                parent: if i == 0 {
+                    None
+                } else {
+                    Some(chains[i - 1].clone())
+                },
+            };
+            self.pull_layer(
+                client,
+                reference,
+                desc.clone(),
+                spec,
+                progress.clone(),
+                lease.clone(),
+            )
+        });
+        futures_util::future::try_join_all(jobs).await
     }
 
     async fn pull_layer(
