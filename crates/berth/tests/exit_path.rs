@@ -122,3 +122,57 @@ fn rm_and_start_right_after_an_exit_wait_for_the_shim() {
     d.ok(&["rm", id]);
     assert_eq!(traces(&d, id), Vec::<PathBuf>::new());
 }
+
+#[test]
+fn run_rm_whose_start_fails_is_removed_by_the_daemon() {
+    let d = Daemon::start_with_pools(1);
+    d.load_busybox();
+    let _g = Leftovers::new(&d);
+    let cidr = d.pools[0].clone();
+    d.ok(&["network", "create", "--subnet", &cidr, "fixed"]);
+    let ip = format!("{}.9", &cidr[..cidr.rfind('.').unwrap()]);
+    let holder = d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "fixed",
+        "--ip",
+        &ip,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    // the address is taken: the start fails after the create; with --rm (AutoRemove)
+    // the daemon removes the container and both CLIs return at once (moby does the same;
+    // the docker CLI waits for condition=removed)
+    for cli in ["berth", "docker"] {
+        let args = [
+            "run",
+            "--rm",
+            "--network",
+            "fixed",
+            "--ip",
+            &ip,
+            "busybox",
+            "true",
+        ];
+        let t = Instant::now();
+        let o = if cli == "berth" {
+            d.berth(&args)
+        } else {
+            d.docker(&args)
+        };
+        assert!(!o.status.success(), "{cli}: an address handed out twice");
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "{cli} waited {:?}",
+            t.elapsed()
+        );
+        assert_eq!(
+            d.ok(&["ps", "-aq", "--no-trunc"]).trim(),
+            holder.trim(),
+            "{cli}"
+        );
+    }
+    d.ok(&["rm", "-f", holder.trim()]);
+}

@@ -378,8 +378,24 @@ impl Containers {
         // the shim of its last run may still be removing the runtime state
         let id = Self::resolve_in(&lock(&self.inner), name)?;
         self.draining.wait(&id, SHIM_DRAIN_TIMEOUT);
+        let started = self.start_resolved(&id);
+        if started.is_err() {
+            // moby: an AutoRemove container whose start failed is removed (its client
+            // waits for `condition=removed`)
+            let auto_remove = lock(&self.inner).map.get(&id).is_some_and(|r| {
+                r.spec.auto_remove && r.state.status == Status::Created
+            });
+            if auto_remove {
+                let _ = self.remove_now(&id);
+                self.bump();
+            }
+        }
+        started
+    }
+
+    fn start_resolved(self: &Arc<Self>, id: &str) -> Result<bool, EngineError> {
         let mut inner = lock(&self.inner);
-        let id = Self::resolve_in(&inner, &id)?;
+        let id = Self::resolve_in(&inner, id)?;
         let rec = inner.map[&id].clone();
         match rec.state.status {
             Status::Running => return Ok(false),
@@ -800,40 +816,41 @@ impl Engine {
         Ok(v)
     }
 
-    /// `GET /containers/json?all=&filters=&limit=&size=`: newest first, from memory
-    /// (only `size` reads the disk, outside the store's lock).
+    /// `GET /containers/json?all=&filters=&limit=&size=`: the JSON array, newest first,
+    /// from memory (only `size` reads the disk, outside the store's lock).
     pub async fn list_containers(
         &self,
         all: bool,
         filters: std::collections::BTreeMap<String, Vec<String>>,
         limit: Option<usize>,
         size: bool,
-    ) -> Result<Vec<view::Summary>, EngineError> {
+    ) -> Result<Vec<u8>, EngineError> {
         let f = view::ListFilter::new(filters)?;
         let limit = limit.filter(|n| *n > 0);
         // as moby: a status filter or a limit (`ps -n`, `-l`) lists stopped ones too
         let all = all || f.has_status() || limit.is_some();
-        let mut out = self.containers.summaries(
-            // as Docker: a container waiting for its policy restart is listed too
-            |r| (all || r.state.status == Status::Running || r.state.restarting) && f.matches(r),
-            limit,
-        );
-        if size {
+        // as Docker: a container waiting for its policy restart is listed too
+        let keep =
+            |r: &Record| (all || r.state.status == Status::Running || r.state.restarting) && f.matches(r);
+        let sizes = if size {
             let c = self.containers.clone();
-            let ids: Vec<String> = out.iter().map(|s| s.id.clone()).collect();
-            let sizes = tokio::task::spawn_blocking(move || {
-                ids.iter()
-                    .map(|id| c.get(id).map(|r| c.sizes(&r)).unwrap_or((0, 0)))
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .map_err(|e| EngineError::Task(e.to_string()))?;
-            for (s, (rw, root)) in out.iter_mut().zip(sizes) {
-                s.size_rw = Some(rw);
-                s.size_root_fs = Some(root);
-            }
-        }
-        Ok(out)
+            let ids = c.list_ids(keep, limit);
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    ids.into_iter()
+                        .filter_map(|id| {
+                            let r = c.get(&id).ok()?;
+                            Some((id, c.sizes(&r)))
+                        })
+                        .collect::<HashMap<_, _>>()
+                })
+                .await
+                .map_err(|e| EngineError::Task(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        Ok(self.containers.summaries_json(keep, limit, sizes.as_ref()))
     }
 
     /// `GET /containers/{id}/logs`: the stream and whether the container has a tty

@@ -374,9 +374,14 @@ pub async fn run_foreground(c: &Client, a: &RunArgs) -> anyhow::Result<()> {
         eprintln!("berth: {e}");
         let code = if rm {
             // removed by the daemon after the failed start; the wait has its exit code
-            match waiter.await.ok().flatten() {
-                Some(code @ (126 | 127)) => code as u8,
-                _ => 125,
+            // (a daemon that does not remove it: remove it here)
+            match tokio::time::timeout(std::time::Duration::from_secs(10), waiter).await {
+                Ok(Ok(Some(code @ (126 | 127)))) => code as u8,
+                Ok(_) => 125,
+                Err(_) => {
+                    crate::commands::containers::remove_quietly(c, &id).await;
+                    125
+                }
             }
         } else {
             crate::commands::containers::start_failure_code(c, &id).await
