@@ -382,9 +382,10 @@ impl Containers {
         if started.is_err() {
             // moby: an AutoRemove container whose start failed is removed (its client
             // waits for `condition=removed`)
-            let auto_remove = lock(&self.inner).map.get(&id).is_some_and(|r| {
-                r.spec.auto_remove && r.state.status == Status::Created
-            });
+            let auto_remove = lock(&self.inner)
+                .map
+                .get(&id)
+                .is_some_and(|r| r.spec.auto_remove && r.state.status == Status::Created);
             if auto_remove {
                 let _ = self.remove_now(&id);
                 self.bump();
@@ -830,8 +831,9 @@ impl Engine {
         // as moby: a status filter or a limit (`ps -n`, `-l`) lists stopped ones too
         let all = all || f.has_status() || limit.is_some();
         // as Docker: a container waiting for its policy restart is listed too
-        let keep =
-            |r: &Record| (all || r.state.status == Status::Running || r.state.restarting) && f.matches(r);
+        let keep = |r: &Record| {
+            (all || r.state.status == Status::Running || r.state.restarting) && f.matches(r)
+        };
         let sizes = if size {
             let c = self.containers.clone();
             let ids = c.list_ids(keep, limit);
