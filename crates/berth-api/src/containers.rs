@@ -342,11 +342,10 @@ pub async fn list(ctx: &Ctx, req: &Req) -> ApiResult {
         .filter(|l| *l > 0)
         .map(|l| l as usize);
     let all = req.query.bool("all");
-    let list = ctx
+    let body = ctx
         .engine
         .list_containers(all, filters, limit, req.query.bool("size"))
         .await?;
-    let body = berth_engine::containers::view::summaries_json(&list);
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         body,

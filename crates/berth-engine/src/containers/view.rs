@@ -180,21 +180,22 @@ pub fn inspect(r: &Record, dir: &Path) -> Value {
 }
 
 /// One entry of `GET /containers/json`: moby's `container.Summary`, its fields in moby's
-/// order. Serialized straight to bytes by the API (no `serde_json::Value` tree per entry).
+/// order, borrowed from the record it describes. Serialized straight to bytes while the
+/// store is locked (no record clone, no `serde_json::Value` tree per entry).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Summary {
+pub struct Summary<'a> {
     /// 64 hex.
-    pub id: String,
+    pub id: &'a str,
     /// `/name`.
-    pub names: Vec<String>,
+    pub names: [Slashed<'a>; 1],
     /// The image as the user gave it.
-    pub image: String,
+    pub image: &'a str,
     /// `sha256:…`.
     #[serde(rename = "ImageID")]
-    pub image_id: String,
+    pub image_id: &'a str,
     /// Path and args, joined with spaces.
-    pub command: String,
+    pub command: CommandLine<'a>,
     /// Unix seconds.
     pub created: i64,
     /// Published ports (`IP`, `PrivatePort`, `PublicPort`, `Type`).
@@ -206,25 +207,61 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_root_fs: Option<u64>,
     /// Labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: &'a BTreeMap<String, String>,
     /// `created`, `running`, `paused`, `restarting`, `exited`, `removing`.
     pub state: &'static str,
     /// `ps`'s STATUS column.
     pub status: String,
     /// `{"NetworkMode": …}`.
-    pub host_config: SummaryHostConfig,
+    pub host_config: SummaryHostConfig<'a>,
     /// `{"Networks": {name: endpoint}}`.
     pub network_settings: SummaryNetworks,
     /// Mount points.
     pub mounts: Value,
 }
 
+/// A name serialized with a leading `/` (moby's `Names`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slashed<'a>(pub &'a str);
+
+impl serde::Serialize for Slashed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("/{}", self.0))
+    }
+}
+
+/// A command line serialized as path and args joined with spaces (moby's `Command`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandLine<'a> {
+    /// The executable.
+    pub path: &'a str,
+    /// Its arguments.
+    pub args: &'a [String],
+}
+
+impl std::fmt::Display for CommandLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.path)?;
+        for a in self.args {
+            f.write_str(" ")?;
+            f.write_str(a)?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for CommandLine<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// `HostConfig` of a [`Summary`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct SummaryHostConfig {
+pub struct SummaryHostConfig<'a> {
     /// `none`, `host`, `bridge`, a network name, `container:<id>`.
-    pub network_mode: String,
+    pub network_mode: &'a str,
 }
 
 /// `NetworkSettings` of a [`Summary`].
@@ -242,34 +279,27 @@ fn unix_seconds(rfc3339: &str) -> i64 {
         .unwrap_or(0)
 }
 
-impl Summary {
+impl<'a> Summary<'a> {
     /// The summary of `r` without its networking (`Ports` empty, `Networks` empty).
-    pub fn of(r: &Record) -> Summary {
-        let mut command =
-            String::with_capacity(r.path.len() + r.args.iter().map(|a| a.len() + 1).sum::<usize>());
-        command.push_str(&r.path);
-        for a in &r.args {
-            command.push(' ');
-            command.push_str(a);
-        }
-        let mut name = String::with_capacity(r.name.len() + 1);
-        name.push('/');
-        name.push_str(&r.name);
+    pub fn of(r: &'a Record) -> Summary<'a> {
         Summary {
-            id: r.id.clone(),
-            names: vec![name],
-            image: r.spec.image.clone(),
-            image_id: r.image_id.clone(),
-            command,
+            id: &r.id,
+            names: [Slashed(&r.name)],
+            image: &r.spec.image,
+            image_id: &r.image_id,
+            command: CommandLine {
+                path: &r.path,
+                args: &r.args,
+            },
             created: unix_seconds(&r.created),
             ports: Value::Array(Vec::new()),
             size_rw: None,
             size_root_fs: None,
-            labels: r.spec.labels.clone(),
+            labels: &r.spec.labels,
             state: super::ops::state_word(r),
             status: status_text(r),
             host_config: SummaryHostConfig {
-                network_mode: r.spec.network.as_str().to_owned(),
+                network_mode: r.spec.network.as_str(),
             },
             network_settings: SummaryNetworks {
                 networks: Value::Object(serde_json::Map::new()),
@@ -295,48 +325,75 @@ pub fn newest_first(a: &Record, b: &Record) -> std::cmp::Ordering {
 }
 
 impl super::Containers {
-    /// The summaries of the containers `keep` accepts, newest first, at most `limit`: one
-    /// pass over the in-memory records under one lock (no record is cloned, no file read).
-    pub fn summaries(&self, keep: impl Fn(&Record) -> bool, limit: Option<usize>) -> Vec<Summary> {
+    /// The ids of the containers `keep` accepts, newest first, at most `limit`.
+    pub fn list_ids(&self, keep: impl Fn(&Record) -> bool, limit: Option<usize>) -> Vec<String> {
         let inner = super::lock(&self.inner);
-        let mut picked: Vec<&Record> = inner.map.values().filter(|r| keep(r)).collect();
-        picked.sort_unstable_by(|a, b| newest_first(a, b));
-        if let Some(n) = limit {
-            picked.truncate(n);
-        }
-        // the networks' own lock is taken inside the containers' one elsewhere too
-        // (network connect/disconnect), so this order cannot deadlock
-        picked
+        pick(&inner, keep, limit)
             .into_iter()
-            .map(|r| {
-                let mut s = Summary::of(r);
-                let (ports, mut networks) = self.net_summary(r);
-                if let Value::Object(m) = &mut networks
-                    && m.is_empty()
-                    && matches!(r.spec.network, NetworkMode::None | NetworkMode::Host)
-                {
-                    // moby joins such a container to its `none`/`host` network, which the
-                    // docker CLI's NETWORKS column shows (as inspect does here)
-                    m.insert(
-                        r.spec.network.as_str().to_owned(),
-                        json!({"IPAddress": "", "Gateway": ""}),
-                    );
-                }
-                s.ports = ports;
-                s.network_settings.networks = networks;
-                s
-            })
+            .map(|r| r.id.clone())
             .collect()
+    }
+
+    /// The JSON array of the summaries of the containers `keep` accepts, newest first, at
+    /// most `limit`, with the sizes in `sizes` (by id): one pass over the in-memory records
+    /// under one lock, written into one buffer (no record cloned, no file read).
+    pub fn summaries_json(
+        &self,
+        keep: impl Fn(&Record) -> bool,
+        limit: Option<usize>,
+        sizes: Option<&std::collections::HashMap<String, (u64, u64)>>,
+    ) -> Vec<u8> {
+        let inner = super::lock(&self.inner);
+        let picked = pick(&inner, keep, limit);
+        let mut out = Vec::with_capacity(64 + picked.len() * 512);
+        out.push(b'[');
+        for (i, r) in picked.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let mut s = Summary::of(r);
+            // the networks' own lock is taken inside the containers' one elsewhere too
+            // (network connect/disconnect), so this order cannot deadlock
+            let (ports, mut networks) = self.net_summary(r);
+            if let Value::Object(m) = &mut networks
+                && m.is_empty()
+                && matches!(r.spec.network, NetworkMode::None | NetworkMode::Host)
+            {
+                // moby joins such a container to its `none`/`host` network, which the
+                // docker CLI's NETWORKS column shows (as inspect does here)
+                m.insert(
+                    r.spec.network.as_str().to_owned(),
+                    json!({"IPAddress": "", "Gateway": ""}),
+                );
+            }
+            s.ports = ports;
+            s.network_settings.networks = networks;
+            if let Some(sizes) = sizes {
+                let (rw, root) = sizes.get(&r.id).copied().unwrap_or((0, 0));
+                s.size_rw = Some(rw);
+                s.size_root_fs = Some(root);
+            }
+            // strings, numbers, maps with string keys and JSON values: writing them into
+            // a Vec cannot fail
+            let _ = serde_json::to_writer(&mut out, &s);
+        }
+        out.push(b']');
+        out
     }
 }
 
-/// The JSON array of `summaries`, in one buffer sized up front.
-pub fn summaries_json(summaries: &[Summary]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + summaries.len() * 512);
-    // a Summary holds only strings, numbers, maps with string keys and JSON values: it
-    // cannot fail to serialize
-    serde_json::to_writer(&mut out, summaries).unwrap_or_default();
-    out
+/// The records `keep` accepts, newest first, at most `limit`.
+fn pick(
+    inner: &super::Inner,
+    keep: impl Fn(&Record) -> bool,
+    limit: Option<usize>,
+) -> Vec<&Record> {
+    let mut picked: Vec<&Record> = inner.map.values().filter(|r| keep(r)).collect();
+    picked.sort_unstable_by(|a, b| newest_first(a, b));
+    if let Some(n) = limit {
+        picked.truncate(n);
+    }
+    picked
 }
 
 /// `filters` of `GET /containers/json`: id, name, label, status, exited, ancestor.
@@ -449,6 +506,20 @@ mod tests {
         assert_eq!(human_duration(600), "10 minutes");
         assert_eq!(human_duration(3700), "About an hour");
         assert_eq!(human_duration(3 * 86400), "3 days");
+    }
+
+    #[test]
+    fn names_and_command_lines_serialize_as_moby() {
+        let args = vec!["-c".to_owned(), "echo \"hi\"".to_owned()];
+        let c = CommandLine {
+            path: "sh",
+            args: &args,
+        };
+        assert_eq!(serde_json::to_string(&c).unwrap(), r#""sh -c echo \"hi\"""#);
+        assert_eq!(
+            serde_json::to_string(&[Slashed("web")]).unwrap(),
+            r#"["/web"]"#
+        );
     }
 
     #[test]
