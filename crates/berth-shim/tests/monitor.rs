@@ -192,21 +192,23 @@ fn monitor_mode_serves_attach_logs_and_reports_the_exit() {
     let started: serde_json::Value = serde_json::from_str(&line).unwrap();
     let init = started["pid"].as_i64().unwrap_or_else(|| panic!("{line}"));
     assert!(init > 0);
-    // same pid, re-executed into monitor mode, still named berth-shim
+    // same pid, re-executed into monitor mode, named berth-shim again (the exec through
+    // /proc/self/exe names it "exe" until the monitor sets its name: wait for both)
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let cmdline = std::fs::read(format!("/proc/{shim_pid}/cmdline")).unwrap();
-        if String::from_utf8_lossy(&cmdline).contains("\0--monitor\0") {
+        let comm = std::fs::read_to_string(format!("/proc/{shim_pid}/comm")).unwrap();
+        if String::from_utf8_lossy(&cmdline).contains("\0--monitor\0")
+            && comm.trim() == "berth-shim"
+        {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the shim never entered monitor mode"
+            "the shim never entered monitor mode as berth-shim (comm {comm:?})"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let comm = std::fs::read_to_string(format!("/proc/{shim_pid}/comm")).unwrap();
-    assert_eq!(comm.trim(), "berth-shim");
 
     client.write_all(&frame(0, b"hi\n")).unwrap();
     client.write_all(&frame(0, b"")).unwrap();
