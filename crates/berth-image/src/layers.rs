@@ -127,7 +127,7 @@ impl Drop for LayerTemp {
 /// a layer unpacked next to one just removed (`rmi` then `pull`) pays that scan for every
 /// file it creates (a Debian base layer: 5-6 s instead of 0.4 s). Best effort: other file
 /// systems refuse the flag or ignore it, and placement is not correctness.
-pub(crate) fn mark_topdir(dir: &Path) {
+pub fn mark_topdir(dir: &Path) {
     let Ok(f) = fs::File::open(dir) else {
         return;
     };

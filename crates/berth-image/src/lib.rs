@@ -19,6 +19,7 @@ pub mod unpack;
 pub use archive::{ArchiveFormat, LoadedImage};
 pub use error::{ErrorKind, StoreError};
 pub use import::ImportOptions;
+pub use layers::mark_topdir;
 pub use manage::{GcReport, PruneReport, RemoveItem};
 pub use pull::{Pulled, host_platform};
 pub use push::{BlobPush, Pushed};

@@ -40,8 +40,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // one thread: a CLI call is a few requests in a row; worker threads cost more to
+    // start and to hand work between than they save (stdin is read on a thread of its own)
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -1,15 +1,20 @@
-//! Container record writes on the start → exit → remove path: renamed into place
-//! without an fsync.
+//! Container record writes on the start → exit path: renamed into place without an
+//! fsync.
 //!
 //! Measured on this project's machines an fsync costs 0.5-5 ms (more on a busy disk),
 //! and `run --rm` made three of them after `create`. What makes skipping them safe:
-//! - the exit status is the shim's `exit.json`, which the shim syncs before anything
-//!   else; a record that lost its "exited" state is reconciled from it on start;
+//! - the exit status is the shim's `exit.json` (written before anything else); a record
+//!   that lost its "exited" state — or was not written yet: the exit's record is saved
+//!   after the waiters are answered — is reconciled from it on start;
 //! - a power loss ends every container, so a lost "running" state is reconciled to an
 //!   exit like any dead shim;
 //! - the rename is still atomic for readers and for `kill -9` of berthd (the page cache
-//!   survives it), and on a journaled file system the rename of "removing" is ordered
-//!   before the unlinks that follow it.
+//!   survives it).
+//!
+//! A removal writes no record at all: "removing" is kept in memory while the network,
+//! mounts and runtime state go, then the directory leaves in one rename (to the trash);
+//! a crash before that leaves the container as it was. (Each rename over a record also
+//! frees the old file's blocks, which on this `discard`-mounted disk costs 0.3-0.7 ms.)
 //!
 //! `create` keeps the durable [`Record::save`]: a container that `create` reported
 //! must survive a power loss. The files derived from it at create (the bundle's

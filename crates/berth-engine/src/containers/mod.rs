@@ -140,6 +140,10 @@ impl Containers {
         events: Arc<EventBus>,
     ) -> Result<Arc<Containers>, ContainerError> {
         std::fs::create_dir_all(&root).map_err(ContainerError::io("create", &root))?;
+        // each container's directory is an independent tree, made and removed often: on
+        // ext4 each goes to a block group of its own rather than next to the one just
+        // removed (see berth_image::mark_topdir)
+        berth_image::mark_topdir(&root);
         let data_root = root.parent().unwrap_or(&root).to_owned();
         let trash =
             berth_image::purge::Trash::open(&data_root).map_err(|e| ContainerError::Io {
@@ -502,10 +506,10 @@ impl Containers {
         r.state.exits += 1;
         r.state.paused = false;
         let rec = r.clone();
-        if let Err(e) = rec.save_renamed(&dir) {
-            tracing::warn!(id, error = %e, "cannot persist exit");
-        }
         drop(inner);
+        // waiters first: until the record below is on disk, exit.json is the exit's
+        // record (a restart reconciles a "running" record with a dead shim from it)
+        self.bump();
         self.net_stop(id);
         self.mount_events(&rec, "unmount");
         self.publish(
@@ -513,7 +517,17 @@ impl Containers {
             "die",
             &[("exitCode", rec.state.exit_code.to_string())],
         );
-        self.bump();
+        let inner = lock(&self.inner);
+        // unless something newer (a start, a removal) has saved its own state since
+        if inner
+            .map
+            .get(id)
+            .is_some_and(|r| r.state.status == Status::Exited && r.state.exits == rec.state.exits)
+            && let Err(e) = rec.save_renamed(&dir)
+        {
+            tracing::warn!(id, error = %e, "cannot persist exit");
+        }
+        drop(inner);
         Some(rec)
     }
 
@@ -538,10 +552,11 @@ impl Containers {
             let Some(r) = inner.map.get_mut(id) else {
                 return Ok(());
             };
+            // in memory only: the directory leaves in one rename (to the trash) once the
+            // network, mounts and runtime state are gone; a crash before that leaves the
+            // container as it was, to be removed again
             r.state.status = Status::Removing;
-            let rec = r.clone();
-            rec.save_renamed(&self.dir(id))?;
-            rec
+            r.clone()
         };
         self.finish_removal(&rec);
         Ok(())
