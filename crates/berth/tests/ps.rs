@@ -64,7 +64,10 @@ fn ps_with_many_containers_matches_the_docker_cli() {
 
     let table = same_as_docker(&d, &["ps", "-a"]);
     assert_eq!(table.lines().count(), 41);
-    assert!(table.starts_with("CONTAINER ID   IMAGE     COMMAND"), "{table}");
+    assert!(
+        table.starts_with("CONTAINER ID   IMAGE     COMMAND"),
+        "{table}"
+    );
     assert!(table.lines().nth(1).unwrap().ends_with(" ps-39"), "{table}");
     for args in [
         &["ps"][..],
@@ -79,7 +82,12 @@ fn ps_with_many_containers_matches_the_docker_cli() {
         &["ps", "-a", "--format", "table"],
         &["ps", "-a", "--format", "{{json .}}"],
         &["ps", "-a", "--format", "json"],
-        &["ps", "-a", "--format", "table {{.ID}}\t{{.Names}}\t{{.Size}}"],
+        &[
+            "ps",
+            "-a",
+            "--format",
+            "table {{.ID}}\t{{.Names}}\t{{.Size}}",
+        ],
         &[
             "ps",
             "-a",
