@@ -4,8 +4,7 @@
 //! Measured on this project's machines an fsync costs 0.5-5 ms (more on a busy disk),
 //! and `run --rm` made three of them after `create`. What makes skipping them safe:
 //! - the exit status is the shim's `exit.json` (written before anything else); a record
-//!   that lost its "exited" state — or was not written yet: the exit's record is saved
-//!   after the waiters are answered — is reconciled from it on start;
+//!   that lost its "exited" state is reconciled from it on start;
 //! - a power loss ends every container, so a lost "running" state is reconciled to an
 //!   exit like any dead shim;
 //! - the rename is still atomic for readers and for `kill -9` of berthd (the page cache

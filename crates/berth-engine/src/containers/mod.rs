@@ -381,7 +381,7 @@ impl Containers {
     pub fn start(self: &Arc<Self>, name: &str) -> Result<bool, EngineError> {
         // the shim of its last run may still be removing the runtime state
         let id = Self::resolve_in(&lock(&self.inner), name)?;
-        self.draining.wait(&id, SHIM_DRAIN_TIMEOUT);
+        self.wait_shim_gone(&id);
         let started = self.start_resolved(&id);
         if started.is_err() {
             // moby: an AutoRemove container whose start failed is removed (its client
@@ -506,10 +506,12 @@ impl Containers {
         r.state.exits += 1;
         r.state.paused = false;
         let rec = r.clone();
+        // saved before anyone hears of the exit: a stop, then a crash of berthd, must find
+        // the container exited (restart policies on boot look at the saved status)
+        if let Err(e) = rec.save_renamed(&dir) {
+            tracing::warn!(id, error = %e, "cannot persist exit");
+        }
         drop(inner);
-        // waiters first: until the record below is on disk, exit.json is the exit's
-        // record (a restart reconciles a "running" record with a dead shim from it)
-        self.bump();
         self.net_stop(id);
         self.mount_events(&rec, "unmount");
         self.publish(
@@ -517,17 +519,7 @@ impl Containers {
             "die",
             &[("exitCode", rec.state.exit_code.to_string())],
         );
-        let inner = lock(&self.inner);
-        // unless something newer (a start, a removal) has saved its own state since
-        if inner
-            .map
-            .get(id)
-            .is_some_and(|r| r.state.status == Status::Exited && r.state.exits == rec.state.exits)
-            && let Err(e) = rec.save_renamed(&dir)
-        {
-            tracing::warn!(id, error = %e, "cannot persist exit");
-        }
-        drop(inner);
+        self.bump();
         Some(rec)
     }
 
@@ -570,7 +562,7 @@ impl Containers {
             tracing::warn!(id = %rec.id, error = %e, "unmount");
         }
         // a shim that reported the exit may still be removing the runtime state
-        self.draining.wait(&rec.id, SHIM_DRAIN_TIMEOUT);
+        self.wait_shim_gone(&rec.id);
         if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, &rec.id) {
             let _ = c.delete(true);
         }
@@ -604,20 +596,94 @@ impl Containers {
         }
         // the process may have exited a moment ago while its shim has not reported yet:
         // the runtime then says stopped (or its state is gone), which is "not running"
-        let Ok(c) = berth_runtime::Container::load(&self.runtime_root, &rec.id) else {
-            return Err(ContainerError::NotRunning(rec.id));
+        let refused = match berth_runtime::Container::load(&self.runtime_root, &rec.id) {
+            Ok(c) => {
+                self.before_signal(&rec, signal);
+                match c.kill(signal, false) {
+                    Ok(()) => None,
+                    Err(e @ berth_runtime::Error::BadStatus { .. }) => Some(e.to_string()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => Some(e.to_string()),
         };
-        self.before_signal(&rec, signal);
-        match c.kill(signal, false) {
-            Ok(()) => {}
-            Err(berth_runtime::Error::BadStatus { .. }) => {
+        if let Some(why) = refused {
+            // the runtime's view says not running; if the recorded init is still there,
+            // a child of our live shim, it is signalled directly
+            if !self.signal_recorded_init(&rec, signal) {
                 return Err(ContainerError::NotRunning(rec.id));
             }
-            Err(e) => return Err(e.into()),
+            tracing::warn!(id = %rec.id, pid = rec.state.pid, why, "signalled the init directly");
         }
         self.after_signal(&rec);
         self.publish(&rec, "kill", &[("signal", signal.to_string())]);
         Ok(())
+    }
+
+    /// Waits (bounded) until the shim of `id`'s last run is gone: ours after it reported
+    /// the exit, or one of a previous daemon that was still cleaning up when that daemon
+    /// stopped (its pid and start time are in the record).
+    fn wait_shim_gone(&self, id: &str) {
+        self.draining.wait(id, SHIM_DRAIN_TIMEOUT);
+        let shim = lock(&self.inner).map.get(id).and_then(|r| {
+            (r.state.status != Status::Running)
+                .then_some((r.state.shim_pid, r.state.shim_start_time))
+        });
+        if let Some((pid, start)) = shim {
+            let deadline = std::time::Instant::now() + SHIM_DRAIN_TIMEOUT;
+            while record::alive(pid, start) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    /// After a SIGKILL: waits for the exit to be recorded; a shim that has not reported it
+    /// within 10 s is killed itself (its exit is then recorded, as for any dead shim) and
+    /// waited for 10 s more.
+    async fn wait_killed(&self, rec: &Record) -> bool {
+        let not_running = |r: Option<&Record>| r.is_none_or(|r| r.state.status != Status::Running);
+        if self
+            .wait_until(&rec.id, Duration::from_secs(10), not_running)
+            .await
+        {
+            return true;
+        }
+        let (pid, start) = (rec.state.shim_pid, rec.state.shim_start_time);
+        if record::alive(pid, start)
+            && let Some(p) = rustix::process::Pid::from_raw(pid)
+            && let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+            && record::alive(pid, start)
+        {
+            tracing::warn!(id = %rec.id, shim = pid, "the shim did not report the exit after SIGKILL: killing it");
+            let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
+        }
+        self.wait_until(&rec.id, Duration::from_secs(10), not_running)
+            .await
+    }
+
+    /// Signals the recorded init of a running container if it is still the child of the
+    /// container's live shim (pid and start time recorded); false if it is not there.
+    fn signal_recorded_init(&self, rec: &Record, signal: i32) -> bool {
+        let st = &rec.state;
+        if st.pid <= 0 || !record::alive(st.shim_pid, st.shim_start_time) {
+            return false;
+        }
+        let Some(pid) = rustix::process::Pid::from_raw(st.pid) else {
+            return false;
+        };
+        let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        else {
+            return false;
+        };
+        // checked after the pidfd is held: the pid cannot be recycled under it
+        if record::parent_pid(st.pid) != Some(st.shim_pid) {
+            return false;
+        }
+        let Some(sig) = rustix::process::Signal::from_named_raw(signal) else {
+            return false;
+        };
+        self.before_signal(rec, signal);
+        rustix::process::pidfd_send_signal(&pidfd, sig).is_ok()
     }
 
     async fn wait_until(
@@ -673,10 +739,7 @@ impl Containers {
                 Ok(()) | Err(ContainerError::NotRunning(_)) => {}
                 Err(e) => return Err(e),
             }
-            if !self
-                .wait_until(&rec.id, Duration::from_secs(30), not_running)
-                .await
-            {
+            if !self.wait_killed(&rec).await {
                 return Err(ContainerError::Shim {
                     id: rec.id,
                     why: "the container did not exit after SIGKILL".into(),
@@ -698,12 +761,7 @@ impl Containers {
                 Ok(()) | Err(ContainerError::NotRunning(_)) => {}
                 Err(e) => return Err(e),
             }
-            let stopped = self
-                .wait_until(&rec.id, Duration::from_secs(30), |r| {
-                    r.is_none_or(|r| r.state.status != Status::Running)
-                })
-                .await;
-            if !stopped {
+            if !self.wait_killed(&rec).await {
                 return Err(ContainerError::Shim {
                     id: rec.id,
                     why: "the container did not exit after SIGKILL".into(),

@@ -186,6 +186,13 @@ pub fn start_time(pid: i32) -> Option<u64> {
     after.split(' ').nth(19)?.parse().ok()
 }
 
+/// The parent pid of `pid` (field 4 of /proc/<pid>/stat).
+pub fn parent_pid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(1)?.parse().ok()
+}
+
 /// Whether the process `pid` that started at `start` is still there (a zombie counts as
 /// gone).
 pub fn alive(pid: i32, start: u64) -> bool {

@@ -174,11 +174,19 @@ impl Daemon {
         let o = self.berth(args);
         assert!(
             o.status.success(),
-            "berth {args:?} failed: {}{}",
+            "berth {args:?} failed: {}{}\n--- the end of berthd's log:\n{}",
             String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
+            String::from_utf8_lossy(&o.stderr),
+            self.log_tail(40)
         );
         String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// The last `n` lines of this daemon's log (for failure messages).
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(self.env.dir().join("berthd.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// The real docker CLI against this daemon; its config dir is the test's.
