@@ -74,6 +74,8 @@ impl Engine {
         )?;
         containers.set_networks(networks.clone());
         containers.net_reconcile();
+        // only now: a restart must not race the teardown of its old network state
+        containers.restart_on_boot();
         Ok(Arc::new(Engine {
             config,
             images,

@@ -828,9 +828,21 @@ fn always_restarts_when_berthd_starts_again_unless_stopped_does_not() {
         "berthd died after its restart: {}",
         std::fs::read_to_string(d.env.dir().join("berthd-restart.log")).unwrap_or_default()
     );
-    wait_for("always container running", || {
-        d.ok(&["inspect", "-f", "{{.State.Status}}", &al]) == "running\n"
-    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while d.ok(&["inspect", "-f", "{{.State.Status}}", &al]) != "running\n" {
+        assert!(
+            Instant::now() < deadline,
+            "the always container is not running again: {}\n--- berthd's log:\n{}",
+            d.ok(&["inspect", "-f", "{{json .State}}", &al]),
+            d.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // started again on its network (the restart waits for the networks' reconcile)
+    let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &al]);
+    assert!(ip.trim().parse::<std::net::Ipv4Addr>().is_ok(), "{ip:?}");
+    let o = d.ok(&["exec", &al, "ip", "-4", "addr", "show", "eth0"]);
+    assert!(o.contains(ip.trim()), "{o}");
     assert_eq!(
         d.ok(&["inspect", "-f", "{{.State.Status}}", &us]),
         "exited\n"

@@ -228,7 +228,8 @@ impl Containers {
                 }
             }
         }
-        self.restart_on_boot();
+        // restart policies run once networks and volumes are attached and the network
+        // state of the stopped containers is torn down (`Engine::open`)
         Ok(())
     }
 

@@ -135,8 +135,9 @@ impl Containers {
         self.start(&id)
     }
 
-    /// On daemon start: starts the containers whose policy says so.
-    pub(super) fn restart_on_boot(self: &Arc<Self>) {
+    /// On daemon start, once networks and volumes are attached and reconciled: starts the
+    /// containers whose policy says so.
+    pub(crate) fn restart_on_boot(self: &Arc<Self>) {
         let due: Vec<String> = lock(&self.inner)
             .map
             .values()

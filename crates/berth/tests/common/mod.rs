@@ -182,9 +182,13 @@ impl Daemon {
         String::from_utf8(o.stdout).unwrap()
     }
 
-    /// The last `n` lines of this daemon's log (for failure messages).
+    /// The last `n` lines of this daemon's log (for failure messages): the restarted
+    /// daemon's once there is one.
     pub fn log_tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(self.env.dir().join("berthd.log")).unwrap_or_default();
+        let dir = self.env.dir();
+        let text = std::fs::read_to_string(dir.join("berthd-restart.log"))
+            .or_else(|_| std::fs::read_to_string(dir.join("berthd.log")))
+            .unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
