@@ -163,6 +163,8 @@ pub struct Client {
     socket: PathBuf,
     endpoint: Endpoint,
     version: Mutex<Option<String>>,
+    /// A connection already made (the CLI's probe of the socket), used by the next request.
+    spare: Mutex<Option<(std::os::unix::net::UnixStream, std::time::Instant)>>,
 }
 
 /// The highest API version this client speaks.
@@ -176,6 +178,7 @@ impl Client {
             endpoint: Endpoint::Unix(socket.clone()),
             socket,
             version: Mutex::new(None),
+            spare: Mutex::new(None),
         }
     }
 
@@ -188,7 +191,39 @@ impl Client {
                 config: std::sync::Arc::new(config),
             },
             version: Mutex::new(None),
+            spare: Mutex::new(None),
         }
+    }
+
+    /// Connects to the daemon's socket now (a listener there answers), keeping the
+    /// connection for the next request: the probe costs no extra connection.
+    pub fn connect_now(&self) -> std::io::Result<()> {
+        let Endpoint::Unix(path) = &self.endpoint else {
+            return Ok(());
+        };
+        let s = std::os::unix::net::UnixStream::connect(path)?;
+        if let Ok(mut g) = self.spare.lock() {
+            *g = Some((s, std::time::Instant::now()));
+        }
+        Ok(())
+    }
+
+    /// The kept connection or a new one to `path`.
+    async fn unix_stream(&self, path: &Path) -> Result<tokio::net::UnixStream, ClientError> {
+        let err = |source| ClientError::Connect {
+            path: path.to_owned(),
+            source,
+        };
+        // only a fresh one: a daemon may close idle connections (a command that asked
+        // the user something first connects again)
+        let spare = self.spare.lock().ok().and_then(|mut g| g.take());
+        if let Some((s, made)) = spare
+            && made.elapsed() < std::time::Duration::from_secs(1)
+        {
+            s.set_nonblocking(true).map_err(err)?;
+            return tokio::net::UnixStream::from_std(s).map_err(err);
+        }
+        tokio::net::UnixStream::connect(path).await.map_err(err)
     }
 
     /// Another handle on the same daemon (same endpoint and negotiated version), for
@@ -198,6 +233,7 @@ impl Client {
             socket: self.socket.clone(),
             endpoint: self.endpoint.clone(),
             version: Mutex::new(self.api_version()),
+            spare: Mutex::new(None),
         }
     }
 
@@ -262,12 +298,7 @@ impl Client {
             .map_err(|e| ClientError::Request(e.to_string()))?;
         match &self.endpoint {
             Endpoint::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(|source| ClientError::Connect {
-                        path: path.clone(),
-                        source,
-                    })?;
+                let stream = self.unix_stream(path).await?;
                 exchange(stream, req).await
             }
             Endpoint::Tls { addr, config } => {
@@ -380,12 +411,7 @@ impl Client {
             .map_err(|e| ClientError::Request(e.to_string()))?;
         let resp = match &self.endpoint {
             Endpoint::Unix(p) => {
-                let stream = tokio::net::UnixStream::connect(p).await.map_err(|source| {
-                    ClientError::Connect {
-                        path: p.clone(),
-                        source,
-                    }
-                })?;
+                let stream = self.unix_stream(p).await?;
                 exchange_upgrade(stream, req).await?
             }
             Endpoint::Tls { addr, config } => {

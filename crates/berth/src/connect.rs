@@ -158,8 +158,9 @@ pub async fn connect(target: &Target) -> anyhow::Result<Client> {
     let client = Client::new(&target.socket);
     // A listener on the socket is enough to go on: requests then use unversioned paths
     // (the daemon's own version), so no `/_ping` round trip is spent on negotiating
-    // (commands that show the version ping themselves).
-    if std::os::unix::net::UnixStream::connect(&target.socket).is_ok() {
+    // (commands that show the version ping themselves). The probe's connection carries
+    // the first request.
+    if client.connect_now().is_ok() {
         return Ok(client);
     }
     match client.ping().await {

@@ -176,3 +176,55 @@ fn run_rm_whose_start_fails_is_removed_by_the_daemon() {
     }
     d.ok(&["rm", "-f", holder.trim()]);
 }
+
+/// The mount options of `path` in /proc/self/mountinfo (the superblock's and the mount's).
+fn mount_options(path: &std::path::Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = path.display().to_string();
+    info.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.get(4) == Some(&want.as_str())).then(|| l.to_owned())
+    })
+}
+
+#[test]
+fn throwaway_containers_mount_a_volatile_overlay_and_kept_ones_do_not() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _g = Leftovers::new(&d);
+    let rm = d
+        .ok(&[
+            "run",
+            "-d",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_owned();
+    let kept = d
+        .ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"])
+        .trim()
+        .to_owned();
+    let rootfs = |id: &str| d.env.data_root().join("containers").join(id).join("rootfs");
+    let rm_opts = mount_options(&rootfs(&rm)).expect("the --rm container's rootfs is mounted");
+    let kept_opts = mount_options(&rootfs(&kept)).expect("the container's rootfs is mounted");
+    assert!(rm_opts.contains("volatile"), "{rm_opts}");
+    assert!(!kept_opts.contains("volatile"), "{kept_opts}");
+    // the volatile upper works as any: writes show, and the container goes with its stop
+    assert_eq!(
+        d.ok(&["exec", &rm, "sh", "-c", "echo hi > /f; cat /f"]),
+        "hi\n"
+    );
+    d.ok(&["stop", "-t", "0", &rm]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !traces(&d, &rm).is_empty() {
+        assert!(Instant::now() < deadline, "left: {:?}", traces(&d, &rm));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(mount_options(&rootfs(&rm)), None);
+    d.ok(&["rm", "-f", &kept]);
+}

@@ -720,7 +720,9 @@ impl Builder {
         let dir = self.scratch_path("run");
         std::fs::create_dir_all(dir.join("bundle")).map_err(BuildError::io("create", &dir))?;
         let lowers = lowers_of(self, parent);
-        let overlay = crate::containers::rootfs::Overlay::new(&dir, lowers.clone());
+        // a build step's upper becomes a layer through the image store (which syncs it);
+        // the overlay itself is thrown away
+        let overlay = crate::containers::rootfs::Overlay::new(&dir, lowers.clone()).volatile(true);
         overlay
             .mount()
             .map_err(|e| BuildError::Other(format!("mount the build container's rootfs: {e}")))?;

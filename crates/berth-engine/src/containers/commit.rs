@@ -169,7 +169,8 @@ impl Engine {
     pub async fn export_container(&self, name: &str) -> Result<ByteStream, EngineError> {
         let rec = self.containers.get(name)?;
         let dir = self.containers.dir(&rec.id);
-        let overlay = super::rootfs::Overlay::new(&dir, rec.lowerdirs.clone());
+        let overlay =
+            super::rootfs::Overlay::new(&dir, rec.lowerdirs.clone()).volatile(rec.spec.auto_remove);
         overlay.mount()?;
         let (writer, stream) = channel_writer();
         tokio::task::spawn_blocking(move || {

@@ -204,11 +204,20 @@ impl Containers {
                 }
                 continue;
             };
-            if rec.state.status == Status::Removing {
+            let shim_alive = record::alive(rec.state.shim_pid, rec.state.shim_start_time);
+            // moby: an AutoRemove container that is not running when the daemon starts is
+            // removed; one created but not started yet stays unless its volatile upper is
+            // gone with a reboot (it cannot be trusted, nor mounted again, after that)
+            let stale_auto_remove = rec.spec.auto_remove
+                && !(rec.state.status == Status::Running && shim_alive)
+                && (rec.state.status != Status::Created
+                    || !rootfs::is_mounted(&dir.join("rootfs")));
+            if rec.state.status == Status::Removing || stale_auto_remove {
                 self.finish_removal(&rec);
                 continue;
             }
-            let overlay = rootfs::Overlay::new(&dir, rec.lowerdirs.clone());
+            let overlay =
+                rootfs::Overlay::new(&dir, rec.lowerdirs.clone()).volatile(rec.spec.auto_remove);
             if let Err(e) = overlay.mount() {
                 tracing::warn!(id = %rec.id, error = %e, "cannot remount rootfs");
             }
@@ -217,7 +226,6 @@ impl Containers {
             }
             let id = rec.id.clone();
             let running = rec.state.status == Status::Running;
-            let shim_alive = record::alive(rec.state.shim_pid, rec.state.shim_start_time);
             lock(&self.inner).map.insert(id.clone(), rec);
             if running {
                 if shim_alive {
@@ -310,7 +318,7 @@ impl Containers {
         let id = names::random_id();
         let dir = self.dir(&id);
         std::fs::create_dir_all(dir.join("bundle")).map_err(ContainerError::io("create", &dir))?;
-        let overlay = rootfs::Overlay::new(&dir, lowerdirs.clone());
+        let overlay = rootfs::Overlay::new(&dir, lowerdirs.clone()).volatile(spec.auto_remove);
         let made = (|| -> Result<Record, EngineError> {
             overlay.mount()?;
             let mounts = self.resolve_mounts(&id, &spec, &image_config, &overlay.merged, &inner)?;
@@ -409,7 +417,9 @@ impl Containers {
             _ => {}
         }
         let dir = self.dir(&id);
-        rootfs::Overlay::new(&dir, rec.lowerdirs.clone()).mount()?;
+        rootfs::Overlay::new(&dir, rec.lowerdirs.clone())
+            .volatile(rec.spec.auto_remove)
+            .mount()?;
         let _ = std::fs::remove_file(dir.join("exit.json"));
         // leftovers of a shim that died mid-way
         if let Ok(c) = berth_runtime::Container::load(&self.runtime_root, &id) {

@@ -1,5 +1,13 @@
 //! The container's root filesystem: an overlay of the image's layers (lowerdirs, shared)
 //! with `upper/` and `work/` under the container's directory, merged at `rootfs/`.
+//!
+//! Throwaway containers (`--rm`, build steps) mount it `volatile` (kernel 5.10+, as Podman
+//! does for `--rm`): overlayfs then skips every sync of the upper filesystem, above all
+//! the one at unmount, which otherwise writes back the whole host filesystem's dirty data
+//! and flushes the disk on the removal path. Their upper layer is never kept, so a crash
+//! of the host loses nothing of value; a volatile upper cannot be mounted again after one
+//! (the kernel refuses while `work/work/incompat/volatile` exists), and berthd removes such
+//! containers at start (moby removes AutoRemove containers that are not running then).
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +26,8 @@ pub struct Overlay {
     pub work: PathBuf,
     /// `<dir>/rootfs`.
     pub merged: PathBuf,
+    /// Mounted with `volatile`: no syncs of the upper filesystem (throwaway containers).
+    pub volatile: bool,
 }
 
 impl Overlay {
@@ -28,7 +38,14 @@ impl Overlay {
             upper: dir.join("upper"),
             work: dir.join("work"),
             merged: dir.join("rootfs"),
+            volatile: false,
         }
+    }
+
+    /// The same overlay, mounted `volatile` when `yes` (see the module docs).
+    pub fn volatile(mut self, yes: bool) -> Overlay {
+        self.volatile = yes;
+        self
     }
 
     /// Creates the directories and mounts the overlay (a no-op when already mounted).
@@ -48,10 +65,11 @@ impl Overlay {
         }
         let lower: Vec<String> = lower.iter().map(|p| p.display().to_string()).collect();
         let data = format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={}{}",
             lower.join(":"),
             self.upper.display(),
-            self.work.display()
+            self.work.display(),
+            if self.volatile { ",volatile" } else { "" }
         );
         let data = std::ffi::CString::new(data).map_err(|e| ContainerError::Mount {
             op: "mount",
