@@ -27,6 +27,33 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
     f.write_all(value.as_bytes()).map_err(|e| io_err(path, e))
 }
 
+/// Write each of `values` to `path` with its own `write(2)` on one open file
+/// (`devices.allow`/`devices.deny` take one rule per write).
+pub(crate) struct LineWriter {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl LineWriter {
+    pub(crate) fn open(path: &Path) -> Result<LineWriter> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| io_err(path, e))?;
+        Ok(LineWriter {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    pub(crate) fn write(&mut self, value: &str) -> Result<()> {
+        use std::io::Write;
+        self.file
+            .write_all(value.as_bytes())
+            .map_err(|e| io_err(&self.path, e))
+    }
+}
+
 pub(crate) fn parse_err(path: &Path, why: impl Into<String>) -> Error {
     Error::Parse {
         path: path.to_path_buf(),
@@ -225,7 +252,18 @@ pub(crate) fn cg_join(own: &str, rel: &str) -> String {
 }
 
 /// Create `dir` and its missing parents, returning those it created (parents first).
+///
+/// The leaf is tried first: in the common case (the parent exists) that is one
+/// `mkdir(2)`, without a `stat` of every level.
 pub(crate) fn mkdir_all(dir: &Path) -> Result<Vec<PathBuf>> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => return Ok(vec![dir.to_path_buf()]),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {
+            return Ok(Vec::new());
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(dir, e)),
+        Err(_) => {}
+    }
     let mut missing = Vec::new();
     let mut cur = Some(dir);
     while let Some(d) = cur {
@@ -245,4 +283,29 @@ pub(crate) fn mkdir_all(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(created)
+}
+
+/// Remove the cgroup `dir` and any cgroups below it (deepest first). A container
+/// rarely makes sub-cgroups, so a plain `rmdir(2)` is tried first; only when it
+/// fails (sub-cgroups, or tasks still exiting) is the tree listed. Gone is success.
+pub(crate) fn remove_tree(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
+    let dirs = match walk_dirs(dir) {
+        Ok(d) => d,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut first = None;
+    for d in dirs.iter().rev() {
+        if let Err(e) = rmdir_retry(d) {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
 }

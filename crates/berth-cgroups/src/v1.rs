@@ -381,6 +381,8 @@ impl V1Cgroup {
             return Ok(());
         }
         let p = self.part("devices", "device rules")?;
+        // one open file per list, one write per rule (a new cgroup gets a dozen)
+        let (mut allow, mut deny) = (None, None);
         for r in rules {
             let typ = r
                 .typ()
@@ -410,12 +412,16 @@ impl V1Cgroup {
             } else {
                 format!("{typ} {major}:{minor} {access}")
             };
-            let file = if r.allow() {
-                "devices.allow"
+            let (slot, file) = if r.allow() {
+                (&mut allow, "devices.allow")
             } else {
-                "devices.deny"
+                (&mut deny, "devices.deny")
             };
-            write(&p.file(file), &line)?;
+            let w = match slot {
+                Some(w) => w,
+                None => slot.insert(fsutil::LineWriter::open(&p.file(file))?),
+            };
+            w.write(&line)?;
         }
         Ok(())
     }
@@ -656,16 +662,8 @@ impl Cgroup for V1Cgroup {
             if p.is_own_or_ancestor() {
                 continue; // never remove the caller's own cgroup or its parents
             }
-            match fsutil::walk_dirs(&p.dir) {
-                Ok(dirs) => {
-                    for d in dirs.iter().rev() {
-                        if let Err(e) = fsutil::rmdir_retry(d) {
-                            errs.push(e);
-                        }
-                    }
-                }
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => errs.push(e),
+            if let Err(e) = fsutil::remove_tree(&p.dir) {
+                errs.push(e);
             }
         }
         // Parents this value created, deepest first; one still in use stays.

@@ -534,18 +534,10 @@ impl Cgroup for V2Cgroup {
 
     fn destroy(&self) -> Result<()> {
         let mut errs = Vec::new();
-        if !self.is_own_or_ancestor() {
-            match fsutil::walk_dirs(&self.dir) {
-                Ok(dirs) => {
-                    for d in dirs.iter().rev() {
-                        if let Err(e) = fsutil::rmdir_retry(d) {
-                            errs.push(e);
-                        }
-                    }
-                }
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => errs.push(e),
-            }
+        if !self.is_own_or_ancestor()
+            && let Err(e) = fsutil::remove_tree(&self.dir)
+        {
+            errs.push(e);
         }
         let created = std::mem::take(&mut *self.created.lock().unwrap_or_else(|e| e.into_inner()));
         for d in created.iter().rev() {

@@ -73,7 +73,7 @@ fn flags_of(s: &LinuxSeccomp) -> u32 {
 /// The cache file for `s` under the runtime root `root`.
 pub fn cache_path(root: &Path, s: &LinuxSeccomp) -> Result<PathBuf, String> {
     let mut h = Sha256::new();
-    h.update(b"berth-seccomp-bpf-v1\0");
+    h.update(b"berth-seccomp-bpf-v2\0");
     h.update(serde_json::to_vec(s).map_err(|e| format!("serialize seccomp profile: {e}"))?);
     h.update(b"\0");
     h.update(format!("{:?}", libseccomp::ScmpArch::native()).as_bytes());
@@ -114,7 +114,11 @@ fn parse(bytes: &[u8]) -> Option<Vec<SockFilter>> {
 
 /// Generate the program with libseccomp (`seccomp_export_bpf` into a memfd).
 fn generate(s: &LinuxSeccomp) -> Result<Vec<u8>, String> {
-    let f = crate::process::compile_seccomp(s)?;
+    generate_as(s, true)
+}
+
+fn generate_as(s: &LinuxSeccomp, tree: bool) -> Result<Vec<u8>, String> {
+    let f = crate::process::compile_seccomp_as(s, tree)?;
     let fd = rustix::fs::memfd_create("berth-seccomp", rustix::fs::MemfdFlags::CLOEXEC)
         .map_err(|e| format!("memfd for seccomp export: {e}"))?;
     f.export_bpf(&fd)
@@ -250,6 +254,126 @@ mod tests {
             prepare(root.path(), &s).unwrap().flags(),
             berth_sys::SECCOMP_FILTER_FLAG_LOG | berth_sys::SECCOMP_FILTER_FLAG_SPEC_ALLOW
         );
+    }
+
+    /// A classic-BPF interpreter for seccomp programs (the instructions libseccomp
+    /// emits): the action for `(nr, arch, args)`, and whether an argument was read.
+    fn run_bpf(prog: &[SockFilter], nr: u32, arch: u32, args: &[u64; 6]) -> (u32, bool) {
+        let mut data = [0u8; 64];
+        data[0..4].copy_from_slice(&nr.to_le_bytes());
+        data[4..8].copy_from_slice(&arch.to_le_bytes());
+        for (i, a) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
+        }
+        let (mut a, mut x, mut mem, mut pc, mut read_args) =
+            (0u32, 0u32, [0u32; 16], 0usize, false);
+        loop {
+            let i = prog[pc];
+            pc += 1;
+            let k = i.k;
+            match i.code {
+                0x20 => {
+                    // ld [k]
+                    let o = k as usize;
+                    read_args |= o >= 16;
+                    a = u32::from_le_bytes(data[o..o + 4].try_into().unwrap());
+                }
+                0x00 => a = k,                 // ld #k
+                0x60 => a = mem[k as usize],   // ld M[k]
+                0x01 => x = k,                 // ldx #k
+                0x61 => x = mem[k as usize],   // ldx M[k]
+                0x02 => mem[k as usize] = a,   // st M[k]
+                0x03 => mem[k as usize] = x,   // stx M[k]
+                0x54 => a &= k,                // and #k
+                0x44 => a |= k,                // or #k
+                0x04 => a = a.wrapping_add(k), // add #k
+                0x14 => a = a.wrapping_sub(k), // sub #k
+                0x07 => x = a,                 // tax
+                0x87 => a = x,                 // txa
+                0x05 => pc += k as usize,      // ja
+                0x15 | 0x25 | 0x35 | 0x45 | 0x1d | 0x2d | 0x3d | 0x4d => {
+                    let v = if i.code & 0x08 != 0 { x } else { k };
+                    let t = match i.code & 0xf0 {
+                        0x10 => a == v,
+                        0x20 => a > v,
+                        0x30 => a >= v,
+                        _ => a & v != 0,
+                    };
+                    pc += if t { i.jt } else { i.jf } as usize;
+                }
+                0x06 => return (k, read_args),
+                0x16 => return (a, read_args),
+                other => panic!("unexpected bpf opcode {other:#x} at {}", pc - 1),
+            }
+        }
+    }
+
+    fn program(body: &[u8]) -> Vec<SockFilter> {
+        let mut bytes = Vec::from(&MAGIC[..]);
+        bytes.extend_from_slice(&Sha256::digest(body));
+        bytes.extend_from_slice(body);
+        parse(&bytes).unwrap()
+    }
+
+    #[test]
+    fn binary_tree_program_decides_like_the_linear_one() {
+        // Docker's default profile as the engine writes it (amd64: three arches)
+        let s: LinuxSeccomp =
+            serde_json::from_str(include_str!("../tests/data/docker-default-seccomp.json"))
+                .unwrap();
+        let tree = program(&generate_as(&s, true).unwrap());
+        let linear = program(&generate_as(&s, false).unwrap());
+        assert_ne!(tree, linear, "expected the binary tree layout");
+        assert_eq!(program(&generate(&s).unwrap()), tree);
+        // every value a rule compares with, its neighbours, and every single bit
+        let mut values: Vec<u64> = vec![0, u64::MAX];
+        for r in s.syscalls().as_deref().unwrap_or(&[]) {
+            for a in r.args().as_deref().unwrap_or(&[]) {
+                for v in [a.value(), a.value_two().unwrap_or(0)] {
+                    values.extend([v, v.wrapping_add(1), v.wrapping_sub(1), v | 1 << 40]);
+                }
+            }
+        }
+        values.extend((0..64).map(|b| 1u64 << b));
+        let arches = [0xC000_003E_u32, 0x4000_0003, 0xC000_00B7]; // x86_64, i386, aarch64
+        let (mut checked, mut with_args) = (0, 0);
+        let mut actions = std::collections::BTreeSet::new();
+        for arch in arches {
+            for nr in (0..600u32)
+                .chain(0x4000_0000..0x4000_0000 + 600)
+                .chain([u32::MAX])
+            {
+                let zero = [0u64; 6];
+                let (want, r1) = run_bpf(&linear, nr, arch, &zero);
+                let (got, r2) = run_bpf(&tree, nr, arch, &zero);
+                assert_eq!(got, want, "nr {nr} arch {arch:#x}");
+                actions.insert(want);
+                checked += 1;
+                if !(r1 || r2) {
+                    continue; // neither program looks at the arguments
+                }
+                with_args += 1;
+                for idx in 0..6 {
+                    for v in &values {
+                        let mut args = zero;
+                        args[idx] = *v;
+                        assert_eq!(
+                            run_bpf(&tree, nr, arch, &args).0,
+                            run_bpf(&linear, nr, arch, &args).0,
+                            "nr {nr} arch {arch:#x} arg{idx}={v:#x}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 3000 && with_args >= 3, "{checked} {with_args}");
+        // allowed, denied with EPERM, and the foreign arch killed: all three were seen
+        assert!(
+            actions.contains(&0x7fff_0000) && actions.contains(&0x0005_0001),
+            "{actions:x?}"
+        );
+        assert!(actions.len() >= 3, "{actions:x?}");
     }
 
     #[test]

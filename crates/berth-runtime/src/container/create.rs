@@ -76,6 +76,11 @@ impl Container {
         join.sort_by_key(|(_, t)| *t != LinuxNamespaceType::User);
         let new_user = flags & ns_flag(LinuxNamespaceType::User) != 0;
         let in_userns = new_user || join.iter().any(|(_, t)| *t == LinuxNamespaceType::User);
+        // A new network namespace is made on a helper thread meanwhile (clone.rs says
+        // why); not with a user namespace, which must own it.
+        let netns = (flags & ns_flag(LinuxNamespaceType::Network) != 0 && !in_userns)
+            .then(crate::clone::PendingNetns::start)
+            .flatten();
         if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
             return Err(Error::Spec(
                 "process.terminal is true but no console socket was given".into(),
@@ -87,12 +92,13 @@ impl Container {
             .map(connect_console)
             .transpose()?;
 
-        let cg = cgroup::for_spec(linux.cgroups_path().as_ref().and_then(|p| p.to_str()), id)?;
-        cg.create()?;
-        guard.1 = Some(cgroup::for_spec(
+        // opened once (it reads /proc/self/mountinfo); the guard removes it again if the
+        // create fails from here on, a half-made one included
+        let cg: &dyn berth_cgroups::Cgroup = &**guard.1.insert(cgroup::for_spec(
             linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
             id,
         )?);
+        cg.create()?;
         if let Some(res) = linux.resources() {
             cg.apply(&cgroup::with_default_devices(res))?;
         }
@@ -126,10 +132,18 @@ impl Container {
         let (parent_sock, child_sock) = sync::pair()?;
         let cg_fd = cg.dir_fd_for_clone()?;
         let cgroup_tasks = if cg_fd.is_none() {
-            cgroup::v1_task_files(cg.as_ref())?
+            cgroup::v1_task_files(cg)?
         } else {
             Vec::new()
         };
+        if let Some(p) = netns {
+            // a thread that failed leaves CLONE_NEWNET in the flags: clone3 then makes
+            // the namespace, or reports why it cannot
+            if let Ok(fd) = p.wait() {
+                flags &= !ns_flag(LinuxNamespaceType::Network);
+                join.push((fd, LinuxNamespaceType::Network));
+            }
+        }
         let ctx = ChildCtx {
             mode: Mode::Create {
                 rootfs: rootfs.clone(),
