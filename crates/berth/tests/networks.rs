@@ -810,15 +810,14 @@ fn kill_of_the_shim_and_run_rm_leave_nothing_behind() {
         .ok(&["inspect", "-f", "{{.Id}}", "victim"])
         .trim()
         .to_owned();
-    let cfg = std::fs::read_to_string(
-        d.env
-            .data_root()
-            .join("containers")
-            .join(&id)
-            .join("config.json"),
-    )
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    // the record's newer copy: state.json (written in place at the start) or config.json
+    let dir = d.env.data_root().join("containers").join(&id);
+    let v = ["config.json", "state.json"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+        .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .max_by_key(|v| v["seq"].as_u64().unwrap_or(0))
+        .unwrap();
     let shim = v["state"]["shim_pid"].as_i64().unwrap();
     let pid = v["state"]["pid"].as_i64().unwrap();
     for p in [shim, pid] {

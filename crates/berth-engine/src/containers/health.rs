@@ -176,7 +176,7 @@ impl Containers {
                     failing_streak: 0,
                     log: Vec::new(),
                 });
-                let _ = r.clone().save(&self.dir(id));
+                let _ = r.save_hot(&self.dir(id));
             }
         }
         let c = self.clone();
@@ -253,7 +253,7 @@ impl Containers {
             let status = h.status.clone();
             let rec = r.clone();
             drop(inner);
-            let _ = rec.save(&self.dir(id));
+            let _ = rec.save_hot(&self.dir(id));
             if changed {
                 self.publish(&rec, &format!("health_status: {status}"), &[]);
             }

@@ -341,12 +341,16 @@ impl Containers {
                     path: bundle_cfg.display().to_string(),
                     source: std::io::Error::other(e),
                 })?;
-            fastsave::write_renamed(&dir.join("bundle/.config.json.tmp"), &bundle_cfg, &bytes)?;
+            // a fresh directory: nothing reads it before the record makes it a container
+            // (reconcile removes a directory without one), so no temp file and rename
+            std::fs::write(&bundle_cfg, &bytes)
+                .map_err(ContainerError::io("write", &bundle_cfg))?;
             let log = dir.join(format!("{id}-json.log"));
             std::fs::File::create(&log).map_err(ContainerError::io("create", &log))?;
             ops::prepare_logging(&dir, &log, &spec)?;
             let rec = Record {
                 version: record::RECORD_VERSION,
+                seq: 0,
                 id: id.clone(),
                 name: name.clone(),
                 created: now(),
@@ -449,7 +453,7 @@ impl Containers {
                 r.state.started_at = now();
                 r.state.finished_at.clear();
                 let rec = r.clone();
-                rec.save_renamed(&dir)?;
+                rec.save_hot(&dir)?;
                 self.publish(&rec, "start", &[]);
                 self.mount_events(&rec, "mount");
                 drop(inner);
@@ -519,7 +523,7 @@ impl Containers {
         let rec = r.clone();
         // saved before anyone hears of the exit: a stop, then a crash of berthd, must find
         // the container exited (restart policies on boot look at the saved status)
-        if let Err(e) = rec.save_renamed(&dir) {
+        if let Err(e) = rec.save_hot(&dir) {
             tracing::warn!(id, error = %e, "cannot persist exit");
         }
         drop(inner);

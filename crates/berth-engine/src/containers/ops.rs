@@ -217,7 +217,8 @@ pub fn prepare_logging(
         path: path.display().to_string(),
         source: std::io::Error::other(e),
     })?;
-    super::fastsave::write_renamed(&dir.join(".log-config.json.tmp"), &path, &bytes)?;
+    // only at create, in its fresh directory (no temp file and rename needed)
+    std::fs::write(&path, &bytes).map_err(ContainerError::io("write", &path))?;
     if o.log_driver() == "none" {
         std::fs::remove_file(log).map_err(ContainerError::io("remove", log))?;
         std::os::unix::fs::symlink("/dev/null", log)

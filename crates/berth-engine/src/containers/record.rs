@@ -123,6 +123,10 @@ pub struct Record {
     /// Volumes, binds and tmpfs mounts, resolved at create.
     #[serde(default)]
     pub mounts: Vec<berth_types::mounts::MountPoint>,
+    /// When this copy was written (a stamp that only grows): of `config.json` and
+    /// `state.json`, the newer wins ([`Record::load`]).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 impl Record {
@@ -130,23 +134,77 @@ impl Record {
     pub fn save(&self, dir: &Path) -> Result<(), ContainerError> {
         let path = dir.join("config.json");
         let tmp = dir.join(".config.json.tmp");
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| ContainerError::Io {
-            op: "encode",
-            path: path.display().to_string(),
-            source: std::io::Error::other(e),
-        })?;
+        let bytes = self.stamped_json(&path, true)?;
         write_atomic(&tmp, &path, &bytes)
     }
 
-    /// Reads `<dir>/config.json`.
-    pub fn load(dir: &Path) -> Result<Record, ContainerError> {
-        let path = dir.join("config.json");
-        let bytes = std::fs::read(&path).map_err(ContainerError::io("read", &path))?;
-        serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt {
+    /// This record as JSON, stamped with a new [`Record::seq`].
+    pub(super) fn stamped_json(
+        &self,
+        path: &Path,
+        pretty: bool,
+    ) -> Result<Vec<u8>, ContainerError> {
+        let mut r = self.clone();
+        r.seq = next_seq();
+        let json = if pretty {
+            serde_json::to_vec_pretty(&r)
+        } else {
+            serde_json::to_vec(&r)
+        };
+        json.map_err(|e| ContainerError::Io {
+            op: "encode",
             path: path.display().to_string(),
-            source,
+            source: std::io::Error::other(e),
         })
     }
+
+    /// Reads the container's record: `<dir>/config.json`, or `<dir>/state.json` (the copy
+    /// written in place on the start → exit path) when that one parses and is newer.
+    pub fn load(dir: &Path) -> Result<Record, ContainerError> {
+        let path = dir.join("config.json");
+        let main = std::fs::read(&path)
+            .map_err(ContainerError::io("read", &path))
+            .and_then(|bytes| {
+                serde_json::from_slice::<Record>(&bytes).map_err(|source| ContainerError::Corrupt {
+                    path: path.display().to_string(),
+                    source,
+                })
+            });
+        let hot = std::fs::read(dir.join(super::fastsave::HOT))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Record>(&b).ok());
+        let rec = match (main, hot) {
+            (Ok(m), Some(h)) if h.seq > m.seq && h.id == m.id => h,
+            (Ok(m), _) => m,
+            (Err(_), Some(h)) => h,
+            (Err(e), None) => return Err(e),
+        };
+        note_seq(rec.seq);
+        Ok(rec)
+    }
+}
+
+static LAST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A stamp above every one written or read so far: the wall clock in ns when it moves
+/// forward, else the last stamp + 1 (a clock set back never makes a newer copy older).
+fn next_seq() -> u64 {
+    use std::sync::atomic::Ordering;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut last = LAST_SEQ.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST_SEQ.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(l) => last = l,
+        }
+    }
+}
+
+fn note_seq(seq: u64) {
+    LAST_SEQ.fetch_max(seq, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// temp file, fsync, rename.
@@ -218,6 +276,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = Record {
             version: RECORD_VERSION,
+            seq: 0,
             id: "a".repeat(64),
             name: "x".into(),
             created: "2026-01-01T00:00:00Z".into(),
@@ -234,8 +293,48 @@ mod tests {
             mounts: vec![],
         };
         r.save(dir.path()).unwrap();
-        assert_eq!(Record::load(dir.path()).unwrap(), r);
+        let unstamped = |mut r: Record| {
+            r.seq = 0;
+            r
+        };
+        assert_eq!(unstamped(Record::load(dir.path()).unwrap()), r);
         assert!(!dir.path().join(".config.json.tmp").exists());
+
+        // the in-place copy: the newer one wins, a torn one loses, it never shrinks
+        let mut running = r.clone();
+        running.state.status = Status::Running;
+        running.state.error = "x".repeat(300);
+        running.save_hot(dir.path()).unwrap();
+        assert_eq!(unstamped(Record::load(dir.path()).unwrap()), running);
+        let long = std::fs::metadata(dir.path().join("state.json"))
+            .unwrap()
+            .len();
+        let mut exited = running.clone();
+        exited.state.status = Status::Exited;
+        exited.state.error.clear();
+        exited.save_hot(dir.path()).unwrap();
+        assert_eq!(unstamped(Record::load(dir.path()).unwrap()), exited);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("state.json"))
+                .unwrap()
+                .len(),
+            long,
+            "padded, not truncated"
+        );
+        let renamed = Record {
+            name: "y".into(),
+            ..exited.clone()
+        };
+        renamed.save(dir.path()).unwrap();
+        assert_eq!(unstamped(Record::load(dir.path()).unwrap()), renamed);
+        exited.save_hot(dir.path()).unwrap();
+        let hot = std::fs::read(dir.path().join("state.json")).unwrap();
+        std::fs::write(dir.path().join("state.json"), &hot[..hot.len() / 2]).unwrap();
+        assert_eq!(
+            unstamped(Record::load(dir.path()).unwrap()),
+            renamed,
+            "a torn state.json loses to config.json"
+        );
         std::fs::write(dir.path().join("config.json"), b"{").unwrap();
         assert!(
             Record::load(dir.path())
