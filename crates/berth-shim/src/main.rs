@@ -9,7 +9,9 @@
 //! 3. re-executes itself into monitor mode (`monitor.rs`: `berth-shim --monitor …`, same
 //!    pid, children and fds), which accepts the attach clients berthd queued before the
 //!    start, copies both pipes into `<container-dir>/<id>-json.log` in Docker's json-file
-//!    format and to attached clients until both reach EOF, runs execs, then reaps the init;
+//!    format and to attached clients until both reach EOF, runs execs, then reaps the init
+//!    (a container that ended within [`QUICK_EXIT`] of its start is monitored in place:
+//!    the re-exec would only delay its exit report);
 //! 4. writes `<container-dir>/exit.json` atomically FIRST, then one more line
 //!    `{"exited":<code>}` to berthd (ignored if berthd is gone) and closes the pipe, then
 //!    deletes the runtime state (cgroup, state dir) and exits. berthd learns of the exit
@@ -306,6 +308,7 @@ fn run(args: &[String]) -> Result<(), ShimError> {
         },
     );
     // the pipe to berthd stays open for the exit line
+    let over = ended_within(container.pid(), QUICK_EXIT);
     let m = monitor::Monitor {
         dir,
         runtime_root: PathBuf::from(runtime_root),
@@ -317,7 +320,37 @@ fn run(args: &[String]) -> Result<(), ShimError> {
         listener,
         main,
     };
+    if over {
+        // nothing left to keep small: report the exit now rather than after an exec
+        return m.run_in_place(container);
+    }
     m.exec_or_run(container)
+}
+
+/// How long the shim waits, after reporting the start, for a container that ends at
+/// once (`run --rm … true`) before it re-executes itself into the small monitor. The
+/// re-exec (a new image, glibc's start-up: ≈0.8 ms here) only pays for a container that
+/// keeps running; for one that is already over it would stand between its exit and the
+/// `{"exited":n}` report. A container that is still running after this only gets its
+/// small monitor this much later; its output waits in the pipes meanwhile.
+const QUICK_EXIT: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Whether the process `pid` (our child) exits within `wait` (not reaped: the monitor
+/// reaps it). False when it cannot be watched.
+fn ended_within(pid: i32, wait: std::time::Duration) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return false;
+    };
+    let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) else {
+        return false;
+    };
+    let ts = Timespec {
+        tv_sec: wait.as_secs() as _,
+        tv_nsec: wait.subsec_nanos() as _,
+    };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
 }
 
 fn classify(e: &berth_runtime::Error) -> i32 {

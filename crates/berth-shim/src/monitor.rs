@@ -307,6 +307,11 @@ impl Monitor {
             }
             Err(e) => eprintln!("berth-shim: re-exec into monitor mode: {e}; monitoring in place"),
         }
+        self.run_in_place(container)
+    }
+
+    /// Monitors without the re-exec (the container is already over, or the exec failed).
+    pub fn run_in_place(self, container: Container) -> Result<(), ShimError> {
         for fd in self.fds() {
             let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
         }

@@ -279,3 +279,81 @@ fn a_failed_start_is_reported_and_nothing_stays() {
     assert!(!env.runtime_root().join(&env.id).exists());
     assert!(!dir.join("exit.json").exists());
 }
+
+#[test]
+fn a_container_that_ends_at_once_is_recorded_like_any_other() {
+    // it exits before the shim would re-execute itself, so the shim monitors it in place
+    // (under load it may be re-executed first: the outcome must be the same either way)
+    let mut env = Env::new(&["sh", "-c", "echo out; echo err >&2; exit 7"]);
+    let dir = env.container_dir();
+    let log = std::fs::File::create(dir.join("shim.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth-shim"))
+        .arg(&dir)
+        .arg(env.runtime_root())
+        .arg(&env.id)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut to_berthd = BufReader::new(child.stdout.take().unwrap());
+    env.shim = Some(child);
+    let mut line = String::new();
+    to_berthd.read_line(&mut line).unwrap();
+    let started: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert!(started["pid"].as_i64().unwrap_or(0) > 0, "{line}");
+    line.clear();
+    to_berthd.read_line(&mut line).unwrap();
+    let exited: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(exited["exited"], 7, "{line}");
+    let exit: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("exit.json")).unwrap()).unwrap();
+    assert_eq!(exit["exit_code"], 7);
+    line.clear();
+    assert_eq!(to_berthd.read_line(&mut line).unwrap(), 0, "then EOF");
+    let status = env.shim.take().unwrap().wait().unwrap();
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(dir.join(format!("{}-json.log", env.id))).unwrap();
+    let mut streams: Vec<(String, String)> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["stream"].as_str().unwrap().to_owned(),
+                v["log"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    streams.sort();
+    assert_eq!(
+        streams,
+        [
+            ("stderr".to_owned(), "err\n".to_owned()),
+            ("stdout".to_owned(), "out\n".to_owned())
+        ],
+        "{text}"
+    );
+    // the runtime state and the container's cgroups are gone when the shim is
+    assert!(!env.runtime_root().join(&env.id).exists());
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    for (ctrls, path) in berth_cgroups_paths(&own) {
+        let d = Path::new("/sys/fs/cgroup")
+            .join(&ctrls)
+            .join(path.trim_start_matches('/'))
+            .join(&env.cg_parent)
+            .join(&env.id);
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    let shim_log = std::fs::read_to_string(dir.join("shim.log")).unwrap();
+    assert!(shim_log.is_empty(), "{shim_log}");
+}
+
+/// `(hierarchy dir name, own path)` for each v1 controller line of /proc/self/cgroup.
+fn berth_cgroups_paths(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, c, p) = (it.next()?, it.next()?, it.next()?);
+            (!c.is_empty() && !c.starts_with("name=")).then(|| (c.to_owned(), p.to_owned()))
+        })
+        .collect()
+}
