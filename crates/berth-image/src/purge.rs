@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::blobs::random_suffix;
 use crate::error::StoreError;
@@ -22,13 +23,22 @@ struct Queue {
     trees: VecDeque<PathBuf>,
     /// A purge thread is running (and will look at the queue again before it exits).
     running: bool,
+    /// When the last tree was queued.
+    last: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
 struct Shared {
     queue: Mutex<Queue>,
     idle: Condvar,
+    /// Wake-ups for a purger waiting for quiet ([`Trash::open_settled`]).
+    queued: Condvar,
+    /// How long no tree must have been queued before deleting starts (zero: at once).
+    settle: Duration,
 }
+
+/// With a settle time, deleting starts anyway once this many trees wait.
+const MAX_WAITING: usize = 64;
 
 /// The trash directory of a store and its background deleter. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -40,11 +50,22 @@ pub struct Trash {
 impl Trash {
     /// Opens (creating) `<root>/trash` and queues whatever a previous process left there.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
+        Trash::open_settled(root, Duration::ZERO)
+    }
+
+    /// [`Trash::open`] whose deleting starts only once nothing was queued for `settle`
+    /// (or [`MAX_WAITING`] trees wait): a burst of removals (the containers of a loop of
+    /// `run --rm`) is not slowed by deletes running beside it, on a disk where every freed
+    /// extent is trimmed synchronously.
+    pub fn open_settled(root: &Path, settle: Duration) -> Result<Self, StoreError> {
         let dir = root.join("trash");
         fs::create_dir_all(&dir).map_err(StoreError::io("create directory", &dir))?;
         let trash = Trash {
             dir,
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(Shared {
+                settle,
+                ..Shared::default()
+            }),
         };
         let mut left = Vec::new();
         for e in fs::read_dir(&trash.dir).map_err(StoreError::io("read directory", &trash.dir))? {
@@ -83,7 +104,9 @@ impl Trash {
     fn queue(&self, path: PathBuf) {
         let mut q = lock(&self.shared.queue);
         q.trees.push_back(path);
+        q.last = Some(Instant::now());
         if q.running {
+            self.shared.queued.notify_all();
             return;
         }
         q.running = true;
@@ -118,6 +141,17 @@ fn purge(shared: &Shared) {
     loop {
         let next = {
             let mut q = lock(&shared.queue);
+            // wait for quiet: no tree queued for `settle`, unless many are waiting
+            while !shared.settle.is_zero() && q.trees.len() < MAX_WAITING {
+                let quiet = q.last.map_or(shared.settle, |t| t.elapsed());
+                if quiet >= shared.settle {
+                    break;
+                }
+                q = shared
+                    .queued
+                    .wait_timeout(q, shared.settle - quiet)
+                    .map_or_else(|p| p.into_inner().0, |(q, _)| q);
+            }
             match q.trees.pop_front() {
                 Some(p) => p,
                 None => {
@@ -161,6 +195,16 @@ mod tests {
         assert!(!trash.discard(&t.path().join("absent")).unwrap());
         trash.wait_idle();
         assert_eq!(fs::read_dir(trash.dir()).unwrap().count(), 0);
+
+        // with a settle time, nothing is deleted while trees keep coming
+        let settled = Trash::open_settled(&t.path().join("s"), Duration::from_secs(2)).unwrap();
+        let first = t.path().join("s/one");
+        fs::create_dir_all(first.join("a")).unwrap();
+        assert!(settled.discard(&first).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(fs::read_dir(settled.dir()).unwrap().count(), 1, "not yet");
+        settled.wait_idle();
+        assert_eq!(fs::read_dir(settled.dir()).unwrap().count(), 0);
     }
 
     #[test]

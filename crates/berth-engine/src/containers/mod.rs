@@ -145,8 +145,10 @@ impl Containers {
         // removed (see berth_image::mark_topdir)
         berth_image::mark_topdir(&root);
         let data_root = root.parent().unwrap_or(&root).to_owned();
-        let trash =
-            berth_image::purge::Trash::open(&data_root).map_err(|e| ContainerError::Io {
+        // removed containers are deleted once removals pause for a second: a loop of
+        // `run --rm` is not slowed by deletes beside it (see Trash::open_settled)
+        let trash = berth_image::purge::Trash::open_settled(&data_root, Duration::from_secs(1))
+            .map_err(|e| ContainerError::Io {
                 op: "open",
                 path: data_root.join("trash").display().to_string(),
                 source: std::io::Error::other(e),
