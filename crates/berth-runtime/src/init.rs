@@ -43,6 +43,10 @@ pub(crate) struct ChildCtx<'a> {
     pub seccomp: Option<crate::seccomp::SeccompProgram>,
     /// cgroup v1: the `tasks` files of the container's cgroup, joined first thing.
     pub cgroup_tasks: Vec<OwnedFd>,
+    /// Wait for the runtime's `Go` before anything else: only when the runtime has
+    /// something to do to the new process first (a user namespace's id maps). Otherwise
+    /// the child goes on at once, one wake-up less on the way to `Ready`.
+    pub wait_for_go: bool,
 }
 
 /// The child's entry point; returns the exit code for `_exit` on failure.
@@ -67,14 +71,16 @@ fn run(ctx: &mut ChildCtx<'_>) -> R<Option<i32>> {
     // Nothing in the container may open /proc/<us>/exe (the host binary) while we
     // still run it; execve of the user's binary resets this.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
-    match sync::recv(&ctx.sock) {
-        Ok(Some(Msg::Go)) => {}
-        other => {
-            return Err(InitError::plain(
-                Stage::Namespaces,
-                None,
-                format!("expected go from runtime, got {other:?}"),
-            ));
+    if ctx.wait_for_go {
+        match sync::recv(&ctx.sock) {
+            Ok(Some(Msg::Go)) => {}
+            other => {
+                return Err(InitError::plain(
+                    Stage::Namespaces,
+                    None,
+                    format!("expected go from runtime, got {other:?}"),
+                ));
+            }
         }
     }
     crate::cgroup::join_self(std::mem::take(&mut ctx.cgroup_tasks))
@@ -207,16 +213,24 @@ fn run_inner(ctx: &mut ChildCtx<'_>) -> R<()> {
         if dev_is_tmpfs {
             rootfs::setup_dev(spec, rootfs, ctx.in_userns)?;
         }
-        sync::send(&ctx.sock, &Msg::RunHooks)
-            .map_err(|e| InitError::new(Stage::Hook, &e, None, "ask for hooks"))?;
-        match sync::recv(&ctx.sock) {
-            Ok(Some(Msg::HooksDone)) => {}
-            other => {
-                return Err(InitError::plain(
-                    Stage::Hook,
-                    None,
-                    format!("prestart/createRuntime hooks did not finish: {other:?}"),
-                ));
+        // the runtime runs prestart/createRuntime hooks now, between the mounts and
+        // pivot_root; without any there is nothing to wait for
+        let runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
+            h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+                || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+        });
+        if runtime_hooks {
+            sync::send(&ctx.sock, &Msg::RunHooks)
+                .map_err(|e| InitError::new(Stage::Hook, &e, None, "ask for hooks"))?;
+            match sync::recv(&ctx.sock) {
+                Ok(Some(Msg::HooksDone)) => {}
+                other => {
+                    return Err(InitError::plain(
+                        Stage::Hook,
+                        None,
+                        format!("prestart/createRuntime hooks did not finish: {other:?}"),
+                    ));
+                }
             }
         }
         if let Some(h) = spec.hooks() {

@@ -177,6 +177,9 @@ impl Container {
             in_userns,
             seccomp,
             cgroup_tasks,
+            // the id maps must be written before the child uses its ids; nothing else
+            // of ours has to come first (oom_score_adj only has to be set before start)
+            wait_for_go: new_user,
         };
         // the child's copies of our fds are its own; ours are dropped when `ctx` goes
         let (mut pid, pidfd) =
@@ -204,8 +207,10 @@ impl Container {
             std::fs::write(&path, adj.to_string())
                 .map_err(|e| Error::io("failed to set oom_score_adj", path, e))?;
         }
-        sync::send(&parent_sock, &Msg::Go)
-            .map_err(|e| Error::Protocol(format!("write to init: {e}")))?;
+        if new_user {
+            sync::send(&parent_sock, &Msg::Go)
+                .map_err(|e| Error::Protocol(format!("write to init: {e}")))?;
+        }
         let bundle = opts.bundle.clone();
         let hook_state = |pid: i32| oci_state_json(id, "creating", pid, &bundle, &spec);
         let hooks = spec.hooks().clone();

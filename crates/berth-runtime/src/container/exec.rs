@@ -98,13 +98,13 @@ impl Container {
                     in_userns,
                     seccomp,
                     cgroup_tasks,
+                    wait_for_go: false,
                 })
             },
         )?;
         let mut guard = KillGuard(Some(first));
-        // v1: the child joins the cgroup itself (cgroup::v1_task_files says why)
-        sync::send(&parent_sock, &Msg::Go)
-            .map_err(|e| Error::Protocol(format!("write to exec child: {e}")))?;
+        // v1: the child joins the cgroup itself (cgroup::v1_task_files says why), and
+        // it needs no go-ahead from us
         let mut pid = first;
         let res = await_ready(&parent_sock, || Ok(()), &mut pid, true);
         reap(first);
