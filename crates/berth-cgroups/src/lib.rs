@@ -193,6 +193,10 @@ pub trait Cgroup: Send + Sync + std::fmt::Debug {
     fn oom_kills(&self) -> Result<u64>;
     /// Remove the cgroup once empty; a cgroup already gone is success.
     fn destroy(&self) -> Result<()>;
+    /// Forget the parent directories [`Cgroup::create`] made: [`Cgroup::destroy`] then
+    /// removes only the cgroup itself, as it does for a value opened anew (the parents
+    /// are shared by every container once one runs).
+    fn keep_parents(&self) {}
     /// The path below each hierarchy's root, e.g. `/process_api/abc/berth/<id>`
     /// (on v1, the memory hierarchy's; see [`Cgroup::saved_path`]).
     fn path(&self) -> &str;

@@ -656,6 +656,13 @@ impl Cgroup for V1Cgroup {
         Ok(fsutil::flat_key(&t, "oom_kill"))
     }
 
+    fn keep_parents(&self) {
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     fn destroy(&self) -> Result<()> {
         let mut errs = Vec::new();
         for p in &self.parts {

@@ -532,6 +532,13 @@ impl Cgroup for V2Cgroup {
         Ok(fsutil::flat_key(&read(&f)?, "oom_kill"))
     }
 
+    fn keep_parents(&self) {
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     fn destroy(&self) -> Result<()> {
         let mut errs = Vec::new();
         if !self.is_own_or_ancestor()

@@ -25,9 +25,16 @@ impl Container {
         let r = Self::create_in(id, spec, opts, &dir, &mut cleanup);
         if r.is_ok() {
             cleanup.0 = None;
-            cleanup.1 = None;
         }
-        r
+        r.map(|mut c| {
+            // kept for this value's delete, which then leaves the shared parents (`berth/`)
+            // alone like a delete of a loaded container
+            c.cg = cleanup.1.take();
+            if let Some(cg) = &c.cg {
+                cg.keep_parents();
+            }
+            c
+        })
     }
 
     fn create_in(
@@ -257,6 +264,7 @@ impl Container {
             dir: dir.to_path_buf(),
             sync: Some(parent_sock),
             pidfd: if pid == first_pid { pidfd } else { None },
+            cg: None,
         })
     }
 }

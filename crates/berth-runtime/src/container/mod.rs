@@ -49,6 +49,9 @@ pub struct Container {
     /// exec failures after `start`.
     sync: Option<OwnedFd>,
     pidfd: Option<OwnedFd>,
+    /// The cgroup as `create` opened it, for this value's `delete` (opening one reads
+    /// /proc/self/mountinfo); `None` for a loaded container.
+    cg: Option<Box<dyn Cgroup>>,
 }
 
 fn validate_id(id: &str) -> Result<()> {
@@ -222,6 +225,7 @@ impl Container {
             dir,
             sync: None,
             pidfd: None,
+            cg: None,
         })
     }
 
@@ -396,7 +400,7 @@ impl Container {
 
     /// runc `delete`: with `force` kill a running container first. Runs poststop hooks,
     /// removes the cgroup and the state dir; reports every failure at the end.
-    pub fn delete(self, force: bool) -> Result<()> {
+    pub fn delete(mut self, force: bool) -> Result<()> {
         let status = self.status();
         if !status.can_delete() && !force {
             return Err(Error::BadStatus {
@@ -406,7 +410,10 @@ impl Container {
             });
         }
         let mut errors = Vec::new();
-        let cg = self.cgroup();
+        let cg = match self.cg.take() {
+            Some(cg) => Ok(cg),
+            None => self.cgroup(),
+        };
         if status != Status::Stopped {
             if let Ok(cg) = &cg {
                 if status == Status::Paused {
