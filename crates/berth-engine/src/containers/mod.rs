@@ -26,6 +26,7 @@ pub mod restart;
 pub mod rootfs;
 pub mod seccomp;
 mod shim;
+mod spare;
 pub mod stats;
 pub mod view;
 
@@ -106,6 +107,8 @@ pub struct Containers {
     draining: shim::Draining,
     /// `<data-root>/trash`: removed containers' directories, deleted in the background.
     trash: berth_image::purge::Trash,
+    /// `<data-root>/spare`: container directories made ahead (`spare.rs`).
+    spares: spare::Spares,
 }
 
 /// How long a removal or start waits for a shim that reported its container's exit to
@@ -153,6 +156,9 @@ impl Containers {
                 path: data_root.join("trash").display().to_string(),
                 source: std::io::Error::other(e),
             })?;
+        let spare_dir = data_root.join("spare");
+        let spares =
+            spare::Spares::open(&spare_dir).map_err(ContainerError::io("open", &spare_dir))?;
         let (changed, _) = watch::channel(0);
         let c = Arc::new(Containers {
             root,
@@ -168,6 +174,7 @@ impl Containers {
             execs: exec::Execs::default(),
             draining: shim::Draining::default(),
             trash,
+            spares,
         });
         c.reconcile()?;
         Ok(c)
@@ -319,7 +326,10 @@ impl Containers {
         };
         let id = names::random_id();
         let dir = self.dir(&id);
-        std::fs::create_dir_all(dir.join("bundle")).map_err(ContainerError::io("create", &dir))?;
+        if !self.spares.take(&dir) {
+            std::fs::create_dir_all(dir.join("bundle"))
+                .map_err(ContainerError::io("create", &dir))?;
+        }
         let overlay = rootfs::Overlay::new(&dir, lowerdirs.clone()).volatile(spec.auto_remove);
         let made = (|| -> Result<Record, EngineError> {
             overlay.mount()?;
