@@ -207,6 +207,29 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
+    /// Hashes and writes `chunks` in order, with vectored writes (no copy into a buffer).
+    pub fn write_chunks(&mut self, chunks: &[bytes::Bytes]) -> io::Result<()> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob writer already finished"))?;
+        for c in chunks {
+            self.hasher.update(c);
+            self.size += c.len() as u64;
+        }
+        let mut slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match file.write_vectored(rest) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// The temp file being written.
     pub fn temp_path(&self) -> &Path {
         &self.tmp

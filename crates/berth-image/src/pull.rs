@@ -8,7 +8,7 @@
 //! the pull's lease is dropped and what it published is collected: the store is as
 //! before.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 
 use berth_registry::{Client, Descriptor as RegDescriptor, Platform as RegPlatform, Progress};
@@ -107,6 +107,57 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
 }
+
+/// Runs `f` on a new thread named `name` (so profiles and `top -H` tell the pull's threads
+/// apart); its result arrives on the returned channel.
+fn spawn_named<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<tokio::sync::oneshot::Receiver<T>, StoreError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| StoreError::Task(format!("spawn {name} thread: {e}")))?;
+    Ok(rx)
+}
+
+/// The blob file's end of a download: every chunk hashed and written, in writes of at
+/// least [`BLOB_WRITE_MIN`] bytes (network chunks are often 8-16 KiB: one write each
+/// cost a syscall per chunk).
+fn write_blob(
+    blobs: &crate::blobs::BlobStore,
+    mut chunks: mpsc::Receiver<Bytes>,
+) -> Result<crate::blobs::BlobWriter, StoreError> {
+    let mut w = blobs.writer()?;
+    let mut pending: Vec<Bytes> = Vec::new();
+    let mut pending_len = 0;
+    loop {
+        let next = chunks.blocking_recv();
+        let end = next.is_none();
+        if let Some(b) = next {
+            pending_len += b.len();
+            pending.push(b);
+        }
+        if pending_len >= BLOB_WRITE_MIN || (end && pending_len > 0) {
+            w.write_chunks(&pending).map_err(|e| StoreError::Io {
+                op: "write temp blob",
+                path: w.temp_path().to_owned(),
+                source: e,
+            })?;
+            pending.clear();
+            pending_len = 0;
+        }
+        if end {
+            return Ok(w);
+        }
+    }
+}
+
+/// The least a blob write carries (see [`write_blob`]).
+const BLOB_WRITE_MIN: usize = 256 << 10;
 
 impl ImageStore {
     /// `docker pull`: resolves `reference` for `platform`, fetches config and layers (each
@@ -384,7 +435,7 @@ impl ImageStore {
         // Network chunks are small (often 8-16 KiB): room for a few MiB in flight so a
         // slow file system write never stalls the download.
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DOWNLOAD_CHUNKS_IN_FLIGHT);
-        let (btx, mut brx) = mpsc::channel::<Bytes>(DOWNLOAD_CHUNKS_IN_FLIGHT);
+        let (btx, brx) = mpsc::channel::<Bytes>(DOWNLOAD_CHUNKS_IN_FLIGHT);
         let s = self.clone();
         let sp = spec.clone();
         let worker = tokio::task::spawn_blocking(move || {
@@ -397,18 +448,7 @@ impl ImageStore {
             )
         });
         let blobs = self.blobs().clone();
-        let blob_worker =
-            tokio::task::spawn_blocking(move || -> Result<crate::blobs::BlobWriter, StoreError> {
-                let mut w = blobs.writer()?;
-                while let Some(b) = brx.blocking_recv() {
-                    w.write_all(&b).map_err(|e| StoreError::Io {
-                        op: "write temp blob",
-                        path: w.temp_path().to_owned(),
-                        source: e,
-                    })?;
-                }
-                Ok(w)
-            });
+        let blob_worker = spawn_named("berth-blob", move || write_blob(&blobs, brx))?;
         let mut fetch_err = None;
         // Progress every 1% or 512 KiB, whichever is less (as Docker's progress reader):
         // a message per network chunk costs the daemon, the API and the client more than
@@ -444,7 +484,7 @@ impl ImageStore {
         let unpacked = worker.await.map_err(|e| StoreError::Task(e.to_string()))?;
         let blob = blob_worker
             .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
+            .map_err(|_| StoreError::Task("blob writer thread panicked".into()))?;
         let streamed = started.elapsed();
         if let Some(e) = fetch_err {
             return Err(StoreError::BlobStream {

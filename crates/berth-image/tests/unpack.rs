@@ -484,3 +484,116 @@ fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(data))
 }
+
+/// The extractor skips a chown or chmod when creating an entry gives it the owner and mode
+/// the layer asks for anyway; where creating does not (a setgid parent, the umask, a
+/// default ACL), they are set.
+#[test]
+fn owners_and_modes_hold_where_creating_alone_would_not_give_them() {
+    let t = tempdir();
+    let d = fresh(t.path(), "l");
+    let layer = Layer::new()
+        .dir_full("sg/", 0o2775, 0, 4321)
+        // in a setgid directory a new entry gets the directory's group: chown back to 0
+        .file_full("sg/f", b"f", 0o644, 0, 0, 1_600_000_000)
+        .symlink_owned("sg/l", "f", 0, 0)
+        // and a new subdirectory inherits setgid: the mode is set exactly
+        .dir_full("sg/sub/", 0o755, 0, 0)
+        .file_full("sg/sub/g", b"g", 0o644, 0, 0, 1_600_000_000)
+        // bits a umask of 022 would take away
+        .file_full("wide", b"w", 0o666, 0, 0, 1_600_000_000)
+        .dir_full("widedir/", 0o777, 0, 0)
+        // the owner the creator would give, and one it would not
+        .file_full("mine", b"m", 0o600, 0, 0, 1_600_000_000)
+        .file_full("theirs", b"t", 0o600, 7, 8, 1_600_000_000)
+        .tar();
+    unpack_into(&layer, None, &d).unwrap();
+    let md = |p: &str| fs::symlink_metadata(d.join(p)).unwrap();
+    let sg = md("sg");
+    assert_eq!((sg.gid(), sg.mode() & 0o7777), (4321, 0o2775));
+    assert_eq!((md("sg/f").gid(), md("sg/f").mode() & 0o7777), (0, 0o644));
+    assert_eq!((md("sg/l").uid(), md("sg/l").gid()), (0, 0));
+    let sub = md("sg/sub");
+    assert_eq!(
+        (sub.gid(), sub.mode() & 0o7777),
+        (0, 0o755),
+        "no setgid inherited"
+    );
+    assert_eq!(md("sg/sub/g").gid(), 0);
+    assert_eq!(md("wide").mode() & 0o7777, 0o666);
+    assert_eq!(md("widedir").mode() & 0o7777, 0o777);
+    assert_eq!((md("mine").uid(), md("mine").gid()), (0, 0));
+    assert_eq!((md("theirs").uid(), md("theirs").gid()), (7, 8));
+    assert_eq!(fs::read(d.join("sg/sub/g")).unwrap(), b"g");
+}
+
+/// A POSIX ACL in the kernel's xattr form: version 2, then (tag, perm, id) entries.
+fn posix_acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+#[test]
+fn a_default_acl_of_the_layer_does_not_decide_modes() {
+    let t = tempdir();
+    let d = fresh(t.path(), "l");
+    // user::rwx group::r-x other::--- : new entries in "acl" would lose other's bits
+    let acl = posix_acl(&[
+        (0x01, 7, u32::MAX),
+        (0x04, 5, u32::MAX),
+        (0x20, 0, u32::MAX),
+    ]);
+    let layer = Layer::new()
+        .dir_with_xattrs("acl/", 0o755, &[("system.posix_acl_default", &acl)])
+        .file_full("acl/f", b"f", 0o644, 0, 0, 1_600_000_000)
+        .dir_full("acl/d/", 0o755, 0, 0)
+        .tar();
+    match unpack_into(&layer, None, &d) {
+        Ok(_) => {}
+        // a file system without ACLs refuses the xattr: nothing to check there
+        Err(e) if e.to_string().contains("not supported") => return,
+        Err(e) => panic!("{e}"),
+    }
+    assert_eq!(
+        fs::metadata(d.join("acl/f")).unwrap().mode() & 0o7777,
+        0o644
+    );
+    assert_eq!(
+        fs::metadata(d.join("acl/d")).unwrap().mode() & 0o7777,
+        0o755
+    );
+}
+
+#[test]
+fn entries_below_a_symlinked_directory_of_the_layer_land_in_its_target() {
+    let t = tempdir();
+    let d = fresh(t.path(), "l");
+    let layer = Layer::new()
+        .dir("usr/", 0o755)
+        .dir("usr/lib/", 0o755)
+        .symlink("lib", "usr/lib")
+        .file("lib/x", b"x")
+        .dir("lib/sub/", 0o700)
+        .file("lib/sub/y", b"y")
+        .file("usr/lib/z", b"z")
+        .tar();
+    unpack_into(&layer, None, &d).unwrap();
+    assert_eq!(fs::read(d.join("usr/lib/x")).unwrap(), b"x");
+    assert_eq!(fs::read(d.join("usr/lib/sub/y")).unwrap(), b"y");
+    assert_eq!(fs::read(d.join("usr/lib/z")).unwrap(), b"z");
+    assert!(
+        fs::symlink_metadata(d.join("lib"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        fs::metadata(d.join("usr/lib/sub")).unwrap().mode() & 0o7777,
+        0o700
+    );
+}

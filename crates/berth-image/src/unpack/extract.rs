@@ -23,17 +23,88 @@ struct Meta {
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
+/// What the kernel gives a new entry in a directory: its group when the directory is
+/// setgid (and setgid itself to a new subdirectory).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DirInfo {
+    setgid: bool,
+    gid: u32,
+}
+
+impl DirInfo {
+    fn of(fd: BorrowedFd<'_>) -> rustix::io::Result<DirInfo> {
+        let st = rustix::fs::fstat(fd)?;
+        Ok(DirInfo {
+            setgid: st.st_mode & 0o2000 != 0,
+            gid: st.st_gid,
+        })
+    }
+}
+
+/// One open directory of the path from the layer root to the last entry's parent.
+struct Level {
+    name: String,
+    fd: Rc<OwnedFd>,
+    info: DirInfo,
+}
+
+/// Who creates the entries, and the umask they are created under: when an entry's owner
+/// and mode are what creating it gives anyway, no chown or chmod is needed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Creds {
+    uid: u32,
+    gid: u32,
+    /// `None` when unknown: every mode is then set explicitly.
+    umask: Option<u32>,
+}
+
+impl Creds {
+    /// This process's effective ids and umask (read from `/proc/self/status`: asking
+    /// `umask(2)` would change it for every thread for a moment).
+    pub(super) fn current() -> Creds {
+        let umask = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            });
+        Creds {
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+            umask,
+        }
+    }
+}
+
+/// What [`Extractor::apply_meta`] sets an entry's metadata on.
+enum Target<'a> {
+    /// An open file or directory.
+    Fd(BorrowedFd<'a>),
+    /// `name` in a directory, not followed; its type as created.
+    At(BorrowedFd<'a>, &'a str, FileType),
+}
+
 pub(super) struct Extractor<'a> {
     pub(super) root: BorrowedFd<'a>,
     pub(super) content_bytes: u64,
     pub(super) dir_times: Vec<(PathBuf, Timespec)>,
     /// The copy buffer for file contents, reused for every file.
     pub(super) buf: Vec<u8>,
-    /// The parent directory of the previous entry, by its components: a tar lists a
-    /// directory's entries together, so most entries reuse it instead of resolving their
-    /// path again (two syscalls and a path walk each). Dropped whenever an entry removes
-    /// something that was there, so a replaced directory is never written through.
-    pub(super) last_parent: Option<(Vec<String>, Rc<OwnedFd>)>,
+    /// The directories from the root down to the previous entry's parent, open: a tar
+    /// lists a tree depth first, so most entries find their parent here, or below a
+    /// directory here, instead of resolving their whole path again. Each level was opened
+    /// from the one above without following symlinks, so it is a real directory of the
+    /// layer. Emptied whenever an entry removes something that was there, so a replaced
+    /// directory is never written through.
+    stack: Vec<Level>,
+    /// The root as an owned fd, the parent of top-level entries.
+    root_dir: Rc<OwnedFd>,
+    root_info: DirInfo,
+    creds: Creds,
+    /// A default ACL decides new entries' modes instead of the umask: set when the root
+    /// has one or an entry sets one; every mode is then set explicitly.
+    default_acl: bool,
 }
 
 fn display(p: &Path) -> String {
@@ -166,7 +237,42 @@ fn proc_path(dir: BorrowedFd<'_>, name: &str) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}/{}", dir.as_raw_fd(), name))
 }
 
-impl Extractor<'_> {
+impl<'a> Extractor<'a> {
+    /// An extractor into the (empty) layer directory `root`.
+    pub(super) fn new(root: BorrowedFd<'a>, creds: Creds) -> Result<Self, UnpackError> {
+        let dest = |e: rustix::io::Errno| UnpackError::Io {
+            op: "open layer root",
+            entry: ".".to_owned(),
+            source: e.into(),
+        };
+        let root_dir = rustix::fs::openat2(
+            root,
+            ".",
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH,
+        )
+        .map_err(dest)?;
+        let root_info = DirInfo::of(root).map_err(dest)?;
+        // Any answer but "no such attribute" (ENODATA) counts as a default ACL, except a
+        // file system without ACLs at all.
+        let default_acl = !matches!(
+            rustix::fs::fgetxattr(root, "system.posix_acl_default", &mut [0u8; 0][..]),
+            Err(rustix::io::Errno::NODATA | rustix::io::Errno::NOTSUP)
+        );
+        Ok(Extractor {
+            root,
+            content_bytes: 0,
+            dir_times: Vec::new(),
+            buf: vec![0u8; super::CHUNK],
+            stack: Vec::new(),
+            root_dir: Rc::new(root_dir),
+            root_info,
+            creds,
+            default_acl,
+        })
+    }
+
     pub(super) fn run<R: Read>(
         &mut self,
         archive: &mut tar::Archive<R>,
@@ -228,17 +334,80 @@ impl Extractor<'_> {
         Ok(cur)
     }
 
-    /// The parent directory of an entry: the previous entry's when it is the same,
-    /// else resolved (and created) beneath the root.
-    fn parent_fd(&mut self, parts: &[String], entry: &str) -> Result<Rc<OwnedFd>, UnpackError> {
-        if let Some((p, fd)) = &self.last_parent
-            && p.as_slice() == parts
-        {
-            return Ok(fd.clone());
+    /// The parent directory of an entry and what new entries in it get: from the open
+    /// directories of the previous entry's path as far as they match, then opened (and
+    /// created when missing) one level at a time without following symlinks. A parent
+    /// reached through a symlink of the layer is resolved from the root instead (beneath
+    /// it) and not kept.
+    fn parent_fd(
+        &mut self,
+        parts: &[String],
+        entry: &str,
+    ) -> Result<(Rc<OwnedFd>, DirInfo), UnpackError> {
+        let mut k = 0;
+        while k < self.stack.len() && k < parts.len() && self.stack[k].name == parts[k] {
+            k += 1;
         }
-        let fd = Rc::new(self.open_parent(parts, entry)?);
-        self.last_parent = Some((parts.to_vec(), fd.clone()));
-        Ok(fd)
+        self.stack.truncate(k);
+        let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let resolve =
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        for part in &parts[k..] {
+            let parent = match self.stack.last() {
+                Some(l) => l.fd.clone(),
+                None => self.root_dir.clone(),
+            };
+            let mut opened =
+                rustix::fs::openat2(&*parent, part.as_str(), flags, Mode::empty(), resolve);
+            if let Err(rustix::io::Errno::NOENT) = opened {
+                match rustix::fs::mkdirat(&*parent, part.as_str(), Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(io_err("mkdir parent", entry)(e)),
+                }
+                opened =
+                    rustix::fs::openat2(&*parent, part.as_str(), flags, Mode::empty(), resolve);
+            }
+            match opened {
+                Ok(fd) => {
+                    let info = DirInfo::of(fd.as_fd()).map_err(io_err("stat parent", entry))?;
+                    self.stack.push(Level {
+                        name: part.clone(),
+                        fd: Rc::new(fd),
+                        info,
+                    });
+                }
+                Err(_) => {
+                    // A symlink (or not a directory): the full, beneath-the-root rules
+                    // decide, and their error names what is wrong.
+                    let fd = self.open_parent(parts, entry)?;
+                    let info = DirInfo::of(fd.as_fd()).map_err(io_err("stat parent", entry))?;
+                    return Ok((Rc::new(fd), info));
+                }
+            }
+        }
+        Ok(match self.stack.last() {
+            Some(l) => (l.fd.clone(), l.info),
+            None => (self.root_dir.clone(), self.root_info),
+        })
+    }
+
+    /// The mode to create an entry with so that no chmod is needed, if there is one: no
+    /// special bits, none the umask takes away, no default ACL, and (`inherits`) no setgid
+    /// inherited from a parent.
+    fn exact_mode(&self, mode: u32, inherits: bool) -> Option<u32> {
+        let umask = self.creds.umask?;
+        (!self.default_acl && !inherits && mode & 0o7000 == 0 && mode & umask == 0).then_some(mode)
+    }
+
+    /// Whether an entry created in a directory described by `parent` needs a chown to get
+    /// the owner `meta` gives it.
+    fn needs_chown(&self, parent: DirInfo, meta: &Meta) -> bool {
+        let gid = if parent.setgid {
+            parent.gid
+        } else {
+            self.creds.gid
+        };
+        meta.uid != self.creds.uid || meta.gid != gid
     }
 
     /// Runs `create` for `name` in `dir`; when something is already there (EEXIST), clears
@@ -283,8 +452,8 @@ impl Extractor<'_> {
                 if is_dir && new_is_dir {
                     return Ok(true);
                 }
-                // what is removed may be the cached parent or one of its ancestors
-                self.last_parent = None;
+                // what is removed may be a cached parent or one of its ancestors
+                self.stack.clear();
                 if is_dir {
                     std::fs::remove_dir_all(proc_path(dir, name)).map_err(|source| {
                         UnpackError::Io {
@@ -314,12 +483,16 @@ impl Extractor<'_> {
         let Some(base) = parts.pop() else {
             // The layer root itself ("./"): take its metadata.
             if kind.is_dir() {
-                self.apply_meta(self.root, ".", &meta, &name_str, true)?;
+                self.apply_meta(Target::Fd(self.root), &meta, &name_str, true, true)?;
+                self.root_info = DirInfo {
+                    setgid: meta.mode & 0o2000 != 0,
+                    gid: meta.gid,
+                };
                 self.dir_times.push((PathBuf::new(), meta.mtime));
             }
             return Ok(());
         };
-        let parent = self.parent_fd(&parts, &name_str)?;
+        let (parent, pinfo) = self.parent_fd(&parts, &name_str)?;
         let parent = parent.as_fd();
 
         if base == OPAQUE_MARKER {
@@ -352,6 +525,8 @@ impl Extractor<'_> {
 
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                let exact = self.exact_mode(meta.mode, false);
+                let chown = self.needs_chown(pinfo, &meta);
                 let fd =
                     self.create_replacing(parent, &base, false, &name_str, "create file", || {
                         rustix::fs::openat(
@@ -362,7 +537,7 @@ impl Extractor<'_> {
                                 | OFlags::WRONLY
                                 | OFlags::NOFOLLOW
                                 | OFlags::CLOEXEC,
-                            Mode::from_raw_mode(0o600),
+                            Mode::from_raw_mode(exact.unwrap_or(0o600)),
                         )
                     })?;
                 // clear keeps an existing directory only for a directory entry
@@ -387,7 +562,13 @@ impl Extractor<'_> {
                         })?;
                     self.content_bytes += n as u64;
                 }
-                self.apply_meta(file.as_fd(), ".", &meta, &name_str, true)?;
+                self.apply_meta(
+                    Target::Fd(file.as_fd()),
+                    &meta,
+                    &name_str,
+                    chown,
+                    exact.is_none(),
+                )?;
                 rustix::fs::futimens(
                     &file,
                     &Timestamps {
@@ -398,9 +579,17 @@ impl Extractor<'_> {
                 .map_err(io_err("set mtime", &name_str))?;
             }
             tar::EntryType::Directory => {
-                self.create_replacing(parent, &base, true, &name_str, "create directory", || {
-                    rustix::fs::mkdirat(parent, base.as_str(), Mode::from_raw_mode(0o700))
-                })?;
+                let exact = self.exact_mode(meta.mode, pinfo.setgid);
+                let chown = self.needs_chown(pinfo, &meta);
+                let created = self
+                    .create_replacing(parent, &base, true, &name_str, "create directory", || {
+                        rustix::fs::mkdirat(
+                            parent,
+                            base.as_str(),
+                            Mode::from_raw_mode(exact.unwrap_or(0o700)),
+                        )
+                    })?
+                    .is_some();
                 let dir = rustix::fs::openat2(
                     parent,
                     base.as_str(),
@@ -409,10 +598,31 @@ impl Extractor<'_> {
                     ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
                 )
                 .map_err(io_err("open directory", &name_str))?;
-                self.apply_meta(dir.as_fd(), ".", &meta, &name_str, true)?;
+                // A directory that was there already gets everything set.
+                self.apply_meta(
+                    Target::Fd(dir.as_fd()),
+                    &meta,
+                    &name_str,
+                    chown || !created,
+                    exact.is_none() || !created,
+                )?;
                 let mut rel: PathBuf = parts.iter().collect();
                 rel.push(&base);
                 self.dir_times.push((rel, meta.mtime));
+                // Its entries usually follow: it becomes the deepest open level, when the
+                // levels are its parent's path (not when that was reached through a symlink).
+                if self.stack.len() == parts.len()
+                    && self.stack.iter().zip(&parts).all(|(l, p)| l.name == *p)
+                {
+                    self.stack.push(Level {
+                        name: base.clone(),
+                        fd: Rc::new(dir),
+                        info: DirInfo {
+                            setgid: meta.mode & 0o2000 != 0,
+                            gid: meta.gid,
+                        },
+                    });
+                }
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -426,7 +636,14 @@ impl Extractor<'_> {
                 self.create_replacing(parent, &base, false, &name_str, "create symlink", || {
                     rustix::fs::symlinkat(target.as_path(), parent, base.as_str())
                 })?;
-                self.apply_meta(parent, &base, &meta, &name_str, false)?;
+                let chown = self.needs_chown(pinfo, &meta);
+                self.apply_meta(
+                    Target::At(parent, &base, FileType::Symlink),
+                    &meta,
+                    &name_str,
+                    chown,
+                    false,
+                )?;
                 rustix::fs::utimensat(
                     parent,
                     base.as_str(),
@@ -526,7 +743,7 @@ impl Extractor<'_> {
                         )
                     },
                 )?;
-                self.apply_meta(parent, &base, &meta, &name_str, false)?;
+                self.apply_meta(Target::At(parent, &base, ft), &meta, &name_str, true, true)?;
                 rustix::fs::utimensat(
                     parent,
                     base.as_str(),
@@ -565,56 +782,72 @@ impl Extractor<'_> {
         .map_err(io::Error::from)
     }
 
-    /// Sets owner, mode and xattrs. With `is_fd` the object is `dir` itself (name "."),
-    /// otherwise it is `name` inside `dir` and is not followed.
+    /// Sets owner (with `chown`), mode (with `chmod`; never on a symlink) and xattrs.
     fn apply_meta(
-        &self,
-        dir: BorrowedFd<'_>,
-        name: &str,
+        &mut self,
+        target: Target<'_>,
         meta: &Meta,
         entry: &str,
-        is_fd: bool,
+        chown: bool,
+        chmod: bool,
     ) -> Result<(), UnpackError> {
         let uid = Some(Uid::from_raw(meta.uid));
         let gid = Some(Gid::from_raw(meta.gid));
+        if meta
+            .xattrs
+            .iter()
+            .any(|(k, _)| k == "system.posix_acl_default")
+        {
+            self.default_acl = true;
+        }
         // chown first: it clears setuid/setgid and security.capability.
-        if is_fd {
-            rustix::fs::fchown(dir, uid, gid).map_err(io_err("chown", entry))?;
-            rustix::fs::fchmod(dir, Mode::from_raw_mode(meta.mode))
-                .map_err(io_err("chmod", entry))?;
-            for (k, v) in &meta.xattrs {
-                rustix::fs::fsetxattr(dir, k.as_str(), v, XattrFlags::empty())
-                    .map_err(io_err("set xattr", entry))?;
-            }
-        } else {
-            rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(io_err("chown", entry))?;
-            let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(io_err("stat", entry))?;
-            if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
-                rustix::fs::chmodat(dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
-                    .map_err(io_err("chmod", entry))?;
-            }
-            let is_link = FileType::from_raw_mode(st.st_mode) == FileType::Symlink;
-            for (k, v) in &meta.xattrs {
-                // The kernel refuses user.* on symlinks and devices (EPERM); Docker skips them too.
-                if k.starts_with("user.")
-                    && FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
-                {
-                    tracing::debug!(entry, xattr = %k, "skipping user xattr on a non-regular file");
-                    continue;
+        match target {
+            Target::Fd(fd) => {
+                if chown {
+                    rustix::fs::fchown(fd, uid, gid).map_err(io_err("chown", entry))?;
                 }
-                match rustix::fs::lsetxattr(
-                    proc_path(dir, name),
-                    k.as_str(),
-                    v,
-                    XattrFlags::empty(),
-                ) {
-                    Ok(()) => {}
-                    Err(rustix::io::Errno::NOTSUP) if is_link => {
-                        tracing::debug!(entry, xattr = %k, "file system has no xattrs on symlinks");
+                if chmod {
+                    rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode))
+                        .map_err(io_err("chmod", entry))?;
+                }
+                for (k, v) in &meta.xattrs {
+                    rustix::fs::fsetxattr(fd, k.as_str(), v, XattrFlags::empty())
+                        .map_err(io_err("set xattr", entry))?;
+                }
+            }
+            Target::At(dir, name, kind) => {
+                if chown {
+                    rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(io_err("chown", entry))?;
+                }
+                let is_link = kind == FileType::Symlink;
+                if chmod && !is_link {
+                    rustix::fs::chmodat(
+                        dir,
+                        name,
+                        Mode::from_raw_mode(meta.mode),
+                        AtFlags::empty(),
+                    )
+                    .map_err(io_err("chmod", entry))?;
+                }
+                for (k, v) in &meta.xattrs {
+                    // The kernel refuses user.* on symlinks and devices (EPERM); Docker skips them too.
+                    if k.starts_with("user.") && kind != FileType::RegularFile {
+                        tracing::debug!(entry, xattr = %k, "skipping user xattr on a non-regular file");
+                        continue;
                     }
-                    Err(e) => return Err(io_err("set xattr", entry)(e)),
+                    match rustix::fs::lsetxattr(
+                        proc_path(dir, name),
+                        k.as_str(),
+                        v,
+                        XattrFlags::empty(),
+                    ) {
+                        Ok(()) => {}
+                        Err(rustix::io::Errno::NOTSUP) if is_link => {
+                            tracing::debug!(entry, xattr = %k, "file system has no xattrs on symlinks");
+                        }
+                        Err(e) => return Err(io_err("set xattr", entry)(e)),
+                    }
                 }
             }
         }

@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 mod extract;
 
-use extract::Extractor;
+use extract::{Creds, Extractor};
 
 /// Default cap on the uncompressed bytes of one layer (64 GiB).
 pub const DEFAULT_MAX_UNPACKED_BYTES: u64 = 64 << 30;
@@ -199,10 +199,9 @@ pub struct UnpackSummary {
     pub compression: Compression,
 }
 
-/// A reader that hashes what passes through and enforces the unpacked-bytes cap.
+/// A reader that counts what passes through and enforces the unpacked-bytes cap.
 struct Meter<R> {
     inner: R,
-    hasher: Sha256,
     count: Arc<AtomicU64>,
     limit: u64,
 }
@@ -210,7 +209,6 @@ struct Meter<R> {
 impl<R: Read> Read for Meter<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
         let total = self.count.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if total > self.limit {
             return Err(io::Error::other("unpacked size cap exceeded"));
@@ -271,15 +269,34 @@ fn early_syncfs(fd: BorrowedFd<'_>) {
     SYNCING.store(false, Ordering::Release);
 }
 
-/// The inflate thread: decompresses and hashes (the DiffID) into reused chunks until the
-/// stream ends, fails, or the extractor hangs up. Returns the meter with its hash. Every
-/// [`FLUSH_EVERY`] bytes it asks the flusher for an early write-back.
+/// The DiffID thread, between the inflate thread and the extractor: hashes every chunk and
+/// passes it on, until the stream ends or the extractor hangs up. On its own thread so that
+/// decompression, hashing and the file system work each get a core when there are cores.
+fn hash_chunks(
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
+) -> Sha256 {
+    let mut hasher = Sha256::new();
+    while let Ok(msg) = rx.recv() {
+        if let Ok(chunk) = &msg {
+            hasher.update(chunk);
+        }
+        if tx.send(msg).is_err() {
+            break;
+        }
+    }
+    hasher
+}
+
+/// The inflate thread: decompresses into reused chunks until the stream ends, fails, or
+/// the next stage hangs up. Every [`FLUSH_EVERY`] bytes it asks the flusher for an early
+/// write-back.
 fn inflate_into<M: Read>(
     mut meter: M,
     tx: mpsc::SyncSender<io::Result<Vec<u8>>>,
     recycled: mpsc::Receiver<Vec<u8>>,
     flush: mpsc::SyncSender<()>,
-) -> M {
+) {
     let mut produced = 0u64;
     let mut next_flush = FLUSH_EVERY;
     loop {
@@ -302,7 +319,7 @@ fn inflate_into<M: Read>(
         buf.truncate(filled);
         let last = filled < CHUNK;
         if filled > 0 && tx.send(Ok(buf)).is_err() {
-            return meter;
+            return;
         }
         produced += filled as u64;
         if produced >= next_flush {
@@ -312,10 +329,10 @@ fn inflate_into<M: Read>(
         }
         if let Err(e) = res {
             let _ = tx.send(Err(e));
-            return meter;
+            return;
         }
         if last {
-            return meter;
+            return;
         }
     }
 }
@@ -324,8 +341,8 @@ fn inflate_into<M: Read>(
 ///
 /// `media_type` drives the decompression; `None` or an unspecific type falls back to
 /// the magic bytes. The whole stream is read to its end so the DiffID covers it.
-/// Decompression and DiffID hashing run on their own thread, overlapping the file system
-/// work of the extractor (bounded by [`CHUNKS_IN_FLIGHT`] chunks of [`CHUNK`] bytes).
+/// Decompression and DiffID hashing run on threads of their own, overlapping the file
+/// system work of the extractor (bounded by [`CHUNKS_IN_FLIGHT`] chunks of [`CHUNK`] bytes).
 pub fn unpack_layer<R: Read + Send>(
     reader: R,
     media_type: Option<&str>,
@@ -367,7 +384,6 @@ pub fn unpack_layer_buffered<R: BufRead + Send>(
     let limit = opts.max_unpacked_bytes;
     let meter = Meter {
         inner: decompressed,
-        hasher: Sha256::new(),
         count: count.clone(),
         limit,
     };
@@ -389,24 +405,37 @@ pub fn unpack_layer_buffered<R: BufRead + Send>(
         source: e.into(),
     })?;
 
-    let mut state = Extractor {
-        root: root.as_fd(),
-        content_bytes: 0,
-        dir_times: Vec::new(),
-        buf: vec![0u8; CHUNK],
-        last_parent: None,
-    };
-    let (extracted, meter) = std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    let mut state = Extractor::new(root.as_fd(), Creds::current())?;
+    let (extracted, hasher) = std::thread::scope(|scope| {
+        let (tx, hash_rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT / 2);
+        let (hash_tx, rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT / 2);
         let (recycle, recycled) = mpsc::sync_channel(CHUNKS_IN_FLIGHT + 2);
         let (flush, flushes) = mpsc::sync_channel::<()>(1);
         let root_fd = root.as_fd();
-        scope.spawn(move || {
-            while flushes.recv().is_ok() {
-                early_syncfs(root_fd);
-            }
-        });
-        let inflater = scope.spawn(move || inflate_into(meter, tx, recycled, flush));
+        let spawned = std::thread::Builder::new()
+            .name("berth-syncfs".into())
+            .spawn_scoped(scope, move || {
+                while flushes.recv().is_ok() {
+                    early_syncfs(root_fd);
+                }
+            });
+        if let Err(e) = spawned {
+            return (Err(UnpackError::Stream(e)), Ok(None));
+        }
+        let inflater = match std::thread::Builder::new()
+            .name("berth-inflate".into())
+            .spawn_scoped(scope, move || inflate_into(meter, tx, recycled, flush))
+        {
+            Ok(t) => t,
+            Err(e) => return (Err(UnpackError::Stream(e)), Ok(None)),
+        };
+        let hasher = match std::thread::Builder::new()
+            .name("berth-diffid".into())
+            .spawn_scoped(scope, move || hash_chunks(hash_rx, hash_tx))
+        {
+            Ok(t) => t,
+            Err(e) => return (Err(UnpackError::Stream(e)), Ok(None)),
+        };
         let extracted = {
             let mut archive = tar::Archive::new(PipeReader {
                 rx,
@@ -422,13 +451,20 @@ pub fn unpack_layer_buffered<R: BufRead + Send>(
             })
             // The pipe's reader end is dropped here: a still-running inflater stops.
         };
-        (extracted, inflater.join())
+        // A panicked inflater ended the stream early: not a layer to keep.
+        let hashed = match inflater.join() {
+            Ok(()) => hasher.join().map(Some),
+            Err(_) => Ok(None),
+        };
+        (extracted, hashed)
     });
     extracted.map_err(too_large)?;
-    let meter =
-        meter.map_err(|_| UnpackError::Stream(io::Error::other("inflate thread panicked")))?;
+    let hasher = hasher
+        .ok()
+        .flatten()
+        .ok_or_else(|| UnpackError::Stream(io::Error::other("an unpack thread panicked")))?;
     state.finish()?;
-    let diff_id = format!("sha256:{}", hex::encode(meter.hasher.finalize()));
+    let diff_id = format!("sha256:{}", hex::encode(hasher.finalize()));
     Ok(UnpackSummary {
         diff_id,
         tar_bytes: count.load(Ordering::Relaxed),

@@ -76,6 +76,40 @@ impl Layer {
         self
     }
 
+    pub fn dir_full(mut self, path: &str, mode: u32, uid: u64, gid: u64) -> Self {
+        let mut h = header(path, EntryType::Directory, 0, mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_cksum();
+        self.b.append(&h, &[][..]).unwrap();
+        self
+    }
+
+    /// A directory preceded by a PAX header carrying xattrs.
+    pub fn dir_with_xattrs(mut self, path: &str, mode: u32, xattrs: &[(&str, &[u8])]) -> Self {
+        let keys: Vec<(String, &[u8])> = xattrs
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v))
+            .collect();
+        self.b
+            .append_pax_extensions(keys.iter().map(|(k, v)| (k.as_str(), *v)))
+            .unwrap();
+        let mut h = header(path, EntryType::Directory, 0, mode);
+        h.set_cksum();
+        self.b.append(&h, &[][..]).unwrap();
+        self
+    }
+
+    pub fn symlink_owned(mut self, path: &str, target: &str, uid: u64, gid: u64) -> Self {
+        let mut h = header(path, EntryType::Symlink, 0, 0o777);
+        h.set_link_name_literal(target).unwrap();
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_cksum();
+        self.b.append(&h, &[][..]).unwrap();
+        self
+    }
+
     pub fn symlink(mut self, path: &str, target: &str) -> Self {
         let mut h = header(path, EntryType::Symlink, 0, 0o777);
         h.set_link_name_literal(target).unwrap();
