@@ -228,3 +228,82 @@ fn throwaway_containers_mount_a_volatile_overlay_and_kept_ones_do_not() {
     assert_eq!(mount_options(&rootfs(&rm)), None);
     d.ok(&["rm", "-f", &kept]);
 }
+
+#[test]
+fn auto_remove_containers_not_running_at_daemon_start_are_removed() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    let _g = Leftovers::new(&d);
+    let kept = d
+        .ok(&["create", "--rm", "--network", "none", "busybox", "true"])
+        .trim()
+        .to_owned();
+    let rebooted = d
+        .ok(&["create", "--rm", "--network", "none", "busybox", "true"])
+        .trim()
+        .to_owned();
+    let running = d
+        .ok(&[
+            "run",
+            "-d",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_owned();
+    let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", &running]);
+    d.kill_berthd();
+    // as after a reboot: the overlay of one created container is gone; the running one's
+    // process ends while no daemon is there
+    let rootfs = d
+        .env
+        .data_root()
+        .join("containers")
+        .join(&rebooted)
+        .join("rootfs");
+    rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH).unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    d.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.berth(&["inspect", &running]).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the exited --rm container is still there"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = d.berth(&["inspect", &rebooted]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("No such"), "{}", stderr(&o));
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", &kept]),
+        "created\n"
+    );
+    // the one kept still runs (its volatile overlay is the one it was created with)
+    assert_eq!(d.ok(&["start", "-a", &kept]), "");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.berth(&["inspect", &kept]).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "--rm container not removed after its run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        traces(&d, &running).is_empty(),
+        "{:?}",
+        traces(&d, &running)
+    );
+    assert!(
+        traces(&d, &rebooted).is_empty(),
+        "{:?}",
+        traces(&d, &rebooted)
+    );
+}

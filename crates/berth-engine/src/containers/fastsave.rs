@@ -15,7 +15,8 @@
 //! frees the old file's blocks, which on this `discard`-mounted disk costs 0.3-0.7 ms.)
 //!
 //! `create` keeps the durable [`Record::save`]: a container that `create` reported
-//! must survive a power loss. The files derived from it at create (the bundle's
+//! must survive a power loss — except an AutoRemove (`--rm`) one, which berthd removes
+//! after a power loss anyway ([`Record::save_unsynced`]). The files derived from it at create (the bundle's
 //! config.json, log-config.json) are written straight into the container's fresh
 //! directory before the record, without a temp file or an fsync of their own: nothing
 //! reads them before the record exists, and a directory without a record is removed when
@@ -43,6 +44,16 @@ use super::record::Record;
 pub(super) const HOT: &str = "state.json";
 
 impl Record {
+    /// [`Record::save`] without the fsync (temp file, rename): for records a power loss
+    /// may lose (an AutoRemove container's, which berthd removes after one anyway).
+    pub(super) fn save_unsynced(&self, dir: &Path) -> Result<(), ContainerError> {
+        let path = dir.join("config.json");
+        let tmp = dir.join(".config.json.tmp");
+        let bytes = self.stamped_json(&path, true)?;
+        std::fs::write(&tmp, &bytes).map_err(ContainerError::io("write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(ContainerError::io("rename into place", &path))
+    }
+
     /// Writes the record into `<dir>/state.json` in place (see the module docs).
     pub(super) fn save_hot(&self, dir: &Path) -> Result<(), ContainerError> {
         let path = dir.join(HOT);

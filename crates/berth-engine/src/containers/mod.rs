@@ -381,7 +381,13 @@ impl Containers {
                 state: RunState::default(),
                 mounts,
             };
-            rec.save(&dir)?;
+            if spec.auto_remove {
+                // a power loss removes an AutoRemove container anyway (reconcile): its
+                // record needs no fsync
+                rec.save_unsynced(&dir)?;
+            } else {
+                rec.save(&dir)?;
+            }
             Ok(rec)
         })();
         let rec = match made {
