@@ -151,6 +151,7 @@ impl Container {
                 join.push((fd, LinuxNamespaceType::Network));
             }
         }
+        let wait_for_go = new_user || process.oom_score_adj().is_some();
         let ctx = ChildCtx {
             mode: Mode::Create {
                 rootfs: rootfs.clone(),
@@ -184,9 +185,10 @@ impl Container {
             in_userns,
             seccomp,
             cgroup_tasks,
-            // the id maps must be written before the child uses its ids; nothing else
-            // of ours has to come first (oom_score_adj only has to be set before start)
-            wait_for_go: new_user,
+            // the id maps must be written before the child uses its ids, and
+            // oom_score_adj while it certainly still lives (a failing init's own error
+            // comes first then); without either the child goes on at once
+            wait_for_go,
         };
         // the child's copies of our fds are its own; ours are dropped when `ctx` goes
         let (mut pid, pidfd) =
@@ -214,7 +216,7 @@ impl Container {
             std::fs::write(&path, adj.to_string())
                 .map_err(|e| Error::io("failed to set oom_score_adj", path, e))?;
         }
-        if new_user {
+        if wait_for_go {
             sync::send(&parent_sock, &Msg::Go)
                 .map_err(|e| Error::Protocol(format!("write to init: {e}")))?;
         }
