@@ -113,7 +113,28 @@ fn main() {
         certs_dir: work.path().join("certs.d"),
         ..Default::default()
     };
-    let client = Client::new(cfg, Credentials::anonymous()).unwrap();
+    let client = Client::new(cfg.clone(), Credentials::anonymous()).unwrap();
+    {
+        // What a fresh client (berthd makes one per pull) costs before the first layer.
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        for _ in 0..3 {
+            let t = Instant::now();
+            let c = Client::new(cfg.clone(), Credentials::anonymous()).unwrap();
+            let r1 = rt
+                .block_on(c.resolve(&reference, &Platform::host()))
+                .is_ok();
+            let first = t.elapsed();
+            let t = Instant::now();
+            let r2 = rt
+                .block_on(c.resolve(&reference, &Platform::host()))
+                .is_ok();
+            println!(
+                "fresh client: first resolve {:.1} ms, second {:.1} ms ({r1} {r2})",
+                first.as_secs_f64() * 1e3,
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+    }
     let store = ImageStore::open(work.path().join("store"), StoreOptions::default()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut times = Vec::new();
