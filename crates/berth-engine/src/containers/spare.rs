@@ -1,9 +1,10 @@
 //! `<data-root>/spare/`: container directories made ahead of time.
 //!
-//! A new container's directory holds `bundle/`, `upper/`, `work/` and `rootfs/`, the
-//! empty `hostname`, `hosts` and `resolv.conf` it is given and the shim's `shim.log`
-//! (opened for appending at each start). Making them is 4 + 1 mkdirs and 4 inode
-//! allocations, 0.05-0.5 ms each on an ext4 disk (the container
+//! A new container's directory holds `bundle/`, `upper/`, `work/` and `rootfs/`, and
+//! files `create` writes: `hostname`, `hosts`, `resolv.conf`, `bundle/config.json`,
+//! `log-config.json`, the record's temp file `.config.json.tmp` (renamed to
+//! `config.json` last), and the shim's `shim.log` (opened for appending at each start).
+//! Making them is 4 + 1 mkdirs and 7 inode allocations, 0.05-0.5 ms each on an ext4 disk (the container
 //! directory's own mkdir is the dearest: its parent is marked to spread directories over
 //! block groups). A background thread keeps a few such skeletons ready; `create` takes
 //! one with a single rename (same file system) and falls back to making the directory
@@ -19,7 +20,15 @@ const READY: usize = 4;
 
 /// The subdirectories and empty files of a skeleton.
 const DIRS: [&str; 4] = ["bundle", "upper", "work", "rootfs"];
-const FILES: [&str; 4] = ["hostname", "hosts", "resolv.conf", "shim.log"];
+const FILES: [&str; 7] = [
+    "hostname",
+    "hosts",
+    "resolv.conf",
+    "shim.log",
+    "bundle/config.json",
+    "log-config.json",
+    ".config.json.tmp",
+];
 
 #[derive(Debug, Default)]
 struct State {
