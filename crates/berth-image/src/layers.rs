@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blobs::{TMP_PREFIX, random_suffix};
 use crate::error::StoreError;
-use crate::purge::{Trash, Unpacking};
+use crate::purge::Trash;
 
 /// Metadata of one unpacked layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,8 +61,6 @@ pub struct LayerTemp {
     tmp: PathBuf,
     dest: PathBuf,
     done: bool,
-    /// Purges pause from the start of the unpack until the layer is published.
-    _unpacking: Unpacking,
 }
 
 impl LayerTemp {
@@ -198,7 +196,6 @@ impl LayerStore {
             tmp,
             dest: self.layer_dir(chain),
             done: false,
-            _unpacking: Unpacking::start(),
         };
         fs::create_dir(t.diff()).map_err(StoreError::io("create temp layer", t.diff()))?;
         Ok(t)

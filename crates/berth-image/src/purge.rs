@@ -10,13 +10,9 @@
 
 use std::collections::VecDeque;
 use std::fs;
-use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::blobs::random_suffix;
 use crate::error::StoreError;
@@ -29,8 +25,6 @@ struct Queue {
     running: bool,
     /// When the last tree was queued.
     last: Option<Instant>,
-    /// Callers blocked in [`Trash::wait_idle`]: the purge does not pause for unpacks then.
-    waiters: usize,
 }
 
 #[derive(Debug, Default)]
@@ -45,38 +39,6 @@ struct Shared {
 
 /// With a settle time, deleting starts anyway once this many trees wait.
 const MAX_WAITING: usize = 64;
-
-/// Layers being unpacked in this process right now (see [`Unpacking`]).
-static UNPACKING: AtomicUsize = AtomicUsize::new(0);
-
-/// The longest the purge of one tree pauses, in all, for unpacks (see [`Unpacking`]).
-const MAX_PAUSE: Duration = Duration::from_secs(30);
-
-/// How often a paused purge looks again.
-const PAUSE_STEP: Duration = Duration::from_millis(5);
-
-/// Held while a layer is unpacked and published: every purge of this process pauses
-/// between two entries meanwhile (up to [`MAX_PAUSE`] per tree, and not while someone
-/// waits for the trash). Deleting is kernel work on the same file system, on the same
-/// cores; on a disk mounted with `discard` its trims also compete with the write-back the
-/// unpack's `syncfs` waits for. The trash is not urgent: it can wait for the pull that
-/// usually follows an `rmi` to finish.
-#[derive(Debug)]
-pub struct Unpacking(());
-
-impl Unpacking {
-    /// Marks an unpack as running until the value is dropped.
-    pub fn start() -> Unpacking {
-        UNPACKING.fetch_add(1, Ordering::SeqCst);
-        Unpacking(())
-    }
-}
-
-impl Drop for Unpacking {
-    fn drop(&mut self) {
-        UNPACKING.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 /// The trash directory of a store and its background deleter. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -168,11 +130,9 @@ impl Trash {
     /// Blocks until everything queued so far is deleted.
     pub fn wait_idle(&self) {
         let mut q = lock(&self.shared.queue);
-        q.waiters += 1;
         while q.running {
             q = self.shared.idle.wait(q).unwrap_or_else(|p| p.into_inner());
         }
-        q.waiters -= 1;
     }
 }
 
@@ -202,11 +162,7 @@ fn purge(shared: &Shared) {
             }
         };
         let res = if next.is_dir() {
-            let mut budget = MAX_PAUSE;
-            remove_tree(&next, shared, &mut budget).or_else(|e| {
-                tracing::debug!(path = %next.display(), error = %e, "purge walk failed; removing it at once");
-                fs::remove_dir_all(&next)
-            })
+            fs::remove_dir_all(&next)
         } else {
             fs::remove_file(&next)
         };
@@ -217,75 +173,6 @@ fn purge(shared: &Shared) {
             tracing::warn!(path = %next.display(), error = %e, "cannot delete from the trash");
         }
     }
-}
-
-/// Waits while layers are being unpacked, nobody waits for the trash and `budget` lasts.
-fn pause(shared: &Shared, budget: &mut Duration) {
-    while UNPACKING.load(Ordering::Relaxed) > 0
-        && !budget.is_zero()
-        && lock(&shared.queue).waiters == 0
-    {
-        std::thread::sleep(PAUSE_STEP);
-        *budget = budget.saturating_sub(PAUSE_STEP);
-    }
-}
-
-/// Deletes the directory tree at `path`, pausing for unpacks between entries.
-fn remove_tree(path: &Path, shared: &Shared, budget: &mut Duration) -> std::io::Result<()> {
-    let dir = rustix::fs::open(
-        path,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
-    )?;
-    empty_dir(dir, shared, budget)?;
-    fs::remove_dir(path)
-}
-
-/// Deletes everything in the directory `dir`.
-fn empty_dir(
-    dir: std::os::fd::OwnedFd,
-    shared: &Shared,
-    budget: &mut Duration,
-) -> std::io::Result<()> {
-    let fd = rustix::io::fcntl_dupfd_cloexec(&dir, 0)?;
-    let mut entries = rustix::fs::Dir::new(dir)?;
-    while let Some(e) = entries.read() {
-        let e = e?;
-        let name = e.file_name();
-        if name == c"." || name == c".." {
-            continue;
-        }
-        pause(shared, budget);
-        let is_dir = match e.file_type() {
-            FileType::Directory => true,
-            FileType::Unknown => rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)
-                .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)?,
-            _ => false,
-        };
-        if is_dir {
-            remove_subdir(fd.as_fd(), name, shared, budget)?;
-        } else {
-            rustix::fs::unlinkat(&fd, name, AtFlags::empty())?;
-        }
-    }
-    Ok(())
-}
-
-fn remove_subdir(
-    parent: BorrowedFd<'_>,
-    name: &std::ffi::CStr,
-    shared: &Shared,
-    budget: &mut Duration,
-) -> std::io::Result<()> {
-    let sub = rustix::fs::openat(
-        parent,
-        name,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
-    )?;
-    empty_dir(sub, shared, budget)?;
-    rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -318,36 +205,6 @@ mod tests {
         assert_eq!(fs::read_dir(settled.dir()).unwrap().count(), 1, "not yet");
         settled.wait_idle();
         assert_eq!(fs::read_dir(settled.dir()).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn purges_pause_while_a_layer_is_unpacked_but_not_for_a_waiter() {
-        let t = tempfile::tempdir().unwrap();
-        let trash = Trash::open(t.path()).unwrap();
-        let tree = |name: &str| {
-            let d = t.path().join(name).join("diff/etc");
-            fs::create_dir_all(&d).unwrap();
-            for f in 0..50 {
-                fs::write(d.join(format!("f{f}")), b"x").unwrap();
-            }
-            t.path().join(name)
-        };
-        let unpacking = Unpacking::start();
-        assert!(trash.discard(&tree("a")).unwrap());
-        std::thread::sleep(Duration::from_millis(300));
-        let left: Vec<_> = fs::read_dir(trash.dir()).unwrap().collect();
-        assert_eq!(left.len(), 1, "the purge waits for the unpack");
-        drop(unpacking);
-        trash.wait_idle();
-        assert_eq!(fs::read_dir(trash.dir()).unwrap().count(), 0);
-
-        // someone waiting for the trash (a failed pull) is not kept waiting
-        let _unpacking = Unpacking::start();
-        assert!(trash.discard(&tree("b")).unwrap());
-        let started = Instant::now();
-        trash.wait_idle();
-        assert!(started.elapsed() < MAX_PAUSE);
-        assert_eq!(fs::read_dir(trash.dir()).unwrap().count(), 0);
     }
 
     #[test]
