@@ -32,7 +32,8 @@ pub fn spawn(
 /// tables, netfilter, ...; ≈1 ms of a 4 ms create on this machine). Made on another
 /// thread it overlaps the caller's own work when a core is free; the init then joins it
 /// with `setns` instead of getting `CLONE_NEWNET`. The namespace is the same kind of
-/// object either way: new, owned by the caller's user namespace, only `lo` (down).
+/// object either way: new, owned by the caller's user namespace, only `lo` — which the
+/// thread brings up (made in `clone3`, when no thread could be started, it stays down).
 /// The thread is always joined ([`PendingNetns::wait`], or on drop), so the process is
 /// single-threaded again before it calls `clone3`.
 #[derive(Debug)]
@@ -50,6 +51,7 @@ impl PendingNetns {
                 // namespace and nothing shared: not CLONE_FILES, so every thread keeps
                 // seeing the same fd table. The thread ends right after.
                 unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }?;
+                loopback_up()?;
                 let fd = rustix::fs::open(
                     "/proc/thread-self/ns/net",
                     rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
@@ -68,6 +70,37 @@ impl PendingNetns {
             _ => Err(std::io::Error::other("network namespace thread panicked")),
         }
     }
+}
+
+/// Brings `lo` up in the calling thread's network namespace: a new namespace's only
+/// device starts down, and Docker's sandboxes (and crun) bring it up; the kernel then
+/// gives it 127.0.0.1/8 and ::1.
+fn loopback_up() -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let sock = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        None,
+    )?;
+    // SAFETY: ifreq is plain old data, all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_ifru.ifru_flags of `req`, which
+    // outlives the call; `sock` is an open socket.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just filled the flags member of the union.
+    unsafe {
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+    }
+    // SAFETY: SIOCSIFFLAGS reads ifr_name and ifr_ifru.ifru_flags of `req`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Drop for PendingNetns {

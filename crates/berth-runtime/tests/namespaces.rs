@@ -1,5 +1,5 @@
 //! Network namespaces (root, real kernel): a container that asks for a new one gets its
-//! own, fresh (only `lo`), different from its neighbour's; one that does not shares ours.
+//! own, fresh (only `lo`, brought up), different from its neighbour's; one that does not shares ours.
 //! The runtime makes the namespace on a helper thread while it prepares the rest of the
 //! container, and the init joins it: from the outside this must look like CLONE_NEWNET.
 
@@ -37,10 +37,31 @@ fn each_container_gets_a_fresh_network_namespace() {
     assert_ne!(nb, me, "container b is in our network namespace");
     assert_ne!(na, nb, "two containers share a network namespace");
     assert_eq!(interfaces(ca.pid()), ["lo"]);
-    // lo is down, as in a namespace the kernel just made
+    // lo is up (as Docker's and crun's containers have it): the kernel gave it ::1, and
+    // the neighbour's lo is its own
     let flags =
         std::fs::read_to_string(format!("/proc/{}/net/if_inet6", ca.pid())).unwrap_or_default();
-    assert!(!flags.contains(" lo"), "lo has addresses: {flags}");
+    assert!(
+        flags
+            .lines()
+            .any(|l| l.starts_with("00000000000000000000000000000001") && l.ends_with(" lo")),
+        "lo has no ::1: {flags}"
+    );
+    let up = |pid: i32| {
+        let out = std::process::Command::new("nsenter")
+            .args([
+                "-t",
+                &pid.to_string(),
+                "-n",
+                "cat",
+                "/sys/class/net/lo/flags",
+            ])
+            .output()
+            .unwrap();
+        let hex = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        u32::from_str_radix(hex.trim_start_matches("0x"), 16).unwrap_or(0) & 1 == 1
+    };
+    assert!(up(ca.pid()) && up(cb.pid()), "lo is down");
     for c in [ca, cb] {
         c.delete(true).unwrap();
     }

@@ -1113,3 +1113,46 @@ fn connect_a_running_container_with_a_fixed_ip() {
     assert!(!o.status.success());
     d.ok(&["rm", "-f", "rc"]);
 }
+
+#[test]
+fn network_none_has_loopback_up_as_docker() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _g = Leftovers::new(&d);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "addr",
+        "show",
+        "lo",
+    ]);
+    assert!(out.contains("inet 127.0.0.1/8"), "{out}");
+    let link = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "link",
+        "show",
+        "lo",
+    ]);
+    assert!(link.contains("UP"), "{link}");
+    // and only lo: no other device in a `none` container
+    let links = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+}
