@@ -177,6 +177,31 @@ fn run_rm_whose_start_fails_is_removed_by_the_daemon() {
     d.ok(&["rm", "-f", holder.trim()]);
 }
 
+/// `run -d --rm --network none busybox sleep 60`: the id.
+fn run_detached_rm(d: &Daemon) -> String {
+    d.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .trim()
+    .to_owned()
+}
+
+/// Waits (10 s at most) until `inspect` no longer finds `id`.
+fn wait_removed(d: &Daemon, id: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.berth(&["inspect", id]).status.success() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The mount options of `path` in /proc/self/mountinfo (the superblock's and the mount's).
 fn mount_options(path: &std::path::Path) -> Option<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -192,19 +217,7 @@ fn throwaway_containers_mount_a_volatile_overlay_and_kept_ones_do_not() {
     let d = Daemon::start();
     d.load_busybox();
     let _g = Leftovers::new(&d);
-    let rm = d
-        .ok(&[
-            "run",
-            "-d",
-            "--rm",
-            "--network",
-            "none",
-            "busybox",
-            "sleep",
-            "60",
-        ])
-        .trim()
-        .to_owned();
+    let rm = run_detached_rm(&d);
     let kept = d
         .ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"])
         .trim()
@@ -242,19 +255,7 @@ fn auto_remove_containers_not_running_at_daemon_start_are_removed() {
         .ok(&["create", "--rm", "--network", "none", "busybox", "true"])
         .trim()
         .to_owned();
-    let running = d
-        .ok(&[
-            "run",
-            "-d",
-            "--rm",
-            "--network",
-            "none",
-            "busybox",
-            "sleep",
-            "60",
-        ])
-        .trim()
-        .to_owned();
+    let running = run_detached_rm(&d);
     let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", &running]);
     d.kill_berthd();
     // as after a reboot: the overlay of one created container is gone; the running one's
@@ -271,14 +272,7 @@ fn auto_remove_containers_not_running_at_daemon_start_are_removed() {
         .status()
         .unwrap();
     d.restart();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while d.berth(&["inspect", &running]).status.success() {
-        assert!(
-            Instant::now() < deadline,
-            "the exited --rm container is still there"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_removed(&d, &running, "the exited --rm container is still there");
     let o = d.berth(&["inspect", &rebooted]);
     assert!(!o.status.success(), "{}", stdout(&o));
     assert!(stderr(&o).contains("No such"), "{}", stderr(&o));
@@ -288,14 +282,7 @@ fn auto_remove_containers_not_running_at_daemon_start_are_removed() {
     );
     // the one kept still runs (its volatile overlay is the one it was created with)
     assert_eq!(d.ok(&["start", "-a", &kept]), "");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while d.berth(&["inspect", &kept]).status.success() {
-        assert!(
-            Instant::now() < deadline,
-            "--rm container not removed after its run"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_removed(&d, &kept, "--rm container not removed after its run");
     assert!(
         traces(&d, &running).is_empty(),
         "{:?}",

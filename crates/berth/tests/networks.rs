@@ -1119,40 +1119,16 @@ fn network_none_has_loopback_up_as_docker() {
     let d = Daemon::start();
     d.load_busybox();
     let _g = Leftovers::new(&d);
-    let out = d.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "busybox",
-        "ip",
-        "-o",
-        "addr",
-        "show",
-        "lo",
-    ]);
+    let none = |cmd: &[&str]| {
+        let mut a = vec!["run", "--rm", "--network", "none", "busybox"];
+        a.extend_from_slice(cmd);
+        d.ok(&a)
+    };
+    let out = none(&["ip", "-o", "addr", "show", "lo"]);
     assert!(out.contains("inet 127.0.0.1/8"), "{out}");
-    let link = d.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "busybox",
-        "ip",
-        "link",
-        "show",
-        "lo",
-    ]);
+    let link = none(&["ip", "link", "show", "lo"]);
     assert!(link.contains("UP"), "{link}");
     // and only lo: no other device in a `none` container
-    let links = d.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "busybox",
-        "ls",
-        "/sys/class/net",
-    ]);
+    let links = none(&["ls", "/sys/class/net"]);
     assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"]);
 }
