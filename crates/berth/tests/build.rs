@@ -495,14 +495,17 @@ fn dockerfile_outside_the_context_stdin_dockerfile_and_labels() {
         "data\n"
     );
     assert_eq!(inspect(&d, "out:1")["Config"]["Labels"]["team"], "infra");
-    // --platform other than the host's is refused clearly
+    // --platform other than the host's is refused clearly, also when the context is far
+    // larger than a socket buffer (the daemon reads it all before it answers)
+    let big = tempfile::tempdir().unwrap();
+    std::fs::write(big.path().join("big.bin"), vec![7u8; 16 << 20]).unwrap();
     let o = d.berth(&[
         "build",
         "--platform",
         "linux/s390x",
         "-f",
         df.to_str().unwrap(),
-        ctx.path().to_str().unwrap(),
+        big.path().to_str().unwrap(),
     ]);
     assert!(!o.status.success());
     assert!(

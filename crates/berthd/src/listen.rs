@@ -7,8 +7,44 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
-/// Binds `path` (creating its directory). Refuses when a live daemon already answers there.
-pub fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+/// A socket bound and listening under its temporary name; [`Hidden::publish`] renames it
+/// over the final path. The daemon publishes only once its pid file is written.
+pub struct Hidden {
+    listener: Option<std::os::unix::net::UnixListener>,
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+impl Hidden {
+    /// Renames the socket into place and hands it to tokio.
+    pub fn publish(mut self) -> anyhow::Result<tokio::net::UnixListener> {
+        if let Err(e) = std::fs::rename(&self.tmp, &self.path) {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot rename {} to {}",
+                    self.tmp.display(),
+                    self.path.display()
+                )
+            });
+        }
+        let listener = self.listener.take().expect("published once");
+        listener.set_nonblocking(true)?;
+        Ok(tokio::net::UnixListener::from_std(listener)?)
+    }
+}
+
+impl Drop for Hidden {
+    fn drop(&mut self) {
+        if self.listener.is_some() {
+            // never published: the temporary name goes with it
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Binds `path` (creating its directory) under a temporary name with mode 0660. Refuses
+/// when a live daemon already answers there.
+pub fn bind_unix(path: &Path) -> anyhow::Result<Hidden> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -28,18 +64,15 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     let _ = std::fs::remove_file(&tmp);
     let std_listener = std::os::unix::net::UnixListener::bind(&tmp)
         .with_context(|| format!("cannot bind {}", tmp.display()))?;
-    let res = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))
-        .with_context(|| format!("cannot chmod 0660 {}", tmp.display()))
-        .and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
-        });
-    if let Err(e) = res {
+    if let Err(e) = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660)) {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+        return Err(e).with_context(|| format!("cannot chmod 0660 {}", tmp.display()));
     }
-    std_listener.set_nonblocking(true)?;
-    Ok(tokio::net::UnixListener::from_std(std_listener)?)
+    Ok(Hidden {
+        listener: Some(std_listener),
+        tmp,
+        path: path.to_path_buf(),
+    })
 }
 
 /// A TLS listener for axum: handshakes run concurrently in a task; finished ones are

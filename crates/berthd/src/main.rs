@@ -70,24 +70,45 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sockets = Vec::new();
     let mut tasks = Vec::new();
+    // Bind every socket (unix ones under a temporary name) first, then write the pid
+    // file, then publish and serve: a client that connects finds the pid file there.
+    enum Bound {
+        Unix(std::path::PathBuf, listen::Hidden),
+        Tls(listen::TlsListener),
+    }
+    let mut bound = Vec::new();
     for host in &settings.hosts {
-        let router = berth_api::router(engine.clone(), stop_rx.clone());
-        let mut rx = stop_rx.clone();
-        let stop = async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
         match host {
             Host::Unix(path) => {
                 let listener = listen::bind_unix(path)
                     .with_context(|| format!("cannot listen on unix://{}", path.display()))?;
                 sockets.push(path.clone());
-                tracing::info!(socket = %path.display(), "API listen on unix://{}", path.display());
-                tasks.push(tokio::spawn(berth_api::serve_unix(listener, router, stop)));
+                bound.push(Bound::Unix(path.clone(), listener));
             }
             Host::Tcp(addr) => {
                 let tls = settings.tls.as_ref().context("tcp hosts need TLS")?;
-                let listener = listen::bind_tls(addr, tls).await?;
-                tracing::info!(addr = %listener_addr(&listener), verify_clients = tls.client_ca.is_some(), "API listen on tcp://{addr} (TLS)");
+                bound.push(Bound::Tls(listen::bind_tls(addr, tls).await?));
+            }
+        }
+    }
+    let pid_file = settings.exec_root.join("berthd.pid");
+    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+        .with_context(|| format!("cannot write {}", pid_file.display()))?;
+    for b in bound {
+        let router = berth_api::router(engine.clone(), stop_rx.clone());
+        let mut rx = stop_rx.clone();
+        let stop = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        match b {
+            Bound::Unix(path, hidden) => {
+                let listener = hidden.publish()?;
+                tracing::info!(socket = %path.display(), "API listen on unix://{}", path.display());
+                tasks.push(tokio::spawn(berth_api::serve_unix(listener, router, stop)));
+            }
+            Bound::Tls(listener) => {
+                let addr = listener_addr(&listener);
+                tracing::info!(addr = %addr, verify_clients = settings.tls.as_ref().is_some_and(|t| t.client_ca.is_some()), "API listen on tcp://{addr} (TLS)");
                 tasks.push(tokio::spawn(async move {
                     axum::serve(listener, router)
                         .with_graceful_shutdown(stop)
@@ -96,9 +117,6 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             }
         }
     }
-    let pid_file = settings.exec_root.join("berthd.pid");
-    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
-        .with_context(|| format!("cannot write {}", pid_file.display()))?;
     tracing::info!(data_root = %settings.data_root.display(), exec_root = %settings.exec_root.display(), "daemon ready");
 
     tokio::select! {

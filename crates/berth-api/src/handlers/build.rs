@@ -74,7 +74,10 @@ async fn drain(body: Body) {
 /// `POST /build`: 200 and the JSON message stream; a failed build ends with an error
 /// message (`errorDetail.code` 1), as moby's.
 pub async fn build(ctx: &Ctx, req: &Req, body: Body) -> ApiResult {
-    let r = match request(req) {
+    let r = match request(req).and_then(|r| {
+        berth_engine::Engine::check_build_request(&r)?;
+        Ok(r)
+    }) {
         Ok(r) => r,
         Err(e) => {
             drain(body).await;

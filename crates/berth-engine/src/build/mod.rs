@@ -533,13 +533,10 @@ pub fn default_runc_path() -> PathBuf {
 }
 
 impl Engine {
-    /// `POST /build`: builds from a context tar stream. Returns the message stream; the
-    /// build runs in the background and its last message is the result.
-    pub async fn build_image(
-        self: &std::sync::Arc<Self>,
-        context: ByteStream,
-        req: BuildRequest,
-    ) -> Result<mpsc::Receiver<BuildMessage>, EngineError> {
+    /// The checks `build_image` makes before it reads the context: the API layer runs them
+    /// first so that a refused build still reads (and discards) the request body, and the
+    /// client gets the error instead of a broken pipe.
+    pub fn check_build_request(req: &BuildRequest) -> Result<(), EngineError> {
         if let Some(p) = req.platform.as_deref().filter(|p| !p.is_empty()) {
             let host = Platform::host();
             let want = Platform::parse(p).ok_or_else(|| {
@@ -557,6 +554,17 @@ impl Engine {
             Reference::parse(t)
                 .map_err(|e| EngineError::InvalidParameter(format!("invalid tag {t:?}: {e}")))?;
         }
+        Ok(())
+    }
+
+    /// `POST /build`: builds from a context tar stream. Returns the message stream; the
+    /// build runs in the background and its last message is the result.
+    pub async fn build_image(
+        self: &std::sync::Arc<Self>,
+        context: ByteStream,
+        req: BuildRequest,
+    ) -> Result<mpsc::Receiver<BuildMessage>, EngineError> {
+        Self::check_build_request(&req)?;
         let root = build_root(self);
         let (tx, rx) = mpsc::channel(64);
         let reader = StreamReader::new(context);

@@ -643,7 +643,16 @@ impl Engine {
         body: crate::io::ByteStream,
         opts: ExtractOptions,
     ) -> Result<(), EngineError> {
-        let (rec, rootfs) = self.archive_target(name)?;
+        let (rec, rootfs) = match self.archive_target(name) {
+            Ok(t) => t,
+            Err(e) => {
+                // read the upload to its end first, or the client sees a broken pipe
+                // instead of this error (as for import)
+                let mut body = body;
+                while let Some(Ok(_)) = futures_util::StreamExt::next(&mut body).await {}
+                return Err(e);
+            }
+        };
         let reader = crate::io::StreamReader::new(body);
         let path = path.to_owned();
         tokio::task::spawn_blocking(move || extract(&rec, &rootfs, &path, reader, opts))
