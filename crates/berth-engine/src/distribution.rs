@@ -169,7 +169,25 @@ impl Engine {
                 creds.set(domain, &auth.username, &auth.password);
             }
         }
-        Ok(Client::new(self.config.registries.clone(), creds)?)
+        // One client per registry and credentials, kept: its connections, the scheme it
+        // found (https or http) and its tokens serve the next pull too.
+        let key = format!(
+            "{domain}\0{}\0{}\0{}",
+            auth.username, auth.password, auth.serveraddress
+        );
+        let mut clients = self
+            .registry_clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        if clients.len() >= 64 {
+            clients.clear();
+        }
+        let client = Client::new(self.config.registries.clone(), creds)?;
+        clients.insert(key, client.clone());
+        Ok(client)
     }
 
     /// `POST /images/create?fromImage=&tag=&platform=`: an empty tag pulls every tag (as
@@ -215,9 +233,10 @@ impl Engine {
         // Resolve the first reference up front (as moby does): a missing repository or tag
         // is a typed registry error (404) before any progress is streamed. berth-image's
         // pull reports registry errors as text only.
-        if let Some(first) = targets.first() {
-            client.resolve(first, &platform).await?;
-        }
+        let mut first = match targets.first() {
+            Some(t) => Some(client.resolve(t, &platform).await?),
+            None => None,
+        };
         let mut out = Vec::new();
         for r in targets {
             let before = self
@@ -225,11 +244,19 @@ impl Engine {
                 .resolve(&r.to_string())
                 .ok()
                 .map(|rec| rec.id.to_string());
-            let pulled = self
-                .images
-                .pull(&client, &r, &platform, forward.clone())
-                .await
-                .map_err(|e| EngineError::from_store(e, &r.familiar()))?;
+            let pulled = match first.take() {
+                Some(resolved) => {
+                    self.images
+                        .pull_resolved(&client, &r, resolved, forward.clone())
+                        .await
+                }
+                None => {
+                    self.images
+                        .pull(&client, &r, &platform, forward.clone())
+                        .await
+                }
+            }
+            .map_err(|e| EngineError::from_store(e, &r.familiar()))?;
             let id = pulled.id.to_string();
             self.events
                 .publish(Event::new("image", "pull", &r.familiar()).attr("name", &r.familiar()));

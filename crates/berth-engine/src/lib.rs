@@ -37,6 +37,8 @@ pub struct Engine {
     networks: Arc<networks::Networks>,
     id: String,
     volumes: Arc<volumes::Volumes>,
+    /// Registry clients by registry and credentials (see `registry_client`).
+    registry_clients: std::sync::Mutex<std::collections::HashMap<String, berth_registry::Client>>,
 }
 
 impl Engine {
@@ -84,6 +86,7 @@ impl Engine {
             networks,
             id,
             volumes,
+            registry_clients: Default::default(),
         }))
     }
 

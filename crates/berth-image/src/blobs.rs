@@ -118,6 +118,7 @@ impl BlobStore {
             dir: self.dir.clone(),
             hasher: Sha256::new(),
             size: 0,
+            kicked: 0,
             published: false,
         })
     }
@@ -174,6 +175,9 @@ impl BlobStore {
     }
 }
 
+/// How many bytes a blob writer writes between two writeback starts.
+const WRITEBACK_STEP: u64 = 4 << 20;
+
 /// A blob being written: hashed as it goes, published by [`BlobWriter::commit`],
 /// discarded when dropped uncommitted.
 #[derive(Debug)]
@@ -183,6 +187,8 @@ pub struct BlobWriter {
     dir: PathBuf,
     hasher: Sha256,
     size: u64,
+    /// How much of the file writeback was already started for (see `write_chunks`).
+    kicked: u64,
     published: bool,
 }
 
@@ -226,6 +232,18 @@ impl BlobWriter {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+        }
+        // Start writeback every few MiB (fadvise DONTNEED writes dirty pages out without
+        // waiting and drops the clean ones, which nothing reads soon): the fsync at commit
+        // then has little left to wait for, instead of the whole blob at the end.
+        if self.size - self.kicked >= WRITEBACK_STEP {
+            let _ = rustix::fs::fadvise(
+                &*file,
+                self.kicked,
+                std::num::NonZeroU64::new(self.size - self.kicked),
+                rustix::fs::Advice::DontNeed,
+            );
+            self.kicked = self.size;
         }
         Ok(())
     }

@@ -183,9 +183,23 @@ impl ImageStore {
         platform: &RegPlatform,
         progress: Arc<dyn Progress>,
     ) -> Result<Pulled, StoreError> {
+        let resolved = client.resolve(reference, platform).await?;
+        self.pull_resolved(client, reference, resolved, progress)
+            .await
+    }
+
+    /// [`ImageStore::pull`] of a reference the caller has already resolved (the engine
+    /// resolves first to report a missing image as a typed error before any progress).
+    pub async fn pull_resolved(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        resolved: berth_registry::Resolved,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Pulled, StoreError> {
         let lease = Arc::new(self.lease());
         let res = self
-            .pull_inner(client, reference, platform, progress, &lease)
+            .pull_inner(client, reference, resolved, progress, &lease)
             .await;
         if res.is_err() {
             drop(lease);
@@ -264,11 +278,10 @@ impl ImageStore {
         &self,
         client: &Client,
         reference: &Reference,
-        platform: &RegPlatform,
+        resolved: berth_registry::Resolved,
         progress: Arc<dyn Progress>,
         lease: &Arc<Lease>,
     ) -> Result<Pulled, StoreError> {
-        let resolved = client.resolve(reference, platform).await?;
         let (config_bytes, config_stored) = self
             .fetch_small_blob(client, reference, &resolved.config, lease)
             .await?;

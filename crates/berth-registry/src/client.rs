@@ -417,7 +417,14 @@ impl Client {
             let may_retry = idempotent && attempt < self.retry_attempts;
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if may_retry && (e.is_connect() || e.is_timeout()) => {
+                // a request error on the first try is most often a kept-alive connection
+                // the registry closed meanwhile (clients are kept across pulls)
+                Err(e)
+                    if may_retry
+                        && (e.is_connect()
+                            || e.is_timeout()
+                            || (e.is_request() && attempt == 1)) =>
+                {
                     tracing::debug!(url = %url, error = %e, attempt, "retrying after connect error");
                     tokio::time::sleep(self.retry_delay * 2u32.pow(attempt - 1)).await;
                     continue;

@@ -547,6 +547,7 @@ impl<'a> Extractor<'a> {
                     source: io::Error::from(io::ErrorKind::IsADirectory),
                 })?;
                 let mut file = std::fs::File::from(fd);
+                let (mut written, mut kicked) = (0u64, 0u64);
                 loop {
                     let n = match entry.read(&mut self.buf) {
                         Ok(0) => break,
@@ -561,6 +562,14 @@ impl<'a> Extractor<'a> {
                             source,
                         })?;
                     self.content_bytes += n as u64;
+                    written += n as u64;
+                    if written - kicked >= WRITEBACK_STEP {
+                        start_writeback(&file, kicked, written);
+                        kicked = written;
+                    }
+                }
+                if written - kicked >= WRITEBACK_TAIL {
+                    start_writeback(&file, kicked, written);
                 }
                 self.apply_meta(
                     Target::Fd(file.as_fd()),
@@ -888,4 +897,23 @@ impl<'a> Extractor<'a> {
         }
         Ok(())
     }
+}
+
+/// Bytes of one file written between two writeback starts (see [`start_writeback`]).
+const WRITEBACK_STEP: u64 = 4 << 20;
+/// The least a file's last part must hold to have its writeback started at once; smaller
+/// files are left to the layer's syncfs.
+const WRITEBACK_TAIL: u64 = 256 << 10;
+
+/// Starts writing `from..to` of `file` out without waiting: the layer's syncfs at commit
+/// then finds most of a large layer on disk already instead of writing it all at the end.
+/// `POSIX_FADV_DONTNEED` starts writeback of dirty pages and drops only the clean ones,
+/// and just-written pages are dirty, so the page cache keeps them.
+fn start_writeback(file: &std::fs::File, from: u64, to: u64) {
+    let _ = rustix::fs::fadvise(
+        file,
+        from,
+        std::num::NonZeroU64::new(to - from),
+        rustix::fs::Advice::DontNeed,
+    );
 }
