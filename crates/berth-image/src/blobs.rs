@@ -119,6 +119,7 @@ impl BlobStore {
             hasher: Sha256::new(),
             size: 0,
             kicked: 0,
+            direct: None,
             published: false,
         })
     }
@@ -189,7 +190,110 @@ pub struct BlobWriter {
     size: u64,
     /// How much of the file writeback was already started for (see `write_chunks`).
     kicked: u64,
+    /// `write_chunks`' O_DIRECT path; `Some(None)` once it was found unavailable.
+    direct: Option<Option<Direct>>,
     published: bool,
+}
+
+/// The part of a blob `write_chunks` writes with O_DIRECT: whole aligned blocks go from
+/// an aligned buffer straight to the device, past the page cache (a pulled blob is read
+/// again only by `push` and `save`); what is left at the end goes through the page cache.
+/// Against buffered writes this saves the copy into the page cache, the writeback later
+/// and most of the fsync at commit: ≈10% of a 100 MiB pull's wall time here.
+#[derive(Debug)]
+struct Direct {
+    fd: rustix::fd::OwnedFd,
+    buf: Vec<u8>,
+    /// Where the aligned part of `buf` starts.
+    start: usize,
+    /// Bytes waiting in the aligned part.
+    len: usize,
+    /// File offset of the next block write.
+    at: u64,
+}
+
+/// Block size and buffer size of the O_DIRECT path.
+const DIRECT_ALIGN: usize = 4096;
+const DIRECT_BUF: usize = 1 << 20;
+
+impl Direct {
+    fn open(path: &Path) -> Option<Direct> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(
+            path,
+            OFlags::WRONLY | OFlags::DIRECT | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let buf = vec![0u8; DIRECT_BUF + DIRECT_ALIGN];
+        let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        Some(Direct {
+            fd,
+            buf,
+            start,
+            len: 0,
+            at: 0,
+        })
+    }
+
+    /// Copies `data` in, writing each full buffer out.
+    fn push(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let n = data.len().min(DIRECT_BUF - self.len);
+            let s = self.start + self.len;
+            self.buf[s..s + n].copy_from_slice(&data[..n]);
+            self.len += n;
+            data = &data[n..];
+            if self.len == DIRECT_BUF {
+                self.write_blocks(DIRECT_BUF)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the first `n` (a multiple of the block size) buffered bytes at `at`.
+    fn write_blocks(&mut self, n: usize) -> io::Result<()> {
+        #[cfg(test)]
+        if tests::FAIL_DIRECT.with(|f| f.get()) {
+            return Err(rustix::io::Errno::INVAL.into());
+        }
+        let mut done = 0;
+        while done < n {
+            let s = self.start + done;
+            match rustix::io::pwrite(&self.fd, &self.buf[s..self.start + n], self.at) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(w) => {
+                    done += w;
+                    self.at += w as u64;
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.buf
+            .copy_within(self.start + n..self.start + self.len, self.start);
+        self.len -= n;
+        Ok(())
+    }
+
+    /// Writes the whole blocks left with O_DIRECT and the rest through `file`.
+    fn finish(mut self, file: &File) -> io::Result<()> {
+        let whole = self.len / DIRECT_ALIGN * DIRECT_ALIGN;
+        if whole > 0 {
+            self.write_blocks(whole)?;
+        }
+        let tail = &self.buf[self.start..self.start + self.len];
+        let mut done = 0;
+        while done < tail.len() {
+            match rustix::io::pwrite(file, &tail[done..], self.at + done as u64) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(w) => done += w,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Write for BlobWriter {
@@ -213,7 +317,9 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
-    /// Hashes and writes `chunks` in order, with vectored writes (no copy into a buffer).
+    /// Hashes and writes `chunks` in order: with O_DIRECT where the file system allows
+    /// it (see [`Direct`]), else with vectored writes. A writer fed by `write_chunks` must
+    /// not be written through `Write` too.
     pub fn write_chunks(&mut self, chunks: &[bytes::Bytes]) -> io::Result<()> {
         let file = self
             .file
@@ -222,6 +328,58 @@ impl BlobWriter {
         for c in chunks {
             self.hasher.update(c);
             self.size += c.len() as u64;
+        }
+        if self.direct.is_none() {
+            self.direct = Some(Direct::open(&self.tmp));
+        }
+        if let Some(Some(d)) = self.direct.as_mut() {
+            let mut res = Ok(());
+            for c in chunks {
+                res = d.push(c);
+                if res.is_err() {
+                    break;
+                }
+            }
+            match res {
+                Ok(()) => return Ok(()),
+                // EINVAL: this file system takes O_DIRECT at open but not these writes.
+                // What is buffered (nothing was written past `at`) goes the buffered way.
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                    let Some(Some(d)) = self.direct.take() else {
+                        unreachable!()
+                    };
+                    self.direct = Some(None);
+                    let pending = &d.buf[d.start..d.start + d.len];
+                    let mut done = 0;
+                    while done < pending.len() {
+                        match rustix::io::pwrite(&*file, &pending[done..], d.at + done as u64) {
+                            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                            Ok(w) => done += w,
+                            Err(rustix::io::Errno::INTR) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    // and this call's chunks again at their offsets (part of them may
+                    // have been in the buffer: the same bytes twice)
+                    let mut at = self.size - chunks.iter().map(|c| c.len() as u64).sum::<u64>();
+                    for c in chunks {
+                        let mut off = 0;
+                        while off < c.len() {
+                            match rustix::io::pwrite(&*file, &c[off..], at + off as u64) {
+                                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                                Ok(w) => off += w,
+                                Err(rustix::io::Errno::INTR) => {}
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                        at += c.len() as u64;
+                    }
+                    use std::io::Seek as _;
+                    file.seek(io::SeekFrom::Start(self.size))?;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
         }
         let mut slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
         let mut rest = &mut slices[..];
@@ -280,6 +438,10 @@ impl BlobWriter {
                 actual,
             });
         }
+        if let Some(Some(d)) = self.direct.take() {
+            d.finish(&file)
+                .map_err(StoreError::io("write temp blob", &self.tmp))?;
+        }
         file.sync_all()
             .map_err(StoreError::io("fsync temp blob", &self.tmp))?;
         drop(file);
@@ -298,5 +460,77 @@ impl Drop for BlobWriter {
         if !self.published {
             let _ = fs::remove_file(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    thread_local! {
+        /// Makes the O_DIRECT writes of this thread fail with EINVAL.
+        pub static FAIL_DIRECT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Chunks of uneven sizes (1 B to 300 KiB) of a known pattern, 3.3 MiB in all.
+    fn chunks() -> (Vec<bytes::Bytes>, Vec<u8>) {
+        let mut all = Vec::new();
+        let mut out = Vec::new();
+        let mut x: u32 = 7;
+        let mut size = 1usize;
+        while all.len() < 3_400_000 {
+            let c: Vec<u8> = (0..size)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            all.extend_from_slice(&c);
+            out.push(bytes::Bytes::from(c));
+            size = (size * 7 + 4093) % 300_000 + 1;
+        }
+        (out, all)
+    }
+
+    fn write_and_commit(fail_direct: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let (chunks, all) = chunks();
+        FAIL_DIRECT.with(|f| f.set(fail_direct));
+        let mut w = store.writer().unwrap();
+        for group in chunks.chunks(3) {
+            w.write_chunks(group).unwrap();
+        }
+        assert_eq!(w.written(), all.len() as u64);
+        let (d, size) = w.commit(Some(&Digest::sha256(&all))).unwrap();
+        FAIL_DIRECT.with(|f| f.set(false));
+        assert_eq!(size, all.len() as u64);
+        assert_eq!(store.read(&d).unwrap(), all);
+    }
+
+    #[test]
+    fn chunked_writes_land_byte_for_byte() {
+        write_and_commit(false);
+    }
+
+    #[test]
+    fn direct_writes_refused_midway_fall_back_to_buffered_ones() {
+        write_and_commit(true);
+    }
+
+    #[test]
+    fn a_wrong_digest_publishes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let (chunks, _) = chunks();
+        let mut w = store.writer().unwrap();
+        w.write_chunks(&chunks).unwrap();
+        let err = w.commit(Some(&Digest::sha256(b"other"))).unwrap_err();
+        assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+        assert!(store.list().unwrap().is_empty());
+        let leftovers: Vec<_> = fs::read_dir(dir.path().join("blobs/sha256"))
+            .map(|r| r.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }
