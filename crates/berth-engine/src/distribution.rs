@@ -57,13 +57,19 @@ pub enum TransferEvent {
 
 struct Forward {
     tx: mpsc::UnboundedSender<TransferEvent>,
-    sizes: std::sync::Mutex<std::collections::HashMap<Digest, (u64, u64)>>,
+    /// Per blob: bytes so far, total, when progress was last sent.
+    sizes:
+        std::sync::Mutex<std::collections::HashMap<Digest, (u64, u64, Option<std::time::Instant>)>>,
 }
+
+/// The least time between two progress messages of one blob (moby's progress reader
+/// rate limit): the first and the last are always sent.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Progress for Forward {
     fn start(&self, digest: &Digest, total: u64, offset: u64) {
         if let Ok(mut m) = self.sizes.lock() {
-            m.insert(digest.clone(), (offset, total));
+            m.insert(digest.clone(), (offset, total, None));
         }
         let _ = self.tx.send(TransferEvent::Start {
             digest: digest.clone(),
@@ -73,9 +79,16 @@ impl Progress for Forward {
     fn bytes(&self, digest: &Digest, n: u64) {
         let (current, total) = match self.sizes.lock() {
             Ok(mut m) => {
-                let e = m.entry(digest.clone()).or_insert((0, 0));
+                let e = m.entry(digest.clone()).or_insert((0, 0, None));
                 e.0 += n;
-                *e
+                let now = std::time::Instant::now();
+                let due = e.1 != 0 && e.0 >= e.1
+                    || e.2.is_none_or(|t| now.duration_since(t) >= PROGRESS_EVERY);
+                if !due {
+                    return;
+                }
+                e.2 = Some(now);
+                (e.0, e.1)
             }
             Err(_) => (n, 0),
         };
