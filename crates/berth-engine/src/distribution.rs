@@ -57,9 +57,15 @@ pub enum TransferEvent {
 
 struct Forward {
     tx: mpsc::UnboundedSender<TransferEvent>,
-    /// Per blob: bytes so far, total, when progress was last sent.
-    sizes:
-        std::sync::Mutex<std::collections::HashMap<Digest, (u64, u64, Option<std::time::Instant>)>>,
+    sizes: std::sync::Mutex<std::collections::HashMap<Digest, BlobProgress>>,
+}
+
+/// One blob's transfer: bytes so far, total, when progress was last sent.
+#[derive(Default)]
+struct BlobProgress {
+    current: u64,
+    total: u64,
+    sent: Option<std::time::Instant>,
 }
 
 /// The least time between two progress messages of one blob (moby's progress reader
@@ -69,7 +75,14 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100
 impl Progress for Forward {
     fn start(&self, digest: &Digest, total: u64, offset: u64) {
         if let Ok(mut m) = self.sizes.lock() {
-            m.insert(digest.clone(), (offset, total, None));
+            m.insert(
+                digest.clone(),
+                BlobProgress {
+                    current: offset,
+                    total,
+                    sent: None,
+                },
+            );
         }
         let _ = self.tx.send(TransferEvent::Start {
             digest: digest.clone(),
@@ -79,16 +92,17 @@ impl Progress for Forward {
     fn bytes(&self, digest: &Digest, n: u64) {
         let (current, total) = match self.sizes.lock() {
             Ok(mut m) => {
-                let e = m.entry(digest.clone()).or_insert((0, 0, None));
-                e.0 += n;
+                let e = m.entry(digest.clone()).or_default();
+                e.current += n;
                 let now = std::time::Instant::now();
-                let due = e.1 != 0 && e.0 >= e.1
-                    || e.2.is_none_or(|t| now.duration_since(t) >= PROGRESS_EVERY);
+                let due = e.total != 0 && e.current >= e.total
+                    || e.sent
+                        .is_none_or(|t| now.duration_since(t) >= PROGRESS_EVERY);
                 if !due {
                     return;
                 }
-                e.2 = Some(now);
-                (e.0, e.1)
+                e.sent = Some(now);
+                (e.current, e.total)
             }
             Err(_) => (n, 0),
         };
