@@ -59,9 +59,126 @@ fn title(s: &str) -> String {
     out
 }
 
+/// The value of label `key` in a `Labels` column: docker's `k=v,k2=v2` string (a value may
+/// itself hold commas: a segment without `=` continues the value before it) or a map.
+fn label_value(labels: Option<&Value>, key: &str) -> String {
+    match labels {
+        Some(Value::Map(m)) => m.get(key).map(|v| v.to_string()).unwrap_or_default(),
+        Some(Value::String(s)) => {
+            let mut found: Option<String> = None;
+            let mut in_key = false;
+            for seg in s.split(',') {
+                match seg.split_once('=') {
+                    Some((k, v)) => {
+                        if found.is_some() && in_key {
+                            break;
+                        }
+                        in_key = k == key;
+                        if in_key {
+                            found = Some(v.to_owned());
+                        }
+                    }
+                    None if in_key => {
+                        if let Some(f) = found.as_mut() {
+                            f.push(',');
+                            f.push_str(seg);
+                        }
+                    }
+                    None => {}
+                }
+            }
+            found.unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
+/// Docker's formatter contexts (ps, volume ls, network ls) have a `Label` method, so
+/// `{{.Label "k"}}` is label k's value. gotmpl has no methods: inside actions, `.Label`
+/// followed by a string literal becomes `(label .Labels "k")`. Text outside actions and
+/// string literals are left alone.
+fn rewrite_label_method(src: &str) -> String {
+    let b = src.as_bytes();
+    let mut out = String::with_capacity(src.len());
+    let mut i = 0;
+    let mut in_action = false;
+    let mut copied = 0;
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    while i < b.len() {
+        if !in_action {
+            if b[i..].starts_with(b"{{") {
+                in_action = true;
+                i += 2;
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        match b[i] {
+            b'}' if b[i..].starts_with(b"}}") => {
+                in_action = false;
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'`' => {
+                i += 1;
+                while i < b.len() && b[i] != b'`' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'.' if b[i..].starts_with(b".Label")
+                && (i == 0
+                    || !(ident(b[i - 1]) || matches!(b[i - 1], b'.' | b')' | b'$' | b']')))
+                && b.get(i + 6).is_some_and(|c| c.is_ascii_whitespace()) =>
+            {
+                let mut j = i + 6;
+                while j < b.len() && b[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                let lit_end = match b.get(j) {
+                    Some(b'"') => {
+                        let mut k = j + 1;
+                        while k < b.len() && b[k] != b'"' {
+                            k += if b[k] == b'\\' { 2 } else { 1 };
+                        }
+                        (k < b.len()).then_some(k + 1)
+                    }
+                    Some(b'`') => src[j + 1..].find('`').map(|k| j + 1 + k + 1),
+                    _ => None,
+                };
+                match lit_end {
+                    Some(end) => {
+                        out.push_str(&src[copied..i]);
+                        out.push_str("(label .Labels ");
+                        out.push_str(&src[j..end]);
+                        out.push(')');
+                        copied = end;
+                        i = end;
+                    }
+                    None => i += 1,
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&src[copied.min(src.len())..]);
+    out
+}
+
 /// A template with docker's functions registered.
 pub fn template(src: &str) -> anyhow::Result<Template> {
+    let src = rewrite_label_method(src);
     Template::new("format")
+        .func("label", |a| {
+            Ok(Value::String(label_value(a.first(), &arg_str(a, 1)).into()))
+        })
         .func("json", |a| {
             let v = a.first().map(to_json).unwrap_or(serde_json::Value::Null);
             Ok(Value::String(
@@ -110,7 +227,7 @@ pub fn template(src: &str) -> anyhow::Result<Template> {
             let parts: Vec<String> = a.iter().map(|v| v.to_string()).collect();
             Ok(Value::String(format!("{}\n", parts.join(" ")).into()))
         })
-        .parse(src)
+        .parse(&src)
         .map_err(|e| anyhow!("template parsing error: {e}"))
 }
 
@@ -235,6 +352,31 @@ mod tests {
         let f = Format::parse("{{join .Names \",\"}} {{upper .Tag}} {{title \"ab cd\"}} {{truncate .ID 2}} {{index .Labels \"a\"}}", "").unwrap();
         assert_eq!(f.render(&h, &rows).unwrap(), "x,y LATEST Ab Cd ab b\n");
         assert!(Format::parse("{{.ID", "").is_err());
+    }
+
+    #[test]
+    fn label_method_reads_one_label() {
+        let rows = vec![json!({"ID": "abc", "Labels": "a=1,b=x,y,c=3"})];
+        let h = json!({});
+        let r = |f: &str| Format::parse(f, "").unwrap().render(&h, &rows).unwrap();
+        assert_eq!(r("{{.Label \"a\"}}"), "1\n");
+        assert_eq!(r("{{ .Label \"b\" }}|{{.Label `c`}}"), "x,y|3\n");
+        assert_eq!(r("{{.Label \"missing\"}}"), "\n");
+        assert_eq!(r("{{.Label \"a\" | printf \"<%s>\"}}"), "<1>\n");
+        // .Labels, text outside actions and string literals are left alone
+        assert_eq!(
+            r(".Label \"a\" {{.Labels}}"),
+            ".Label \"a\" a=1,b=x,y,c=3\n"
+        );
+        assert_eq!(r("{{printf \".Label \\\"a\\\"\"}}"), ".Label \"a\"\n");
+        let maps = vec![json!({"Labels": {"k": "v"}})];
+        assert_eq!(
+            Format::parse("{{.Label \"k\"}}", "")
+                .unwrap()
+                .render(&h, &maps)
+                .unwrap(),
+            "v\n"
+        );
     }
 
     #[test]

@@ -528,6 +528,16 @@ fn ls_filters_formats_and_prune() {
         "type=custom",
     ]);
     assert_eq!(f, "keep-me bridge\nother bridge\n");
+    // docker's network context has a Label method
+    let f = d.ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}}={{.Label \"env\"}}",
+        "--filter",
+        "type=custom",
+    ]);
+    assert_eq!(f, "keep-me=test\nother=\n");
     let header = d.ok(&["network", "ls"]);
     assert!(header.starts_with("NETWORK ID"), "{header}");
     let o = d.berth(&["network", "create", "other"]);

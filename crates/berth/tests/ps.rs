@@ -94,6 +94,8 @@ fn ps_with_many_containers_matches_the_docker_cli() {
             "--format",
             "{{.Names}} {{.CreatedAt}} {{.Networks}} {{.Mounts}} {{.LocalVolumes}} {{.State}} {{.Labels}}",
         ],
+        // the Label method of docker's container context
+        &["ps", "-a", "--format", "{{.Names}}={{.Label \"tier\"}}"],
     ] {
         same_as_docker(&d, args);
     }

@@ -471,6 +471,21 @@ fn create_prune(docker: bool) {
         ),
         "dbdata:local:tier=db\n"
     );
+    assert_eq!(
+        run_ok(
+            &d,
+            docker,
+            &[
+                "volume",
+                "ls",
+                "--format",
+                "{{.Name}} {{.Label \"tier\"}}",
+                "--filter",
+                "label=tier"
+            ]
+        ),
+        "dbdata db\n"
+    );
     let o = run(&d, docker, &["volume", "create", "b@d"]);
     assert_ne!(o.status.code(), Some(0));
     assert!(
