@@ -237,6 +237,30 @@ fn docker_cli_publishes_and_reads_ports() {
     assert_eq!(out, format!("80/tcp -> 127.0.0.1:{port}\n"));
     let ps = d.docker_ok(&["ps", "--format", "{{.Ports}}"]);
     assert_eq!(ps, format!("127.0.0.1:{port}->80/tcp\n"));
-    d.docker_ok(&["rm", "-f", "dweb"]);
+    // a range published on the same numbers is one group in PORTS, as docker shows it
+    let base = free_port_run(3);
+    let range = format!("127.0.0.1:{base}-{}:{base}-{}", base + 2, base + 2);
+    d.docker_ok(&[
+        "run", "-d", "--name", "drange", "-p", &range, "busybox", "sleep", "1000",
+    ]);
+    let want = format!("127.0.0.1:{base}-{}->{base}-{}/tcp\n", base + 2, base + 2);
+    let args = ["ps", "--filter", "name=drange", "--format", "{{.Ports}}"];
+    assert_eq!(d.docker_ok(&args), want);
+    assert_eq!(d.ok(&args), want);
+    d.docker_ok(&["rm", "-f", "dweb", "drange"]);
     TcpListener::bind(("127.0.0.1", port)).expect("port freed");
+}
+
+/// The first of `n` consecutive ports free on 127.0.0.1 right now.
+fn free_port_run(n: u16) -> u16 {
+    for _ in 0..100 {
+        let base = free_port();
+        if base.checked_add(n).is_none() {
+            continue;
+        }
+        if (1..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports");
 }

@@ -218,29 +218,68 @@ pub async fn port(c: &Client, a: &PortArgs) -> anyhow::Result<()> {
 
 /// The PORTS column of `ps` (`0.0.0.0:8080->80/tcp, 443/tcp`).
 pub fn ps_ports(v: &Value) -> String {
-    let mut items: Vec<(u64, String, String)> = v["Ports"]
+    // docker/cli's DisplayablePorts: sorted by private port, IP, public port, type;
+    // ports published on the same number are grouped into ranges per IP and protocol
+    // (`0.0.0.0:8000-8002->8000-8002/tcp`), unpublished ones per protocol (`80-81/tcp`),
+    // other mappings listed one by one after the groups.
+    struct Port {
+        private: u64,
+        ip: String,
+        public: u64,
+        proto: String,
+    }
+    let mut ports: Vec<Port> = v["Ports"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|p| {
-            let private = p["PrivatePort"].as_u64().unwrap_or(0);
-            let proto = p["Type"].as_str().unwrap_or("tcp").to_owned();
-            let s = match p["PublicPort"].as_u64() {
-                Some(public) if public != 0 => format!(
-                    "{}:{public}->{private}/{proto}",
-                    p["IP"].as_str().unwrap_or("0.0.0.0")
-                ),
-                _ => format!("{private}/{proto}"),
-            };
-            (private, proto, s)
+        .map(|p| Port {
+            private: p["PrivatePort"].as_u64().unwrap_or(0),
+            ip: p["IP"].as_str().unwrap_or_default().to_owned(),
+            public: p["PublicPort"].as_u64().unwrap_or(0),
+            proto: p["Type"].as_str().unwrap_or("tcp").to_owned(),
         })
         .collect();
-    items.sort();
-    items
-        .into_iter()
-        .map(|(_, _, s)| s)
-        .collect::<Vec<_>>()
-        .join(", ")
+    ports.sort_by(|a, b| {
+        (a.private, &a.ip, a.public, &a.proto).cmp(&(b.private, &b.ip, b.public, &b.proto))
+    });
+    let form = |ip: &str, proto: &str, first: u64, last: u64| {
+        let mut g = first.to_string();
+        if first != last {
+            g = format!("{g}-{last}");
+        }
+        if !ip.is_empty() {
+            g = format!("{ip}:{g}->{g}");
+        }
+        format!("{g}/{proto}")
+    };
+    // (ip, proto) → (first, last), in the order the keys were first seen
+    let mut groups: Vec<((String, String), (u64, u64))> = Vec::new();
+    let mut result = Vec::new();
+    let mut mappings = Vec::new();
+    for p in &ports {
+        let key = if p.ip.is_empty() {
+            (String::new(), p.proto.clone())
+        } else {
+            if p.public != p.private {
+                mappings.push(format!("{}:{}->{}/{}", p.ip, p.public, p.private, p.proto));
+                continue;
+            }
+            (p.ip.clone(), p.proto.clone())
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            None => groups.push((key, (p.private, p.private))),
+            Some((_, g)) if p.private == g.1 + 1 => g.1 = p.private,
+            Some((k, g)) => {
+                result.push(form(&k.0, &k.1, g.0, g.1));
+                *g = (p.private, p.private);
+            }
+        }
+    }
+    for ((ip, proto), (first, last)) in &groups {
+        result.push(form(ip, proto, *first, *last));
+    }
+    result.extend(mappings);
+    result.join(", ")
 }
 
 /// The NETWORKS column of `ps`.
@@ -262,6 +301,29 @@ pub fn ps_networks(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_column_groups_ranges_like_the_docker_cli() {
+        let port = |ip: &str, private: u64, public: u64, proto: &str| serde_json::json!({"IP": ip, "PrivatePort": private, "PublicPort": public, "Type": proto});
+        let v = serde_json::json!({"Ports": [
+            port("0.0.0.0", 8002, 8002, "tcp"),
+            port("0.0.0.0", 8000, 8000, "tcp"),
+            port("0.0.0.0", 8001, 8001, "tcp"),
+            port("0.0.0.0", 80, 8080, "tcp"),
+            port("", 53, 0, "udp"),
+            port("", 54, 0, "udp"),
+            port("", 9000, 0, "tcp"),
+            port("127.0.0.1", 5000, 5000, "tcp"),
+            port("0.0.0.0", 7000, 7000, "tcp"),
+        ]});
+        assert_eq!(
+            ps_ports(&v),
+            // as docker's: a group cut short by a gap comes before the groups still open
+            "0.0.0.0:7000->7000/tcp, 53-54/udp, 127.0.0.1:5000->5000/tcp, \
+             0.0.0.0:8000-8002->8000-8002/tcp, 9000/tcp, 0.0.0.0:8080->80/tcp"
+        );
+        assert_eq!(ps_ports(&serde_json::json!({"Ports": []})), "");
+    }
 
     #[test]
     fn publish_specs_parse_like_docker() {
