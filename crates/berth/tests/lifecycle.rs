@@ -1098,9 +1098,12 @@ fn exit_codes_table() {
         &["run", "--rm", "--ulimit", "bogus=1", "busybox", "true"][..],
         &["run", "--rm", "nosuchimage"][..],
         &["run", "--rm", "--pid", "container:x", "busybox", "true"][..],
+        &["run", "--rm", "-p", "a:b:c:d", "busybox", "true"][..],
+        &["run", "--rm", "--memory", "lots", "busybox", "true"][..],
     ] {
         let o = d.berth(args);
         assert_eq!(o.status.code(), Some(125), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("berth: "), "{args:?}: {}", stderr(&o));
     }
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }

@@ -502,6 +502,110 @@ fn connect_and_disconnect_a_running_container() {
 }
 
 #[test]
+fn run_joins_several_networks_as_docker_does() {
+    let d = Daemon::start_with_pools(2);
+    let _l = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&["network", "create", "front"]);
+    d.ok(&["network", "create", "back"]);
+    // the second network in docker's advanced syntax, with an alias
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "multi",
+        "--network",
+        "front",
+        "--network",
+        "name=back,alias=store",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let out = exec_ip_addr(&d, "multi");
+    assert!(out.contains("eth0") && out.contains("eth1"), "{out}");
+    let nets = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.NetworkMode}}:{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "multi",
+    ]);
+    assert_eq!(nets.trim(), "front:back front");
+    let aliases = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.back.Aliases}}",
+        "multi",
+    ]);
+    assert!(aliases.contains("store"), "{aliases}");
+    // reachable by that alias from the second network
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "store",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    // the docker CLI sends several networks the same way
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dmulti",
+        "--network",
+        "front",
+        "--network",
+        "back",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let out = exec_ip_addr(&d, "dmulti");
+    assert!(out.contains("eth0") && out.contains("eth1"), "{out}");
+    // docker's refusals
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--network",
+        "host",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("user-defined and non-user-defined"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--network",
+        "front",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        stderr(&o).contains("\"front\" is specified multiple times"),
+        "{}",
+        stderr(&o)
+    );
+    d.ok(&["rm", "-f", "multi", "dmulti"]);
+    d.ok(&["network", "rm", "front", "back"]);
+}
+
+#[test]
 fn ls_filters_formats_and_prune() {
     let d = Daemon::start_with_pools(2);
     let _l = Leftovers::new(&d);

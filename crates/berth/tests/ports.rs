@@ -241,9 +241,15 @@ fn docker_cli_publishes_and_reads_ports() {
     let base = free_port_run(3);
     let range = format!("127.0.0.1:{base}-{}:{base}-{}", base + 2, base + 2);
     d.docker_ok(&[
-        "run", "-d", "--name", "drange", "-p", &range, "busybox", "sleep", "1000",
+        "run", "-d", "--name", "drange", "-p", &range, "--expose", "443", "busybox", "sleep",
+        "1000",
     ]);
-    let want = format!("127.0.0.1:{base}-{}->{base}-{}/tcp\n", base + 2, base + 2);
+    // exposed but unpublished ports are listed too, without an address
+    let want = format!(
+        "443/tcp, 127.0.0.1:{base}-{}->{base}-{}/tcp\n",
+        base + 2,
+        base + 2
+    );
     let args = ["ps", "--filter", "name=drange", "--format", "{{.Ports}}"];
     assert_eq!(d.docker_ok(&args), want);
     assert_eq!(d.ok(&args), want);

@@ -109,6 +109,8 @@ pub struct Containers {
     trash: berth_image::purge::Trash,
     /// `<data-root>/spare`: container directories made ahead (`spare.rs`).
     spares: spare::Spares,
+    /// Ports each image exposes, by image id (`ps` lists them for running containers).
+    exposed: Mutex<std::collections::HashMap<String, Vec<(u16, String)>>>,
 }
 
 /// How long a removal or start waits for a shim that reported its container's exit to
@@ -175,6 +177,7 @@ impl Containers {
             draining: shim::Draining::default(),
             trash,
             spares,
+            exposed: Mutex::default(),
         });
         c.reconcile()?;
         Ok(c)

@@ -837,21 +837,7 @@ impl Containers {
         }
         // exposed but unpublished ports show as null while running
         if state.is_some() {
-            let exposed = rec
-                .image_id
-                .parse()
-                .ok()
-                .and_then(|d| self.images.config(&d).ok())
-                .map(|c| image_exposed(&c))
-                .unwrap_or_default();
-            let extra = rec
-                .spec
-                .net
-                .expose
-                .iter()
-                .filter_map(|e| berth_types::net::parse_expose(e).ok())
-                .flatten();
-            for (p, proto) in exposed.into_iter().chain(extra) {
+            for (p, proto) in self.exposed_ports(rec) {
                 ports.entry(format!("{p}/{proto}")).or_insert(Value::Null);
             }
         }
@@ -878,6 +864,39 @@ impl Containers {
         })
     }
 
+    /// The ports a container exposes: its image's (cached per image) and `--expose`.
+    fn exposed_ports(&self, rec: &Record) -> Vec<(u16, String)> {
+        let cached = self
+            .exposed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&rec.image_id)
+            .cloned();
+        let mut out = cached.unwrap_or_else(|| {
+            let ports = rec
+                .image_id
+                .parse()
+                .ok()
+                .and_then(|d| self.images.config(&d).ok())
+                .map(|c| image_exposed(&c))
+                .unwrap_or_default();
+            self.exposed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(rec.image_id.clone(), ports.clone());
+            ports
+        });
+        out.extend(
+            rec.spec
+                .net
+                .expose
+                .iter()
+                .filter_map(|e| berth_types::net::parse_expose(e).ok())
+                .flatten(),
+        );
+        out
+    }
+
     /// `Ports` and `NetworkSettings.Networks` of a `GET /containers/json` entry.
     pub(crate) fn net_summary(&self, rec: &Record) -> (Value, Value) {
         let state = self.networks().and_then(|n| n.live_state(&rec.id));
@@ -893,6 +912,19 @@ impl Containers {
                         "PublicPort": m.host_port,
                         "Type": m.protocol.to_string(),
                     }));
+                }
+            }
+            // exposed but unpublished ports are listed without an address, as moby
+            // lists the unbound entries of its port map
+            let mut seen: std::collections::HashSet<(u16, String)> = s
+                .attachments
+                .iter()
+                .flat_map(|a| &a.result.ports)
+                .map(|m| (m.container_port, m.protocol.to_string()))
+                .collect();
+            for (p, proto) in self.exposed_ports(rec) {
+                if seen.insert((p, proto.clone())) {
+                    ports.push(json!({"PrivatePort": p, "Type": proto}));
                 }
             }
         } else {

@@ -44,9 +44,9 @@ pub struct CreateArgs {
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
     /// Connect a container to a network (bridge, host, none, container:<name|id>, or a
-    /// user-defined network)
+    /// user-defined network); repeat it to connect to several
     #[arg(long = "network", alias = "net")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
     /// Networking: --ip, --network-alias, --link, -p, -P, --expose, --mac-address
     #[command(flatten)]
     pub net: crate::commands::run_net::NetFlags,
@@ -300,7 +300,7 @@ impl CreateArgs {
             .collect();
         let mut host = json!({
             "AutoRemove": auto_remove,
-            "NetworkMode": self.network.clone().unwrap_or_else(|| "default".into()),
+            "NetworkMode": crate::commands::run_net::network_mode(&self.network),
             "Privileged": self.privileged,
             "ReadonlyRootfs": self.read_only,
         });
@@ -357,7 +357,7 @@ impl CreateArgs {
         }
         self.storage.apply(&mut body)?;
         self.lifecycle.apply(&mut body, self.rm)?;
-        self.net.apply(&mut body)?;
+        self.net.apply(&mut body, &self.network)?;
         if let Some(f) = &self.foreground {
             f.apply(&mut body);
         } else if self.interactive {
@@ -374,7 +374,13 @@ pub(crate) async fn create_container(
     a: &CreateArgs,
     auto_remove: bool,
 ) -> anyhow::Result<String> {
-    let body = a.body(auto_remove)?;
+    // a bad flag value is the CLI's error, as docker's: printed, exit 125
+    let body = a.body(auto_remove).map_err(|e| {
+        if e.downcast_ref::<Exit>().is_none() {
+            eprintln!("berth: {e:#}");
+        }
+        anyhow::Error::from(Exit(125))
+    })?;
     a.lifecycle.check_cidfile()?;
     let mut query = Vec::new();
     if let Some(n) = &a.name {

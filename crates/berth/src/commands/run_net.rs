@@ -87,8 +87,8 @@ pub fn parse_publish(spec: &str) -> anyhow::Result<Vec<(String, String, String)>
 }
 
 impl NetFlags {
-    /// Adds these flags to a create body (whose `HostConfig.NetworkMode` is set).
-    pub fn apply(&self, body: &mut Value) -> anyhow::Result<()> {
+    /// Adds these flags and the `--network` values to a create body.
+    pub fn apply(&self, body: &mut Value, networks: &[String]) -> anyhow::Result<()> {
         let mut exposed: BTreeMap<String, Value> = BTreeMap::new();
         let mut bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for p in &self.publish {
@@ -122,26 +122,168 @@ impl NetFlags {
         if let Some(m) = &self.mac_address {
             body["MacAddress"] = json!(m);
         }
-        let mode = body["HostConfig"]["NetworkMode"]
-            .as_str()
-            .unwrap_or("default")
-            .to_owned();
-        if self.ip.is_some() || !self.network_alias.is_empty() || self.mac_address.is_some() {
-            let name = if mode == "default" {
-                "bridge".to_owned()
-            } else {
-                mode
-            };
-            let mut ep = json!({"Aliases": self.network_alias});
-            if let Some(ip) = &self.ip {
-                ep["IPAMConfig"] = json!({"IPv4Address": ip});
-            }
-            if let Some(m) = &self.mac_address {
-                ep["MacAddress"] = json!(m);
-            }
-            body["NetworkingConfig"] = json!({"EndpointsConfig": {name: ep}});
+        let attachments = self.endpoints(networks)?;
+        if !attachments.is_empty() {
+            body["NetworkingConfig"] = json!({"EndpointsConfig": attachments});
         }
         Ok(())
+    }
+
+    /// `NetworkingConfig.EndpointsConfig` for the `--network` values (docker/cli's
+    /// `parseNetworkOpts`): the first network takes `--ip`, `--network-alias` and
+    /// `--mac-address`; a single network without options needs no endpoint.
+    fn endpoints(&self, networks: &[String]) -> anyhow::Result<serde_json::Map<String, Value>> {
+        let mut list: Vec<Attachment> = networks
+            .iter()
+            .map(|n| Attachment::parse(n))
+            .collect::<anyhow::Result<_>>()?;
+        if list.is_empty() {
+            list.push(Attachment::named("default"));
+        }
+        let (mut user, mut builtin) = (false, false);
+        let mut out = serde_json::Map::new();
+        let count = list.len();
+        for (i, mut a) in list.into_iter().enumerate() {
+            if is_user_defined(&a.name) {
+                user = true;
+            } else {
+                builtin = true;
+            }
+            if i == 0 {
+                if !self.network_alias.is_empty() {
+                    if !a.aliases.is_empty() {
+                        anyhow::bail!(
+                            "conflicting options: cannot specify both --network-alias and per-network alias"
+                        );
+                    }
+                    a.aliases = self.network_alias.clone();
+                }
+                if let Some(ip) = &self.ip {
+                    if a.ip.is_some() {
+                        anyhow::bail!(
+                            "conflicting options: cannot specify both --ip and per-network IPv4 address"
+                        );
+                    }
+                    a.ip = Some(ip.clone());
+                }
+                if let Some(m) = &self.mac_address {
+                    if a.mac.is_some() {
+                        anyhow::bail!(
+                            "conflicting options: cannot specify both --mac-address and per-network MAC address"
+                        );
+                    }
+                    a.mac = Some(m.clone());
+                }
+            }
+            let name = if a.name == "default" {
+                "bridge".to_owned()
+            } else {
+                a.name.clone()
+            };
+            if out.contains_key(&name) {
+                anyhow::bail!("network {:?} is specified multiple times", a.name);
+            }
+            if count == 1 && a.is_plain() {
+                continue;
+            }
+            out.insert(name, a.endpoint());
+        }
+        if user && builtin {
+            anyhow::bail!(
+                "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// `HostConfig.NetworkMode` for the `--network` values: the first one's network.
+pub fn network_mode(networks: &[String]) -> String {
+    networks
+        .first()
+        .map(|n| {
+            Attachment::parse(n)
+                .map(|a| a.name)
+                .unwrap_or_else(|_| n.clone())
+        })
+        .unwrap_or_else(|| "default".into())
+}
+
+/// Docker's built-in network modes; every other name is a user-defined network.
+fn is_user_defined(name: &str) -> bool {
+    !matches!(name, "default" | "bridge" | "host" | "none") && !name.starts_with("container:")
+}
+
+/// One `--network` value: a name, or docker's advanced syntax
+/// `name=NET[,alias=A][,ip=IP][,mac-address=MAC][,driver-opt=K=V]`.
+#[derive(Debug, Default)]
+struct Attachment {
+    name: String,
+    aliases: Vec<String>,
+    ip: Option<String>,
+    mac: Option<String>,
+    driver_opts: BTreeMap<String, String>,
+}
+
+impl Attachment {
+    fn named(name: &str) -> Attachment {
+        Attachment {
+            name: name.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    fn parse(v: &str) -> anyhow::Result<Attachment> {
+        if !v.contains('=') {
+            return Ok(Attachment::named(v));
+        }
+        let mut a = Attachment::default();
+        for field in v.split(',') {
+            let (k, val) = field.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("invalid field {field:?} must be a key=value pair")
+            })?;
+            match k.trim().to_ascii_lowercase().as_str() {
+                "name" => a.name = val.to_owned(),
+                "alias" => a.aliases.push(val.to_owned()),
+                "ip" => a.ip = Some(val.to_owned()),
+                "mac-address" => a.mac = Some(val.to_owned()),
+                "driver-opt" => {
+                    let (dk, dv) = val.split_once('=').ok_or_else(|| {
+                        anyhow::anyhow!("invalid driver-opt {val:?}: expected key=value")
+                    })?;
+                    a.driver_opts.insert(dk.to_owned(), dv.to_owned());
+                }
+                other => anyhow::bail!("invalid field key {other}"),
+            }
+        }
+        if a.name.is_empty() {
+            anyhow::bail!("network name must be set: {v:?}");
+        }
+        Ok(a)
+    }
+
+    fn is_plain(&self) -> bool {
+        self.aliases.is_empty()
+            && self.ip.is_none()
+            && self.mac.is_none()
+            && self.driver_opts.is_empty()
+    }
+
+    fn endpoint(&self) -> Value {
+        let mut ep = json!({});
+        if !self.aliases.is_empty() {
+            ep["Aliases"] = json!(self.aliases);
+        }
+        if let Some(ip) = &self.ip {
+            ep["IPAMConfig"] = json!({"IPv4Address": ip});
+        }
+        if let Some(m) = &self.mac {
+            ep["MacAddress"] = json!(m);
+        }
+        if !self.driver_opts.is_empty() {
+            ep["DriverOpts"] = json!(self.driver_opts);
+        }
+        ep
     }
 }
 
@@ -353,7 +495,7 @@ mod tests {
             ..Default::default()
         };
         let mut b = json!({"HostConfig": {"NetworkMode": "app-net"}});
-        f.apply(&mut b).unwrap();
+        f.apply(&mut b, &["app-net".into()]).unwrap();
         assert_eq!(
             b["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"],
             "8080"
@@ -364,6 +506,46 @@ mod tests {
         let ep = &b["NetworkingConfig"]["EndpointsConfig"]["app-net"];
         assert_eq!(ep["Aliases"][0], "db");
         assert_eq!(ep["IPAMConfig"]["IPv4Address"], "10.1.0.9");
+    }
+
+    #[test]
+    fn several_networks_and_the_advanced_syntax_like_the_docker_cli() {
+        let nets = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let body = |f: &NetFlags, n: &[String]| {
+            let mut b = json!({});
+            f.apply(&mut b, n).map(|()| b["NetworkingConfig"].clone())
+        };
+        let plain = NetFlags::default();
+        // one network without options: no endpoint (the daemon makes it)
+        assert_eq!(body(&plain, &nets(&["n1"])).unwrap(), Value::Null);
+        assert_eq!(body(&plain, &[]).unwrap(), Value::Null);
+        assert_eq!(network_mode(&nets(&["n1", "n2"])), "n1");
+        assert_eq!(network_mode(&[]), "default");
+        assert_eq!(network_mode(&nets(&["name=n3,alias=x"])), "n3");
+        // several: one endpoint each; --ip and --network-alias go to the first
+        let f = NetFlags {
+            ip: Some("10.1.0.9".into()),
+            network_alias: vec!["db".into()],
+            ..Default::default()
+        };
+        let b = body(
+            &f,
+            &nets(&["n1", "name=n2,alias=cache,ip=10.2.0.5,driver-opt=k=v"]),
+        )
+        .unwrap();
+        let eps = &b["EndpointsConfig"];
+        assert_eq!(eps["n1"]["Aliases"], json!(["db"]));
+        assert_eq!(eps["n1"]["IPAMConfig"]["IPv4Address"], "10.1.0.9");
+        assert_eq!(eps["n2"]["Aliases"], json!(["cache"]));
+        assert_eq!(eps["n2"]["IPAMConfig"]["IPv4Address"], "10.2.0.5");
+        assert_eq!(eps["n2"]["DriverOpts"]["k"], "v");
+        // docker's refusals
+        let err = |f: &NetFlags, n: &[&str]| body(f, &nets(n)).unwrap_err().to_string();
+        assert!(err(&plain, &["n1", "n1"]).contains("specified multiple times"));
+        assert!(err(&plain, &["n1", "host"]).contains("user-defined and non-user-defined"));
+        assert!(err(&f, &["name=n1,alias=x"]).contains("--network-alias and per-network alias"));
+        assert!(err(&plain, &["name=n1,colour=red"]).contains("invalid field key colour"));
+        assert!(err(&plain, &["alias=x"]).contains("network name must be set"));
     }
 
     #[test]
@@ -382,6 +564,7 @@ mod tests {
         );
         let s = json!({"Ports": [{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
                                   {"PrivatePort": 443, "Type": "tcp"}]});
-        assert_eq!(ps_ports(&s), "0.0.0.0:8080->80/tcp, 443/tcp");
+        // as the docker CLI renders it: mappings to another port number come last
+        assert_eq!(ps_ports(&s), "443/tcp, 0.0.0.0:8080->80/tcp");
     }
 }
