@@ -212,6 +212,20 @@ struct Direct {
     at: u64,
 }
 
+/// `pwrite` of all of `data` at `at`.
+fn pwrite_all(fd: impl rustix::fd::AsFd, data: &[u8], at: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < data.len() {
+        match rustix::io::pwrite(&fd, &data[done..], at + done as u64) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(w) => done += w,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Block size and buffer size of the O_DIRECT path.
 const DIRECT_ALIGN: usize = 4096;
 const DIRECT_BUF: usize = 1 << 20;
@@ -251,25 +265,15 @@ impl Direct {
         Ok(())
     }
 
-    /// Writes the first `n` (a multiple of the block size) buffered bytes at `at`.
+    /// Writes the first `n` (a multiple of the block size) buffered bytes at `at`. On an
+    /// error nothing moves: `at` and the buffer still describe what is not known written.
     fn write_blocks(&mut self, n: usize) -> io::Result<()> {
         #[cfg(test)]
         if tests::FAIL_DIRECT.with(|f| f.get()) {
             return Err(rustix::io::Errno::INVAL.into());
         }
-        let mut done = 0;
-        while done < n {
-            let s = self.start + done;
-            match rustix::io::pwrite(&self.fd, &self.buf[s..self.start + n], self.at) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(w) => {
-                    done += w;
-                    self.at += w as u64;
-                }
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        pwrite_all(&self.fd, &self.buf[self.start..self.start + n], self.at)?;
+        self.at += n as u64;
         self.buf
             .copy_within(self.start + n..self.start + self.len, self.start);
         self.len -= n;
@@ -282,17 +286,7 @@ impl Direct {
         if whole > 0 {
             self.write_blocks(whole)?;
         }
-        let tail = &self.buf[self.start..self.start + self.len];
-        let mut done = 0;
-        while done < tail.len() {
-            match rustix::io::pwrite(file, &tail[done..], self.at + done as u64) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(w) => done += w,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        pwrite_all(file, &self.buf[self.start..self.start + self.len], self.at)
     }
 }
 
@@ -342,43 +336,27 @@ impl BlobWriter {
             }
             match res {
                 Ok(()) => return Ok(()),
-                // EINVAL: this file system takes O_DIRECT at open but not these writes.
-                // What is buffered (nothing was written past `at`) goes the buffered way.
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                // This file system takes O_DIRECT at open but not these writes (EINVAL),
+                // or the write failed: go on with buffered writes, which report a real
+                // error again. What is buffered was not written past `at`.
+                Err(e) => {
+                    tracing::debug!(error = %e, "O_DIRECT blob write failed; writing buffered");
                     let Some(Some(d)) = self.direct.take() else {
                         unreachable!()
                     };
                     self.direct = Some(None);
-                    let pending = &d.buf[d.start..d.start + d.len];
-                    let mut done = 0;
-                    while done < pending.len() {
-                        match rustix::io::pwrite(&*file, &pending[done..], d.at + done as u64) {
-                            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-                            Ok(w) => done += w,
-                            Err(rustix::io::Errno::INTR) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
+                    pwrite_all(&*file, &d.buf[d.start..d.start + d.len], d.at)?;
                     // and this call's chunks again at their offsets (part of them may
                     // have been in the buffer: the same bytes twice)
                     let mut at = self.size - chunks.iter().map(|c| c.len() as u64).sum::<u64>();
                     for c in chunks {
-                        let mut off = 0;
-                        while off < c.len() {
-                            match rustix::io::pwrite(&*file, &c[off..], at + off as u64) {
-                                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-                                Ok(w) => off += w,
-                                Err(rustix::io::Errno::INTR) => {}
-                                Err(e) => return Err(e.into()),
-                            }
-                        }
+                        pwrite_all(&*file, c, at)?;
                         at += c.len() as u64;
                     }
                     use std::io::Seek as _;
                     file.seek(io::SeekFrom::Start(self.size))?;
                     return Ok(());
                 }
-                Err(e) => return Err(e),
             }
         }
         let mut slices: Vec<io::IoSlice<'_>> = chunks.iter().map(|c| io::IoSlice::new(c)).collect();
