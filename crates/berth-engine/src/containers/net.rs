@@ -283,13 +283,7 @@ impl Containers {
         let t0 = std::time::Instant::now();
         berth_network::netns::create_persistent(&netns).map_err(NetworkError::from)?;
         tracing::debug!(id = %rec.id, elapsed = ?t0.elapsed(), "netns made");
-        let exposed = rec
-            .image_id
-            .parse()
-            .ok()
-            .and_then(|d| self.images.config(&d).ok())
-            .map(|c| image_exposed(&c))
-            .unwrap_or_default();
+        let exposed = self.image_exposed_ports(&rec.image_id);
         let mut live = Live {
             state: Some(LiveState {
                 container_id: rec.id.clone(),
@@ -864,28 +858,29 @@ impl Containers {
         })
     }
 
-    /// The ports a container exposes: its image's (cached per image) and `--expose`.
-    fn exposed_ports(&self, rec: &Record) -> Vec<(u16, String)> {
-        let cached = self
-            .exposed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&rec.image_id)
-            .cloned();
-        let mut out = cached.unwrap_or_else(|| {
-            let ports = rec
-                .image_id
-                .parse()
-                .ok()
-                .and_then(|d| self.images.config(&d).ok())
-                .map(|c| image_exposed(&c))
-                .unwrap_or_default();
+    /// The ports an image exposes, read from its config once per image.
+    fn image_exposed_ports(&self, image_id: &str) -> Vec<(u16, String)> {
+        let lock = || {
             self.exposed
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(rec.image_id.clone(), ports.clone());
-            ports
-        });
+        };
+        if let Some(p) = lock().get(image_id) {
+            return p.clone();
+        }
+        let ports = image_id
+            .parse()
+            .ok()
+            .and_then(|d| self.images.config(&d).ok())
+            .map(|c| image_exposed(&c))
+            .unwrap_or_default();
+        lock().insert(image_id.to_owned(), ports.clone());
+        ports
+    }
+
+    /// The ports a container exposes: its image's and `--expose`.
+    fn exposed_ports(&self, rec: &Record) -> Vec<(u16, String)> {
+        let mut out = self.image_exposed_ports(&rec.image_id);
         out.extend(
             rec.spec
                 .net
