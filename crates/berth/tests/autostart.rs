@@ -7,8 +7,43 @@ use std::process::Command;
 
 use berth_testkit::TestEnv;
 
+/// The default network the autostarted daemon makes in the host namespace (bridge
+/// `berth0`, nft table `inet berth`): removed when the test ends unless it was there
+/// before. Declared before the environment, so it drops after the daemon is stopped.
+struct DefaultNetwork {
+    existed: bool,
+}
+
+impl DefaultNetwork {
+    fn note() -> DefaultNetwork {
+        let link = Command::new("ip")
+            .args(["link", "show", "berth0"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let table = Command::new("nft")
+            .args(["list", "table", "inet", "berth"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        DefaultNetwork {
+            existed: link || table,
+        }
+    }
+}
+
+impl Drop for DefaultNetwork {
+    fn drop(&mut self) {
+        if !self.existed {
+            let _ = Command::new("ip").args(["link", "del", "berth0"]).output();
+            let _ = Command::new("nft")
+                .args(["delete", "table", "inet", "berth"])
+                .output();
+        }
+    }
+}
+
 #[test]
 fn berth_starts_the_daemon_on_the_default_socket_once() {
+    let _net = DefaultNetwork::note();
     let mut env = TestEnv::new().unwrap();
     let berth = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_berth"))

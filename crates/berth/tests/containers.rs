@@ -271,6 +271,7 @@ fn restart_berthd(d: &mut Daemon) {
         .arg(d.env.dir().join("berth.toml"))
         .arg("-H")
         .arg(d.host())
+        .args(common::net_args(&d.env, &d.pools))
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
