@@ -119,20 +119,7 @@ fn rewrite_label_method(src: &str) -> String {
                 in_action = false;
                 i += 2;
             }
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-            }
-            b'`' => {
-                i += 1;
-                while i < b.len() && b[i] != b'`' {
-                    i += 1;
-                }
-                i += 1;
-            }
+            b'"' | b'`' => i = literal_end(b, i).unwrap_or(b.len()),
             b'.' if b[i..].starts_with(b".Label")
                 && (i == 0
                     || !(ident(b[i - 1]) || matches!(b[i - 1], b'.' | b')' | b'$' | b']')))
@@ -142,18 +129,7 @@ fn rewrite_label_method(src: &str) -> String {
                 while j < b.len() && b[j].is_ascii_whitespace() {
                     j += 1;
                 }
-                let lit_end = match b.get(j) {
-                    Some(b'"') => {
-                        let mut k = j + 1;
-                        while k < b.len() && b[k] != b'"' {
-                            k += if b[k] == b'\\' { 2 } else { 1 };
-                        }
-                        (k < b.len()).then_some(k + 1)
-                    }
-                    Some(b'`') => src[j + 1..].find('`').map(|k| j + 1 + k + 1),
-                    _ => None,
-                };
-                match lit_end {
+                match literal_end(b, j) {
                     Some(end) => {
                         out.push_str(&src[copied..i]);
                         out.push_str("(label .Labels ");
@@ -170,6 +146,17 @@ fn rewrite_label_method(src: &str) -> String {
     }
     out.push_str(&src[copied.min(src.len())..]);
     out
+}
+
+/// The index just past the Go string literal (`"…"` with escapes, or `` `…` ``) that starts
+/// at `start`; `None` when none starts there or it is not closed.
+fn literal_end(b: &[u8], start: usize) -> Option<usize> {
+    let quote = *b.get(start).filter(|&&c| c == b'"' || c == b'`')?;
+    let mut k = start + 1;
+    while k < b.len() && b[k] != quote {
+        k += if quote == b'"' && b[k] == b'\\' { 2 } else { 1 };
+    }
+    (k < b.len()).then_some(k + 1)
 }
 
 /// A template with docker's functions registered.
