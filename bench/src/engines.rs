@@ -43,9 +43,22 @@ pub struct Engine {
     daemon: Option<Child>,
     /// Subcommands the engine lacks (Berth only).
     missing: Vec<String>,
+    /// Directories the engine empties in the background after a removal (Berth's trash):
+    /// waited for after each scenario, so that one engine's deferred deletes never run
+    /// inside the next engine's timings.
+    pub background_dirs: Vec<PathBuf>,
 }
 
 impl Engine {
+    /// Waits (at most 3 minutes) until the engine's background deletes are done.
+    pub fn settle(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        let busy = |d: &PathBuf| fs::read_dir(d).is_ok_and(|mut r| r.next().is_some());
+        while self.background_dirs.iter().any(busy) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// A command for this engine with its private globals and env.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.program);
@@ -187,6 +200,7 @@ pub fn podman(ctx: &Ctx) -> Result<Engine, Unavailable> {
         state_marker: dir.clone(),
         daemon: None,
         missing: vec![],
+        background_dirs: vec![],
     };
     engine.load_busybox(ctx).map_err(Unavailable::Failed)?;
     Ok(engine)
@@ -256,6 +270,7 @@ pub fn docker(ctx: &Ctx) -> Result<Engine, Unavailable> {
         state_marker: dir.clone(),
         daemon: Some(child),
         missing: vec![],
+        background_dirs: vec![],
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -297,7 +312,7 @@ pub fn berth(ctx: &Ctx) -> Result<Engine, Unavailable> {
         program,
         global: vec![],
         env: vec![
-            ("BERTH_ROOT".into(), data.into_os_string()),
+            ("BERTH_ROOT".into(), data.clone().into_os_string()),
             ("BERTH_RUNROOT".into(), run.clone().into_os_string()),
         ],
         run_flags: vec![],
@@ -308,6 +323,7 @@ pub fn berth(ctx: &Ctx) -> Result<Engine, Unavailable> {
         state_marker: dir.clone(),
         daemon: None,
         missing: vec![],
+        background_dirs: vec![data.join("trash"), data.join("image/trash")],
     };
     for sub in [
         "run", "load", "exec", "ps", "create", "pull", "build", "rm", "rmi",

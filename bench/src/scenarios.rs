@@ -269,7 +269,7 @@ pub fn run_engine(
     }
     let none = BTreeMap::new;
     let (runs, warm) = (ctx.runs, ctx.warmups);
-    Ok(match scenario {
+    let result = match scenario {
         "run-true-none" => measure(runs, warm, |_| {
             time(&mut e.run_cmd("run", &["--rm", "--network", "none", "busybox", "true"]))
         })
@@ -285,7 +285,9 @@ pub fn run_engine(
         "build-cold" | "build-cached" | "build-one-file" => build(scenario, ctx, e, fx),
         "port-throughput" => port_throughput(ctx, e),
         other => Err(format!("unknown scenario {other}")),
-    })
+    };
+    e.settle();
+    Ok(result)
 }
 
 fn exec_true(ctx: &Ctx, e: &Engine) -> EngineResult {

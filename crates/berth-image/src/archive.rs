@@ -99,6 +99,7 @@ impl ImageStore {
     /// `docker load`: reads a docker-archive or OCI archive (optionally gzip/zstd) and
     /// stores every image in it with its tags.
     pub fn load(&self, reader: impl Read + Send) -> Result<Vec<LoadedImage>, StoreError> {
+        let _hold = self.layers().trash().hold(); // the purger pauses (see Trash::hold)
         let tmp = TempDir(
             self.root()
                 .join(format!("{TMP_PREFIX}load-{}", random_suffix())),

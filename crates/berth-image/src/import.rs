@@ -159,6 +159,7 @@ impl ImageStore {
         opts: &ImportOptions,
     ) -> Result<Digest, StoreError> {
         let tag = opts.tag.as_deref().map(Reference::parse).transpose()?;
+        let _hold = self.layers().trash().hold(); // the purger pauses (see Trash::hold)
         let mut container = Map::new();
         apply_changes(&mut container, &opts.changes)?;
         let lease = self.lease();

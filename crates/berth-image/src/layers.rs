@@ -142,13 +142,18 @@ pub fn mark_topdir(dir: &Path) {
     }
 }
 
+/// Removed layers are deleted once the store has had no removal and no pull for this long
+/// (see [`Trash::hold`]): `rmi` then `pull` is common, and deleting a Debian tree beside the
+/// pull slowed it.
+const LAYER_PURGE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl LayerStore {
     /// Opens (creating) `<root>/layers`.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let dir = root.join("layers");
         fs::create_dir_all(&dir).map_err(StoreError::io("create directory", &dir))?;
         mark_topdir(&dir);
-        let trash = Trash::open(root)?;
+        let trash = Trash::open_settled(root, LAYER_PURGE_SETTLE)?;
         Ok(LayerStore { dir, trash })
     }
 

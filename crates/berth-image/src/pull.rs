@@ -198,9 +198,11 @@ impl ImageStore {
         progress: Arc<dyn Progress>,
     ) -> Result<Pulled, StoreError> {
         let lease = Arc::new(self.lease());
+        let hold = self.layers().trash().hold();
         let res = self
             .pull_inner(client, reference, resolved, progress, &lease)
             .await;
+        drop(hold);
         if res.is_err() {
             drop(lease);
             // Collect whatever this pull published but no image references.
