@@ -126,6 +126,8 @@ pub enum Command {
     /// Manage builds
     #[command(subcommand)]
     Builder(BuilderCommand),
+    /// Define and run multi-container applications (runs a compose provider against berthd)
+    Compose(crate::commands::compose::ComposeArgs),
 }
 
 /// `berth image …`.

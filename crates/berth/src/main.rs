@@ -92,6 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 a.source
             );
         }
+        Command::Compose(a) => return commands::compose::compose(&target, a).await,
         _ => {}
     }
     let client = connect::connect(&target).await?;
@@ -161,6 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Image(ImageCommand::Build(a))
         | Command::Builder(BuilderCommand::Build(a)) => commands::build::build(c, &a).await,
         Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(c, &a).await,
+        Command::Compose(_) => unreachable!("compose runs before connecting"),
         Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
             commands::commit::commit(c, &a).await
         }

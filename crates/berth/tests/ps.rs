@@ -99,6 +99,21 @@ fn ps_with_many_containers_matches_the_docker_cli() {
     ] {
         same_as_docker(&d, args);
     }
+    // several label filters must all hold (compose finds a service's containers so)
+    assert_eq!(
+        d.ok(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            "label=tier",
+            "--filter",
+            "label=tier=t7",
+        ])
+        .trim(),
+        "ps-7"
+    );
     let sized = d.ok(&["ps", "-a", "-s", "-n", "1"]);
     assert!(sized.contains("(virtual "), "{sized}");
 

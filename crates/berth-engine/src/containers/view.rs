@@ -457,7 +457,8 @@ impl ListFilter {
         }
     }
 
-    /// Whether `r` passes every filter (values of one key are alternatives).
+    /// Whether `r` passes every filter (values of one key are alternatives, except labels:
+    /// every `label` filter must hold, as Docker's `MatchKVList`).
     pub fn matches(&self, r: &Record) -> bool {
         self.any("id", |v| r.id.starts_with(v))
             && (self.names.is_empty()
@@ -465,10 +466,15 @@ impl ListFilter {
                     Ok(re) => re.is_match(&r.name),
                     Err(v) => r.name.contains(v.as_str()),
                 }))
-            && self.any("label", |v| match v.split_once('=') {
-                Some((k, val)) => r.spec.labels.get(k).is_some_and(|x| x == val),
-                None => r.spec.labels.contains_key(v),
-            })
+            && self
+                .map
+                .get("label")
+                .into_iter()
+                .flatten()
+                .all(|v| match v.split_once('=') {
+                    Some((k, val)) => r.spec.labels.get(k).is_some_and(|x| x == val),
+                    None => r.spec.labels.contains_key(v.as_str()),
+                })
             && self.any("status", |v| v == super::ops::state_word(r))
             && self.any("exited", |v| {
                 r.state.status == Status::Exited && v.parse() == Ok(r.state.exit_code)

@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod build;
 pub mod commit;
+pub mod compose;
 pub mod containers;
 pub mod cp;
 pub mod events;
