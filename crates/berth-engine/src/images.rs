@@ -449,16 +449,20 @@ impl Engine {
         let mut out: Vec<SearchResult> = repos
             .into_iter()
             .filter(|r| r.contains(&needle))
-            .map(|r| SearchResult {
-                name: if host == "docker.io" {
-                    r
-                } else {
-                    format!("{host}/{r}")
-                },
-                description: String::new(),
-                star_count: 0,
-                is_official: false,
-                is_automated: false,
+            .map(|r| {
+                // Docker Hub (or its mirror): official images are `library/x`, shown as `x`
+                let official = host == "docker.io" && r.starts_with("library/");
+                SearchResult {
+                    name: match r.strip_prefix("library/") {
+                        Some(short) if official => short.to_owned(),
+                        _ if host == "docker.io" => r,
+                        _ => format!("{host}/{r}"),
+                    },
+                    description: String::new(),
+                    star_count: 0,
+                    is_official: official,
+                    is_automated: false,
+                }
             })
             .collect();
         if limit > 0 {

@@ -1030,10 +1030,14 @@ impl Client {
 
     /// The repositories a registry lists in `/v2/_catalog` (all pages).
     pub async fn catalog(&self, host: &str) -> Result<Vec<String>> {
-        let ep = self.origin(host).await?;
-        let url = Self::url(&ep, "_catalog?n=1000")?;
-        self.paged(&ep, "registry:catalog:*", url, "repositories")
-            .await
+        // mirrors first, as for pulls: a host whose images come from a mirror is searched
+        // there too (and Docker Hub itself has no catalog)
+        self.on_pull_endpoints(host, |ep| async move {
+            let url = Self::url(&ep, "_catalog?n=1000")?;
+            self.paged(&ep, "registry:catalog:*", url, "repositories")
+                .await
+        })
+        .await
     }
 
     /// The tags of the reference's repository (all pages; mirrors first).

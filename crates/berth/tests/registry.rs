@@ -210,3 +210,46 @@ fn login_with_password_stdin() {
     assert_eq!(both.status.code(), Some(1));
     assert!(stderr(&both).contains("mutually exclusive"));
 }
+
+#[test]
+fn docker_hub_names_pull_and_search_through_a_mirror() {
+    let reg = Registry::start(Flavor::Plain).unwrap();
+    reg.push_busybox("library/busybox:latest").unwrap();
+    reg.push_busybox("someone/tools:1").unwrap();
+    let host = reg.host();
+    let d = Daemon::start_with_config(&format!(
+        "[registries]\ninsecure = [\"{host}\"]\n[registries.mirrors]\n\"docker.io\" = [\"http://{host}\"]\n"
+    ));
+    let out = d.ok(&["pull", "busybox"]);
+    assert!(
+        out.contains("latest: Pulling from library/busybox"),
+        "{out}"
+    );
+    assert!(out.ends_with("docker.io/library/busybox:latest\n"), "{out}");
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "echo",
+            "from-the-mirror"
+        ]),
+        "from-the-mirror\n"
+    );
+    // search goes to the mirror's catalog: official images by their short name
+    let s = d.ok(&["search", "busy"]);
+    let row = s.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with("busybox ") && row.trim_end().ends_with("[OK]"),
+        "{s}"
+    );
+    let s = d.ok(&["search", "tools"]);
+    assert!(s.lines().any(|l| l.starts_with("someone/tools ")), "{s}");
+    let docker = d.docker_ok(&["search", "busy"]);
+    assert!(
+        docker.lines().any(|l| l.starts_with("busybox ")),
+        "{docker}"
+    );
+}
