@@ -151,3 +151,42 @@ fn docker_tag_rmi_save_load_through_berthd() {
         "[A=1]\n"
     );
 }
+
+/// The course notes' "docker-host": a container with the docker CLI and the daemon's socket
+/// bind-mounted at /var/run/docker.sock drives the host's daemon (here berthd), sibling
+/// containers included.
+#[test]
+fn the_docker_cli_in_a_container_drives_berthd_through_the_mounted_socket() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let sock = format!("{}:/var/run/docker.sock", d.env.socket().display());
+    let run = |args: &[&str]| {
+        let mut v = vec![
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &sock,
+            "-v",
+            "/usr/local/bin/docker:/usr/bin/docker:ro",
+            "busybox",
+            "docker",
+        ];
+        v.extend_from_slice(args);
+        d.ok(&v)
+    };
+    let ps = run(&["ps", "--format", "{{.Image}} {{.Command}}"]);
+    assert!(ps.starts_with("busybox \"docker ps --format"), "{ps}");
+    assert_eq!(ps.lines().count(), 1, "{ps}");
+    let nested = run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "echo",
+        "sibling",
+    ]);
+    assert_eq!(nested, "sibling\n");
+}
