@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::{Daemon, Leftovers, cgroup_dirs, stderr, stdout};
 
@@ -22,6 +23,75 @@ fn run_rm_echo_prints_hello_and_leaves_nothing() {
     assert_eq!(d.ok(&["ps", "-aq"]), "");
     assert!(_g.ids().is_empty(), "container dirs left: {:?}", _g.ids());
     assert!(overlay_mounts_under(&d.env.data_root().join("containers")).is_empty());
+}
+
+#[test]
+fn env_file_and_label_file_as_docker() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let dir = d.env.dir();
+    let env = dir.join("app.env");
+    std::fs::write(
+        &env,
+        "\u{feff}# settings\nA=1\n\n  B= spaced value \nQ=\"quoted\"\nFROM_HOST\nNOT_SET_ANYWHERE\n",
+    )
+    .unwrap();
+    let labels = dir.join("labels");
+    std::fs::write(&labels, "tier=web\nteam=core\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["-H", &d.host(), "run", "--name", "envf", "--env-file"])
+        .arg(&env)
+        .args(["-e", "A=2", "--label-file"])
+        .arg(&labels)
+        .args(["--label", "team=edge", "busybox", "sh", "-c"])
+        .arg("echo \"$A|$B|$Q|$FROM_HOST|${NOT_SET_ANYWHERE-unset}\"")
+        .env("FROM_HOST", "host-value")
+        .env_remove("NOT_SET_ANYWHERE")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // the file's values as written (quotes kept, spaces kept), -e after the file wins
+    assert_eq!(stdout(&o), "2| spaced value |\"quoted\"|host-value|unset\n");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"tier\"}} {{index .Config.Labels \"team\"}}",
+            "envf"
+        ]),
+        "web edge\n"
+    );
+    d.ok(&["rm", "envf"]);
+    std::fs::write(&env, "BAD KEY=1\n").unwrap();
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--env-file",
+        env.to_str().unwrap(),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("variable 'BAD KEY' contains whitespaces"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--env-file",
+        "/nonexistent/app.env",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("/nonexistent/app.env"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -47,8 +117,8 @@ fn exit_codes_as_docker() {
             );
         }
     }
-    // a missing image is an engine error: 125
-    let o = d.berth(&["run", "--rm", "nosuchimage"]);
+    // a missing image is an engine error: 125 (not pulled: no test reaches for Docker Hub)
+    let o = d.berth(&["run", "--rm", "--pull", "never", "nosuchimage"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
     assert_eq!(d.ok(&["ps", "-aq"]), "");

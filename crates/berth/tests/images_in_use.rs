@@ -142,8 +142,14 @@ fn force_rmi_leaves_dangling(cli: Cli) {
         cli.ok(&d, &["inspect", "-f", "{{.State.Running}} {{.Image}}", &id]),
         format!("true {img}\n")
     );
-    let o = cli.run(&d, &["create", "busybox"]);
+    // (`--pull never`: both CLIs would pull the missing name from Docker Hub otherwise)
+    let o = cli.run(&d, &["create", "--pull", "never", "busybox"]);
     assert_ne!(o.status.code(), Some(0), "{cli:?}: busybox still resolves");
+    assert!(
+        stderr(&o).contains("No such image"),
+        "{cli:?}: {}",
+        stderr(&o)
+    );
     // prune while held: nothing goes
     let out = cli.ok(&d, &["image", "prune", "-f"]);
     assert!(!out.contains(&img), "{cli:?}: {out}");

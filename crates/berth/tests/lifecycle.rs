@@ -1096,7 +1096,7 @@ fn exit_codes_table() {
     // engine errors are 125: a bad flag value, a missing image, an invalid option
     for args in [
         &["run", "--rm", "--ulimit", "bogus=1", "busybox", "true"][..],
-        &["run", "--rm", "nosuchimage"][..],
+        &["run", "--rm", "--pull", "never", "nosuchimage"][..],
         &["run", "--rm", "--pid", "container:x", "busybox", "true"][..],
         &["run", "--rm", "-p", "a:b:c:d", "busybox", "true"][..],
         &["run", "--rm", "--memory", "lots", "busybox", "true"][..],

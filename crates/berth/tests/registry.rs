@@ -220,6 +220,77 @@ fn docker_hub_names_pull_and_search_through_a_mirror() {
     let d = Daemon::start_with_config(&format!(
         "[registries]\ninsecure = [\"{host}\"]\n[registries.mirrors]\n\"docker.io\" = [\"http://{host}\"]\n"
     ));
+    // `run` pulls what is missing (docker's `--pull missing`), progress on stderr
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "echo",
+        "auto-pulled",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "auto-pulled\n");
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("Unable to find image 'busybox:latest' locally\n"),
+        "{e}"
+    );
+    assert!(
+        e.contains("Status: Downloaded newer image for busybox:latest"),
+        "{e}"
+    );
+    // --pull always pulls first; -q says nothing of it; --pull never does not pull
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pull",
+        "always",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        stderr(&o).contains("Status: Image is up to date for busybox:latest"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.berth(&["create", "-q", "--pull", "always", "busybox"]);
+    assert!(
+        o.status.success() && stderr(&o).is_empty(),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o).trim().len(), 64, "only the id on stdout");
+    d.ok(&["rm", stdout(&o).trim()]);
+    d.ok(&["rmi", "busybox"]);
+    let o = d.berth(&["run", "--rm", "--pull", "never", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("No such image: busybox"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("Unable to find"), "{}", stderr(&o));
+    let o = d.berth(&["run", "--rm", "--pull", "sometimes", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("invalid pull option: 'sometimes'"),
+        "{}",
+        stderr(&o)
+    );
+    // an image the registry does not have either: 125, and the run stops there
+    let missing = format!("{host}/nothing/here:1");
+    let o = d.berth(&["run", "--rm", &missing, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("Unable to find image"),
+        "{}",
+        stderr(&o)
+    );
+
     let out = d.ok(&["pull", "busybox"]);
     assert!(
         out.contains("latest: Pulling from library/busybox"),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use berth_api::client::{Client, ClientError, body_chunks, empty, full};
+use berth_types::reference::Reference;
 use bytes::{Buf as _, BytesMut};
 use clap::{ArgAction, Args};
 use futures_util::StreamExt as _;
@@ -28,6 +29,9 @@ pub struct CreateArgs {
     /// Set environment variables
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
     /// Working directory inside the container
     #[arg(short = 'w', long = "workdir")]
     pub workdir: Option<String>,
@@ -43,6 +47,18 @@ pub struct CreateArgs {
     /// Set meta data on a container
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file", value_name = "FILE")]
+    pub label_file: Vec<std::path::PathBuf>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long = "pull", default_value = "missing", value_name = "string")]
+    pub pull: String,
+    /// Set platform if server is multi-platform capable
+    #[arg(long = "platform")]
+    pub platform: Option<String>,
+    /// Suppress the pull output
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
     /// Connect a container to a network (bridge, host, none, container:<name|id>, or a
     /// user-defined network); repeat it to connect to several
     #[arg(long = "network", alias = "net")]
@@ -272,6 +288,50 @@ pub fn ram_in_bytes(s: &str) -> anyhow::Result<i64> {
     Ok((n * mult as f64) as i64)
 }
 
+/// Docker's `--env-file`/`--label-file` format (moby `opts.parseKeyValueFile`): one
+/// `KEY=value` per line, the value taken as is (no quotes, no trimming); blank lines and
+/// lines starting with `#` skipped; a bare `KEY` takes its value from `lookup`, and is left
+/// out when that has none.
+pub fn read_kv_file(
+    path: &std::path::Path,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Vec<String>> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("open {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{}: invalid utf8 bytes in the file", path.display()))?;
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let raw = if i == 0 {
+            raw.trim_start_matches('\u{feff}')
+        } else {
+            raw
+        };
+        let line = raw.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (line, None),
+        };
+        if key.contains(char::is_whitespace) {
+            anyhow::bail!("{}: variable '{key}' contains whitespaces", path.display());
+        }
+        if key.is_empty() {
+            anyhow::bail!("{}: no variable name on line '{line}'", path.display());
+        }
+        match value {
+            Some(v) => out.push(format!("{key}={v}")),
+            None => {
+                if let Some(v) = lookup(key) {
+                    out.push(format!("{key}={v}"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn split_env(e: &str) -> String {
     // `-e NAME` takes NAME's value from the environment, as docker does
     if e.contains('=') {
@@ -288,16 +348,26 @@ impl CreateArgs {
     /// Docker's create body for these flags.
     pub fn body(&self, auto_remove: bool) -> anyhow::Result<Value> {
         let mut labels = BTreeMap::new();
-        for l in &self.label {
+        let mut label_lines = Vec::new();
+        for f in &self.label_file {
+            label_lines.extend(read_kv_file(f, |_| None)?);
+        }
+        label_lines.extend(self.label.iter().cloned());
+        for l in &label_lines {
             let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
             labels.insert(k.to_owned(), v.to_owned());
         }
-        let env: Vec<String> = self
-            .env
-            .iter()
-            .map(|e| split_env(e))
-            .filter(|e| e.contains('='))
-            .collect();
+        // as docker: the files' variables first, then -e (a later one wins in the container)
+        let mut env = Vec::new();
+        for f in &self.env_file {
+            env.extend(read_kv_file(f, |k| std::env::var(k).ok())?);
+        }
+        env.extend(
+            self.env
+                .iter()
+                .map(|e| split_env(e))
+                .filter(|e| e.contains('=')),
+        );
         let mut host = json!({
             "AutoRemove": auto_remove,
             "NetworkMode": crate::commands::run_net::network_mode(&self.network),
@@ -382,26 +452,69 @@ pub(crate) async fn create_container(
         anyhow::Error::from(Exit(125))
     })?;
     a.lifecycle.check_cidfile()?;
+    if !matches!(a.pull.as_str(), "always" | "missing" | "never") {
+        eprintln!(
+            "berth: invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"",
+            a.pull
+        );
+        return Err(Exit(125).into());
+    }
+    let image = Reference::parse(&a.image).ok();
+    let pull = async |image: &Reference| -> anyhow::Result<()> {
+        crate::commands::transfer::pull_for_run(c, image, a.platform.as_deref(), a.quiet)
+            .await
+            .map_err(|e| {
+                eprintln!("berth: {e:#}");
+                anyhow::Error::from(Exit(125))
+            })
+    };
+    if a.pull == "always"
+        && let Some(image) = &image
+    {
+        pull(image).await?;
+    }
     let mut query = Vec::new();
     if let Some(n) = &a.name {
         query.push(("name", n.clone()));
     }
-    let resp = c
-        .send(
+    if let Some(p) = &a.platform {
+        query.push(("platform", p.clone()));
+    }
+    let body = serde_json::to_vec(&body)?;
+    let headers = [("Content-Type", "application/json".to_owned())];
+    let send = || {
+        c.send(
             Method::POST,
             "/containers/create",
             &query,
-            full(serde_json::to_vec(&body)?),
-            &[("Content-Type", "application/json".to_owned())],
+            full(body.clone()),
+            &headers,
         )
-        .await;
+    };
+    let mut resp = send().await;
+    // docker's default (`--pull missing`): an image not here is pulled, then created again
+    if let (
+        Err(ClientError::Daemon {
+            status: 404,
+            message,
+        }),
+        Some(image),
+    ) = (&resp, &image)
+        && message.starts_with("No such image")
+        && a.pull == "missing"
+    {
+        if !a.quiet {
+            eprintln!("Unable to find image '{}' locally", image.familiar());
+        }
+        pull(image).await?;
+        resp = send().await;
+    }
     let resp = match resp {
         Ok(r) => r,
         Err(ClientError::Daemon {
             status: 404,
             message,
         }) if message.starts_with("No such image") => {
-            eprintln!("Unable to find image '{}' locally", a.image);
             eprintln!("berth: Error response from daemon: {message}");
             return Err(Exit(125).into());
         }

@@ -35,6 +35,8 @@ fn bar_style() -> ProgressStyle {
 /// stream becomes the command's error.
 struct Display {
     quiet: bool,
+    /// Write to stderr (the pull `run` does), not stdout.
+    to_stderr: bool,
     tty: bool,
     multi: Option<MultiProgress>,
     bars: HashMap<String, ProgressBar>,
@@ -42,11 +44,25 @@ struct Display {
 
 impl Display {
     fn new(quiet: bool) -> Display {
-        let tty = std::io::stdout().is_terminal();
-        let multi =
-            (tty && !quiet).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
+        Display::on(quiet, false)
+    }
+
+    fn on(quiet: bool, to_stderr: bool) -> Display {
+        let (tty, target) = if to_stderr {
+            (
+                std::io::stderr().is_terminal(),
+                ProgressDrawTarget::stderr(),
+            )
+        } else {
+            (
+                std::io::stdout().is_terminal(),
+                ProgressDrawTarget::stdout(),
+            )
+        };
+        let multi = (tty && !quiet).then(|| MultiProgress::with_draw_target(target));
         Display {
             quiet,
+            to_stderr,
             tty,
             multi,
             bars: HashMap::new(),
@@ -78,6 +94,17 @@ impl Display {
         drop(self.multi.take());
     }
 
+    fn emit(&self, s: &str) -> anyhow::Result<()> {
+        if self.to_stderr {
+            use std::io::Write as _;
+            let mut e = std::io::stderr().lock();
+            e.write_all(s.as_bytes())?;
+            e.flush()?;
+            return Ok(());
+        }
+        out(s)
+    }
+
     fn show(&mut self, m: &JsonMessage) -> anyhow::Result<()> {
         if let Some(e) = m.error_message() {
             bail!("{e}");
@@ -87,7 +114,7 @@ impl Display {
         }
         let status = m.status.as_deref().unwrap_or_default();
         if let Some(s) = &m.stream {
-            out(s)?;
+            self.emit(s)?;
             return Ok(());
         }
         if status.is_empty() {
@@ -120,14 +147,14 @@ impl Display {
                     || (matches!(status, "Downloading" | "Pushing" | "Extracting")
                         && m.progress_detail.is_some());
                 if !transfer_update {
-                    out(&format!("{id}: {status}\n"))?;
+                    self.emit(&format!("{id}: {status}\n"))?;
                 }
             }
             (None, _) => match &self.multi {
                 Some(multi) => {
                     let _ = multi.println(status);
                 }
-                None => out(&format!("{status}\n"))?,
+                None => self.emit(&format!("{status}\n"))?,
             },
         }
         Ok(())
@@ -153,9 +180,29 @@ pub async fn pull(c: &Client, a: &PullArgs) -> anyhow::Result<()> {
         (None, Some(t)) if !a.all_tags => t.to_owned(),
         _ => String::new(),
     };
+    stream_pull(c, &full, tag, a.platform.as_deref(), Display::new(a.quiet)).await?;
+    out(&format!(
+        "{}\n",
+        if a.all_tags {
+            full.name()
+        } else {
+            full.to_string()
+        }
+    ))
+}
+
+/// `POST /images/create` for `full` (`tag`: a tag, a digest, or empty for every tag),
+/// its progress shown by `d`; an error in the stream is the error.
+async fn stream_pull(
+    c: &Client,
+    full: &Reference,
+    tag: String,
+    platform: Option<&str>,
+    mut d: Display,
+) -> anyhow::Result<()> {
     let mut q = vec![("fromImage", full.repository().name()), ("tag", tag)];
-    if let Some(p) = &a.platform {
-        q.push(("platform", p.clone()));
+    if let Some(p) = platform {
+        q.push(("platform", p.to_owned()));
     }
     let auth = registry_auth_header(full.domain())?;
     let resp = c
@@ -167,7 +214,6 @@ pub async fn pull(c: &Client, a: &PullArgs) -> anyhow::Result<()> {
             &[("X-Registry-Auth", auth)],
         )
         .await?;
-    let mut d = Display::new(a.quiet);
     let mut failure = None;
     for_each_json_line::<JsonMessage>(resp, "pull", |m| {
         if let Err(e) = d.show(&m) {
@@ -177,17 +223,26 @@ pub async fn pull(c: &Client, a: &PullArgs) -> anyhow::Result<()> {
     })
     .await?;
     d.finish();
-    if let Some(e) = failure {
-        return Err(e);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    out(&format!(
-        "{}\n",
-        if a.all_tags {
-            full.name()
-        } else {
-            full.to_string()
-        }
-    ))
+}
+
+/// The pull of `run`/`create` (docker's `pullImage`): progress on stderr (nothing when
+/// quiet), so that stdout holds only what the container prints (or its id).
+pub async fn pull_for_run(
+    c: &Client,
+    image: &Reference,
+    platform: Option<&str>,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let tag = match (image.digest(), image.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_owned(),
+        (None, None) => "latest".to_owned(),
+    };
+    stream_pull(c, image, tag, platform, Display::on(quiet, true)).await
 }
 
 /// `berth push`.
