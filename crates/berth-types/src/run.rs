@@ -336,6 +336,33 @@ pub struct RunOptions {
     pub group_add: Vec<String>,
     /// `--device`.
     pub devices: Vec<DeviceMapping>,
+    /// `--sysctl` (namespaced ones only, see [`check_sysctl`]).
+    pub sysctls: BTreeMap<String, String>,
+}
+
+/// The sysctls a container may set, in its own namespaces (Docker's `ValidateSysctl`): the
+/// IPC ones, `fs.mqueue.*` and `net.*`; any other would change the host.
+pub fn check_sysctl(key: &str) -> Result<(), RunError> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") || key.starts_with("net.") {
+        Ok(())
+    } else {
+        Err(RunError::Sysctl(key.to_owned()))
+    }
+}
+
+/// Whether `key` is an IPC namespace sysctl (refused with `--ipc host`).
+pub fn is_ipc_sysctl(key: &str) -> bool {
+    key.starts_with("kernel.") || key.starts_with("fs.mqueue.")
 }
 
 /// The stop timeout Docker uses when none is set.
@@ -362,6 +389,9 @@ impl RunOptions {
             return Err(RunError::RestartWithAutoRemove);
         }
         SecurityOpts::parse(&self.security_opt)?;
+        for k in self.sysctls.keys() {
+            check_sysctl(k)?;
+        }
         match self.log_driver() {
             "json-file" | "none" | "local" => {}
             other => return Err(RunError::LogDriver(other.to_owned())),
@@ -462,6 +492,9 @@ pub enum RunError {
     /// A bad `--device`.
     #[error("invalid device specification: {0}")]
     Device(String),
+    /// A sysctl outside the container's namespaces.
+    #[error("sysctl '{0}' is not allowed")]
+    Sysctl(String),
     /// A bad `--pid/--ipc/--uts`.
     #[error("invalid {flag} mode: {value:?} (only \"host\" or the default are supported)")]
     NsMode {
@@ -506,6 +539,36 @@ pub enum RunError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_namespaced_sysctls_pass() {
+        for ok in [
+            "net.ipv4.ip_forward",
+            "net.core.somaxconn",
+            "kernel.shmmax",
+            "kernel.sem",
+            "fs.mqueue.msg_max",
+        ] {
+            assert!(check_sysctl(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "kernel.core_pattern",
+            "kernel.hostname",
+            "vm.overcommit_memory",
+            "fs.file-max",
+            "net",
+        ] {
+            assert_eq!(
+                check_sysctl(bad).unwrap_err().to_string(),
+                format!("sysctl '{bad}' is not allowed")
+            );
+        }
+        let o = RunOptions {
+            sysctls: [("kernel.modprobe".to_owned(), "/x".to_owned())].into(),
+            ..RunOptions::default()
+        };
+        assert!(o.validate(false).is_err());
+    }
 
     #[test]
     fn restart_policies_parse_like_docker() {

@@ -1431,3 +1431,116 @@ fn health_checks_go_on_after_a_berthd_restart() {
     );
     d.ok(&["rm", "-f", &id]);
 }
+
+/// `--sysctl`: namespaced keys set inside the container only (the host keeps its values),
+/// shown by inspect; keys that would change the host refused at create (also through the
+/// API, which the docker CLI's own check does not guard), net.* refused with host network.
+#[test]
+fn sysctls_are_set_in_the_container_only() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let host_port_start =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+    let host_shmmax = std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap();
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--sysctl",
+        "net.ipv4.ip_unprivileged_port_start=0",
+        "--sysctl",
+        "kernel.shmmax=65536",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmax",
+    ]);
+    assert_eq!(out, "0\n65536\n");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap(),
+        host_port_start
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap(),
+        host_shmmax
+    );
+    // the docker CLI sends HostConfig.Sysctls
+    let o = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--sysctl",
+        "net.ipv4.ping_group_range=0 0",
+        "busybox",
+        "cat",
+        "/proc/sys/net/ipv4/ping_group_range",
+    ]);
+    assert_eq!(o.split_whitespace().collect::<Vec<_>>(), ["0", "0"]);
+    let id = d
+        .ok(&[
+            "create",
+            "--network",
+            "none",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "busybox",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .HostConfig.Sysctls}}", &id]),
+        "{\"net.ipv4.ip_forward\":\"1\"}\n"
+    );
+    d.ok(&["rm", &id]);
+    // refused: not namespaced (the CLI's check, then the daemon's), net.* with host network
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        "kernel.hostname=x",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("sysctl 'kernel.hostname' is not allowed"),
+        "{}",
+        stderr(&o)
+    );
+    let o = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(d.env.socket())
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"Image":"busybox","HostConfig":{"Sysctls":{"kernel.core_pattern":"|/bin/x"}}}"#,
+            "http://berth/containers/create",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&o),
+        "{\"message\":\"sysctl 'kernel.core_pattern' is not allowed\"}"
+    );
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--sysctl",
+        "net.core.somaxconn=100",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("not allowed in the host network namespace"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}

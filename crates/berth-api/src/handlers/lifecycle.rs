@@ -136,6 +136,8 @@ pub struct LifecycleHostBody {
     pub group_add: Option<Vec<String>>,
     /// Devices.
     pub devices: Option<Vec<DeviceBody>>,
+    /// Sysctls.
+    pub sysctls: Option<BTreeMap<String, String>>,
 }
 
 fn bad(e: impl std::fmt::Display) -> ApiError {
@@ -213,6 +215,7 @@ pub fn run_options(c: &LifecycleConfigBody, h: &LifecycleHostBody) -> Result<Run
         oom_kill_disable: h.oom_kill_disable.unwrap_or(false),
         group_add: h.group_add.clone().unwrap_or_default(),
         devices,
+        sysctls: h.sysctls.clone().unwrap_or_default(),
     })
 }
 

@@ -619,6 +619,23 @@ pub fn apply_run_options(
     } else if !o.domainname.is_empty() {
         oci["domainname"] = json!(o.domainname);
     }
+    // sysctls, in the container's own namespaces only
+    if !o.sysctls.is_empty() {
+        for k in o.sysctls.keys() {
+            berth_types::run::check_sysctl(k).map_err(|e| OciError::Run(e.to_string()))?;
+            if k.starts_with("net.") && spec.network == NetworkMode::Host {
+                return Err(OciError::Run(format!(
+                    "sysctl '{k}' is not allowed in the host network namespace"
+                )));
+            }
+            if berth_types::run::is_ipc_sysctl(k) && o.ipc_mode == NsMode::Host {
+                return Err(OciError::Run(format!(
+                    "sysctl '{k}' is not allowed in the host IPC namespace"
+                )));
+            }
+        }
+        oci["linux"]["sysctl"] = json!(o.sysctls);
+    }
     // cgroup resources
     let r = &mut oci["linux"]["resources"];
     if o.memory_swap != 0 {

@@ -824,6 +824,11 @@ pub fn decorate_inspect(v: &mut Value, r: &Record) {
     hc["CpuQuota"] = json!(o.cpu_quota);
     hc["CpuPeriod"] = json!(o.cpu_period);
     hc["OomKillDisable"] = json!(o.oom_kill_disable);
+    hc["Sysctls"] = if o.sysctls.is_empty() {
+        Value::Null
+    } else {
+        json!(o.sysctls)
+    };
     hc["GroupAdd"] = if o.group_add.is_empty() {
         Value::Null
     } else {

@@ -109,6 +109,9 @@ pub struct LifecycleFlags {
     /// Disable OOM Killer
     #[arg(long = "oom-kill-disable")]
     pub oom_kill_disable: bool,
+    /// Sysctl options
+    #[arg(long = "sysctl", value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
 }
 
 /// Go's `time.ParseDuration` (`1h2m3.5s`, `300ms`, `10us`), in nanoseconds.
@@ -278,6 +281,22 @@ impl LifecycleFlags {
         }
         if self.oom_kill_disable {
             h["OomKillDisable"] = json!(true);
+        }
+        if !self.sysctl.is_empty() {
+            // docker's opts.ValidateSysctl: KEY=VALUE, a namespaced key
+            let mut map = serde_json::Map::new();
+            for kv in &self.sysctl {
+                let Some((k, v)) = kv.split_once('=') else {
+                    anyhow::bail!(
+                        "invalid argument {kv:?} for \"--sysctl\" flag: sysctl '{kv}' is not allowed"
+                    );
+                };
+                berth_types::run::check_sysctl(k).map_err(|e| {
+                    anyhow::anyhow!("invalid argument {kv:?} for \"--sysctl\" flag: {e}")
+                })?;
+                map.insert(k.to_owned(), json!(v));
+            }
+            h["Sysctls"] = Value::Object(map);
         }
         if let Some(s) = &self.stop_signal {
             body["StopSignal"] = json!(s);
