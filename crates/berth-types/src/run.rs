@@ -338,6 +338,10 @@ pub struct RunOptions {
     pub devices: Vec<DeviceMapping>,
     /// `--sysctl` (namespaced ones only, see [`check_sysctl`]).
     pub sysctls: BTreeMap<String, String>,
+    /// `--oom-score-adj` (-1000…1000).
+    pub oom_score_adj: i64,
+    /// `--memory-reservation` bytes (0: none), the soft limit.
+    pub memory_reservation: i64,
 }
 
 /// The sysctls a container may set, in its own namespaces (Docker's `ValidateSysctl`): the
@@ -391,6 +395,15 @@ impl RunOptions {
         SecurityOpts::parse(&self.security_opt)?;
         for k in self.sysctls.keys() {
             check_sysctl(k)?;
+        }
+        if !(-1000..=1000).contains(&self.oom_score_adj) {
+            return Err(RunError::OomScoreAdj(self.oom_score_adj));
+        }
+        if self.memory_reservation < 0 {
+            return Err(RunError::Negative(
+                "memory reservation",
+                self.memory_reservation,
+            ));
         }
         match self.log_driver() {
             "json-file" | "none" | "local" => {}
@@ -492,6 +505,9 @@ pub enum RunError {
     /// A bad `--device`.
     #[error("invalid device specification: {0}")]
     Device(String),
+    /// `--oom-score-adj` out of range.
+    #[error("Invalid value {0}, range for oom score adj is [-1000, 1000]")]
+    OomScoreAdj(i64),
     /// A sysctl outside the container's namespaces.
     #[error("sysctl '{0}' is not allowed")]
     Sysctl(String),

@@ -349,6 +349,9 @@ pub struct PruneArgs {
 // `pull`.
 #[derive(Debug, Args)]
 pub struct PullArgs {
+    /// Skip image verification (Docker's default; accepted for its scripts)
+    #[arg(long = "disable-content-trust", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", hide = true)]
+    pub disable_content_trust: Option<bool>,
     /// Download all tagged images in the repository
     #[arg(short = 'a', long = "all-tags")]
     pub all_tags: bool,
@@ -365,6 +368,9 @@ pub struct PullArgs {
 // `push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
+    /// Skip image verification (Docker's default; accepted for its scripts)
+    #[arg(long = "disable-content-trust", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", hide = true)]
+    pub disable_content_trust: Option<bool>,
     /// Push all tags of the repository
     #[arg(short = 'a', long = "all-tags")]
     pub all_tags: bool,

@@ -1544,3 +1544,77 @@ fn sysctls_are_set_in_the_container_only() {
     );
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
+
+/// `--oom-score-adj` (raised here: lowering it needs CAP_SYS_RESOURCE, which this machine's
+/// sandbox lacks) and `--memory-reservation` (the cgroup's soft limit), with docker's range
+/// checks; `--disable-content-trust` accepted as docker's scripts pass it.
+#[test]
+fn oom_score_adj_and_memory_reservation() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--disable-content-trust",
+        "--oom-score-adj",
+        "500",
+        "--memory",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/self/oom_score_adj; cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes \
+         2>/dev/null || cat /sys/fs/cgroup/memory.low",
+    ]);
+    assert_eq!(out, "500\n33554432\n");
+    let id = d
+        .ok(&[
+            "create",
+            "--oom-score-adj",
+            "300",
+            "--memory-reservation",
+            "16m",
+            "busybox",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.OomScoreAdj}} {{.HostConfig.MemoryReservation}}",
+            &id
+        ]),
+        "300 16777216\n"
+    );
+    d.ok(&["rm", &id]);
+    let o = d.berth(&["run", "--rm", "--oom-score-adj", "1001", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("Invalid value 1001, range for oom score adj is [-1000, 1000]"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--memory",
+        "16m",
+        "--memory-reservation",
+        "32m",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("Minimum memory limit can not be less than memory reservation limit"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}

@@ -138,6 +138,10 @@ pub struct LifecycleHostBody {
     pub devices: Option<Vec<DeviceBody>>,
     /// Sysctls.
     pub sysctls: Option<BTreeMap<String, String>>,
+    /// OomScoreAdj.
+    pub oom_score_adj: i64,
+    /// MemoryReservation.
+    pub memory_reservation: i64,
 }
 
 fn bad(e: impl std::fmt::Display) -> ApiError {
@@ -216,6 +220,8 @@ pub fn run_options(c: &LifecycleConfigBody, h: &LifecycleHostBody) -> Result<Run
         group_add: h.group_add.clone().unwrap_or_default(),
         devices,
         sysctls: h.sysctls.clone().unwrap_or_default(),
+        oom_score_adj: h.oom_score_adj,
+        memory_reservation: h.memory_reservation,
     })
 }
 

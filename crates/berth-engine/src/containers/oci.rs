@@ -636,8 +636,20 @@ pub fn apply_run_options(
         }
         oci["linux"]["sysctl"] = json!(o.sysctls);
     }
+    if o.oom_score_adj != 0 {
+        oci["process"]["oomScoreAdj"] = json!(o.oom_score_adj);
+    }
     // cgroup resources
     let r = &mut oci["linux"]["resources"];
+    if o.memory_reservation > 0 {
+        if spec.resources.memory > 0 && spec.resources.memory < o.memory_reservation {
+            return Err(OciError::Run(
+                "Minimum memory limit can not be less than memory reservation limit, see usage"
+                    .into(),
+            ));
+        }
+        r["memory"]["reservation"] = json!(o.memory_reservation);
+    }
     if o.memory_swap != 0 {
         r["memory"]["swap"] = json!(o.memory_swap);
     }

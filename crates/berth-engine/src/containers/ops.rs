@@ -824,6 +824,8 @@ pub fn decorate_inspect(v: &mut Value, r: &Record) {
     hc["CpuQuota"] = json!(o.cpu_quota);
     hc["CpuPeriod"] = json!(o.cpu_period);
     hc["OomKillDisable"] = json!(o.oom_kill_disable);
+    hc["OomScoreAdj"] = json!(o.oom_score_adj);
+    hc["MemoryReservation"] = json!(o.memory_reservation);
     hc["Sysctls"] = if o.sysctls.is_empty() {
         Value::Null
     } else {

@@ -20,6 +20,9 @@ use crate::Exit;
 // `build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
+    /// Skip image verification (Docker's default; accepted for its scripts)
+    #[arg(long = "disable-content-trust", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", hide = true)]
+    pub disable_content_trust: Option<bool>,
     /// Name and optionally a tag in the "name:tag" format (repeatable)
     #[arg(short = 't', long = "tag")]
     pub tag: Vec<String>,
@@ -534,6 +537,7 @@ pub async fn build(c: &Client, a: &BuildArgs) -> anyhow::Result<()> {
 
 fn clone_args(a: &BuildArgs) -> BuildArgs {
     BuildArgs {
+        disable_content_trust: a.disable_content_trust,
         tag: a.tag.clone(),
         file: a.file.clone(),
         build_arg: a.build_arg.clone(),

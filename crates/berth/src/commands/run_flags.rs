@@ -112,6 +112,15 @@ pub struct LifecycleFlags {
     /// Sysctl options
     #[arg(long = "sysctl", value_name = "KEY=VALUE")]
     pub sysctl: Vec<String>,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i64>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "BYTES")]
+    pub memory_reservation: Option<String>,
+    /// Skip image verification (Docker's default; accepted for its scripts)
+    #[arg(long = "disable-content-trust", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", hide = true)]
+    pub disable_content_trust: Option<bool>,
 }
 
 /// Go's `time.ParseDuration` (`1h2m3.5s`, `300ms`, `10us`), in nanoseconds.
@@ -281,6 +290,12 @@ impl LifecycleFlags {
         }
         if self.oom_kill_disable {
             h["OomKillDisable"] = json!(true);
+        }
+        if let Some(adj) = self.oom_score_adj {
+            h["OomScoreAdj"] = json!(adj);
+        }
+        if let Some(m) = &self.memory_reservation {
+            h["MemoryReservation"] = json!(ram_in_bytes(m)?);
         }
         if !self.sysctl.is_empty() {
             // docker's opts.ValidateSysctl: KEY=VALUE, a namespaced key
