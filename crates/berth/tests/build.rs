@@ -716,3 +716,42 @@ fn missing_base_image_is_pulled_and_pull_refreshes() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("pull access denied"), "{}", stderr(&o));
 }
+
+/// docker's scripts pass `--rm`, `--force-rm` and `--disable-content-trust`: accepted (Berth
+/// keeps no intermediate containers either way); `--rm=false` is refused with why.
+#[test]
+fn docker_script_flags_are_accepted() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nRUN echo built > /f\n",
+    );
+    let dir = ctx.path().to_str().unwrap();
+    build(
+        &d,
+        &[
+            "--rm",
+            "--force-rm",
+            "--disable-content-trust",
+            "-t",
+            "flags:1",
+            dir,
+        ],
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "--network", "none", "flags:1", "cat", "/f"]),
+        "built\n"
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]), "", "no intermediate container left");
+    let o = d.berth(&["build", "--rm=false", dir]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--rm=false is not supported"),
+        "{}",
+        stderr(&o)
+    );
+}

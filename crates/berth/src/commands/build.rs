@@ -41,6 +41,12 @@ pub struct BuildArgs {
     /// Always attempt to pull a newer version of the image
     #[arg(long = "pull")]
     pub pull: bool,
+    /// Remove intermediate containers after a successful build (always: Berth keeps none)
+    #[arg(long = "rm", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub rm: Option<bool>,
+    /// Always remove intermediate containers (Berth always does)
+    #[arg(long = "force-rm")]
+    pub force_rm: bool,
     /// Set metadata for an image (key=value, repeatable)
     #[arg(long = "label")]
     pub label: Vec<String>,
@@ -395,6 +401,11 @@ impl Progress {
 
 /// `berth build`.
 pub async fn build(c: &Client, a: &BuildArgs) -> anyhow::Result<()> {
+    if a.rm == Some(false) {
+        bail!(
+            "--rm=false is not supported: berth build keeps no intermediate containers (each step's result is a layer of the build cache)"
+        );
+    }
     if !matches!(a.progress.as_str(), "auto" | "plain" | "tty" | "quiet") {
         bail!(
             "invalid --progress value {:?}: use auto, plain or tty",
@@ -538,6 +549,8 @@ pub async fn build(c: &Client, a: &BuildArgs) -> anyhow::Result<()> {
 fn clone_args(a: &BuildArgs) -> BuildArgs {
     BuildArgs {
         disable_content_trust: a.disable_content_trust,
+        rm: a.rm,
+        force_rm: a.force_rm,
         tag: a.tag.clone(),
         file: a.file.clone(),
         build_arg: a.build_arg.clone(),
