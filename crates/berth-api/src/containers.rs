@@ -328,8 +328,16 @@ pub async fn remove(ctx: &Ctx, id: &str, req: &Req) -> ApiResult {
 }
 
 /// `GET /containers/{id}/json`.
-pub async fn inspect(ctx: &Ctx, id: &str) -> ApiResult {
-    Ok(Json(ctx.engine.inspect_container(id).await?).into_response())
+pub async fn inspect(ctx: &Ctx, id: &str, req: &Req) -> ApiResult {
+    let v = ctx.engine.inspect_container(id).await?;
+    if !req.query.bool("size") {
+        return Ok(Json(v).into_response());
+    }
+    // `?size=1`: SizeRw and SizeRootFs, as `ps -s` has them
+    let mut one = [v];
+    ctx.engine.add_container_sizes(&mut one).await?;
+    let [v] = one;
+    Ok(Json(v).into_response())
 }
 
 /// `GET /containers/json?all=&limit=&filters=`.
@@ -402,7 +410,7 @@ pub async fn route(ctx: &Ctx, req: &Req, body: Body) -> Option<ApiResult> {
         }
         ("POST", ["containers", "create"]) => create(ctx, req, body).await,
         ("GET", ["containers", "json"]) => list(ctx, req).await,
-        ("GET", ["containers", id, "json"]) => inspect(ctx, id).await,
+        ("GET", ["containers", id, "json"]) => inspect(ctx, id, req).await,
         ("POST", ["containers", id, "start"]) => start(ctx, id).await,
         ("POST", ["containers", id, "wait"]) => wait(ctx, id, req).await,
         ("POST", ["containers", id, "kill"]) => kill(ctx, id, req).await,

@@ -274,6 +274,9 @@ pub struct InspectArgs {
     /// Only inspect objects of this type (image)
     #[arg(long = "type")]
     pub kind: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short = 's', long = "size")]
+    pub size: bool,
     /// Objects to inspect
     #[arg(required = true)]
     pub names: Vec<String>,

@@ -102,7 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => system::info(c, &a).await,
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(c, &a).await,
         Command::Inspect(a) => {
-            containers::inspect(c, &a.names, a.format.as_deref(), a.kind.as_deref()).await
+            containers::inspect(c, &a.names, a.format.as_deref(), a.kind.as_deref(), a.size).await
         }
         Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
             commands::attach::attach(c, &a).await
@@ -134,7 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             containers::wait(c, &a).await
         }
         Command::Container(ContainerCommand::Inspect(a)) => {
-            containers::inspect(c, &a.names, a.format.as_deref(), Some("container")).await
+            containers::inspect(c, &a.names, a.format.as_deref(), Some("container"), a.size).await
         }
         Command::Volume(v) => commands::volumes::run(c, &v).await,
         Command::Network(n) => commands::networks::run(c, &n).await,

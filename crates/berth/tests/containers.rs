@@ -481,3 +481,43 @@ fn detached_auto_remove_and_image_hold() {
     assert!(overlay_mounts_under(&d.env.data_root()).is_empty());
     d.ok(&["rmi", "busybox"]);
 }
+
+/// `inspect --size` (and `container inspect -s`) adds SizeRw and SizeRootFs, as docker's.
+#[test]
+fn inspect_size_adds_the_container_sizes() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "sz",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 100000 /dev/zero > /big",
+    ]);
+    let rw: u64 = d
+        .ok(&["inspect", "--size", "-f", "{{.SizeRw}}", "sz"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(rw >= 100_000, "{rw}");
+    let root: u64 = d
+        .ok(&["container", "inspect", "-s", "-f", "{{.SizeRootFs}}", "sz"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(root > rw, "{root} {rw}");
+    assert_eq!(
+        d.docker_ok(&["inspect", "--size", "-f", "{{.SizeRw}}", "sz"])
+            .trim(),
+        rw.to_string()
+    );
+    // without --size there is no such field
+    let plain = d.ok(&["inspect", "sz"]);
+    assert!(!plain.contains("\"SizeRw\""), "{plain}");
+    d.ok(&["rm", "sz"]);
+}

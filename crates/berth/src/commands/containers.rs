@@ -261,6 +261,9 @@ pub struct ContainerInspectArgs {
     /// Format output using a Go template
     #[arg(short = 'f', long = "format")]
     pub format: Option<String>,
+    /// Display total file sizes
+    #[arg(short = 's', long = "size")]
+    pub size: bool,
     /// Containers to inspect
     #[arg(required = true)]
     pub names: Vec<String>,
@@ -795,17 +798,20 @@ pub async fn inspect(
     names: &[String],
     format: Option<&str>,
     kind: Option<&str>,
+    size: bool,
 ) -> anyhow::Result<()> {
     if let Some(k) = kind.filter(|k| !["container", "image", "volume"].contains(k)) {
         anyhow::bail!("\"{k}\" is not a valid value for --type");
     }
     let mut found = Vec::new();
     let mut failed = false;
+    let size_query = [("size", "1".to_owned())];
+    let container_query: &[(&str, String)] = if size { &size_query } else { &[] };
     for n in names {
         let mut hit = None;
         if kind != Some("image") && kind != Some("volume") {
             match c
-                .get_json::<Value>(&format!("/containers/{n}/json"), &[])
+                .get_json::<Value>(&format!("/containers/{n}/json"), container_query)
                 .await
             {
                 Ok(v) => hit = Some(v),
