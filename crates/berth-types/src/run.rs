@@ -342,6 +342,9 @@ pub struct RunOptions {
     pub oom_score_adj: i64,
     /// `--memory-reservation` bytes (0: none), the soft limit.
     pub memory_reservation: i64,
+    /// `--cgroup-parent`: the container's cgroup is `<parent>/<id>` under the daemon's own
+    /// cgroup (empty: `berth/<id>`).
+    pub cgroup_parent: String,
 }
 
 /// The sysctls a container may set, in its own namespaces (Docker's `ValidateSysctl`): the
@@ -398,6 +401,14 @@ impl RunOptions {
         }
         if !(-1000..=1000).contains(&self.oom_score_adj) {
             return Err(RunError::OomScoreAdj(self.oom_score_adj));
+        }
+        let parent = self.cgroup_parent.trim_matches('/');
+        if parent
+            .split('/')
+            .any(|c| c == ".." || c == "." || (c.is_empty() && !parent.is_empty()))
+            || parent.contains('\0')
+        {
+            return Err(RunError::CgroupParent(self.cgroup_parent.clone()));
         }
         if self.memory_reservation < 0 {
             return Err(RunError::Negative(
@@ -505,6 +516,9 @@ pub enum RunError {
     /// A bad `--device`.
     #[error("invalid device specification: {0}")]
     Device(String),
+    /// A `--cgroup-parent` that is not a plain path.
+    #[error("invalid cgroup parent {0:?}: use a path of names (no \"..\", \".\" or empty parts)")]
+    CgroupParent(String),
     /// `--oom-score-adj` out of range.
     #[error("Invalid value {0}, range for oom score adj is [-1000, 1000]")]
     OomScoreAdj(i64),

@@ -1618,3 +1618,71 @@ fn oom_score_adj_and_memory_reservation() {
     );
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
+
+/// Removes the test's `--cgroup-parent` directories (deepest first), even on a failure.
+struct CgroupParents(Vec<std::path::PathBuf>);
+
+impl Drop for CgroupParents {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// `--cgroup-parent`: the container's cgroup is `<parent>/<id>` under the daemon's own
+/// cgroup (an absolute parent too: never from a hierarchy's root); `..` refused.
+#[test]
+fn cgroup_parent_places_the_container_under_the_daemons_cgroup() {
+    let d = Daemon::start();
+    let _g = Leftovers::new(&d);
+    d.load_busybox();
+    let top = format!("{}ci", d.env.prefix());
+    let parent = format!("{top}/jobs");
+    let mut made: Vec<_> = common::cgroup_dirs_under(&parent, "").into_iter().collect();
+    made.extend(common::cgroup_dirs_under(&top, ""));
+    let _cleanup = CgroupParents(made);
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--cgroup-parent",
+            &format!("/{parent}"),
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .trim()
+        .to_owned();
+    let dirs = common::cgroup_dirs_under(&parent, &id);
+    assert!(dirs.iter().any(|p| p.exists()), "{dirs:?}");
+    assert!(cgroup_dirs(&id).iter().all(|p| !p.exists()));
+    let own = d.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    assert!(own.contains(&format!("/{parent}/{id}")), "{own}");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.HostConfig.CgroupParent}}", &id]),
+        format!("/{parent}\n")
+    );
+    d.ok(&["rm", "-f", &id]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dirs.iter().any(|p| p.exists()) {
+        assert!(Instant::now() < deadline, "cgroup left: {dirs:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--cgroup-parent",
+        "../escape",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("invalid cgroup parent"),
+        "{}",
+        stderr(&o)
+    );
+}

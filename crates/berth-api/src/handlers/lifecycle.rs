@@ -142,6 +142,8 @@ pub struct LifecycleHostBody {
     pub oom_score_adj: i64,
     /// MemoryReservation.
     pub memory_reservation: i64,
+    /// CgroupParent.
+    pub cgroup_parent: String,
 }
 
 fn bad(e: impl std::fmt::Display) -> ApiError {
@@ -222,6 +224,7 @@ pub fn run_options(c: &LifecycleConfigBody, h: &LifecycleHostBody) -> Result<Run
         sysctls: h.sysctls.clone().unwrap_or_default(),
         oom_score_adj: h.oom_score_adj,
         memory_reservation: h.memory_reservation,
+        cgroup_parent: h.cgroup_parent.clone(),
     })
 }
 

@@ -639,6 +639,17 @@ pub fn apply_run_options(
     if o.oom_score_adj != 0 {
         oci["process"]["oomScoreAdj"] = json!(o.oom_score_adj);
     }
+    // --cgroup-parent: still under the daemon's own cgroup (a relative cgroupsPath), never
+    // from a hierarchy's root
+    let parent = o.cgroup_parent.trim_matches('/');
+    if !parent.is_empty()
+        && let Some(id) = oci["linux"]["cgroupsPath"]
+            .as_str()
+            .and_then(|p| p.rsplit('/').next())
+            .map(str::to_owned)
+    {
+        oci["linux"]["cgroupsPath"] = json!(format!("{parent}/{id}"));
+    }
     // cgroup resources
     let r = &mut oci["linux"]["resources"];
     if o.memory_reservation > 0 {

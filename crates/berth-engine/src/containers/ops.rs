@@ -825,6 +825,7 @@ pub fn decorate_inspect(v: &mut Value, r: &Record) {
     hc["CpuPeriod"] = json!(o.cpu_period);
     hc["OomKillDisable"] = json!(o.oom_kill_disable);
     hc["OomScoreAdj"] = json!(o.oom_score_adj);
+    hc["CgroupParent"] = json!(o.cgroup_parent);
     hc["MemoryReservation"] = json!(o.memory_reservation);
     hc["Sysctls"] = if o.sysctls.is_empty() {
         Value::Null

@@ -118,6 +118,9 @@ pub struct LifecycleFlags {
     /// Memory soft limit
     #[arg(long = "memory-reservation", value_name = "BYTES")]
     pub memory_reservation: Option<String>,
+    /// Optional parent cgroup for the container (under the daemon's own cgroup)
+    #[arg(long = "cgroup-parent", value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
     /// Skip image verification (Docker's default; accepted for its scripts)
     #[arg(long = "disable-content-trust", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", hide = true)]
     pub disable_content_trust: Option<bool>,
@@ -290,6 +293,9 @@ impl LifecycleFlags {
         }
         if self.oom_kill_disable {
             h["OomKillDisable"] = json!(true);
+        }
+        if let Some(p) = &self.cgroup_parent {
+            h["CgroupParent"] = json!(p);
         }
         if let Some(adj) = self.oom_score_adj {
             h["OomScoreAdj"] = json!(adj);

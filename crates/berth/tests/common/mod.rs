@@ -284,6 +284,11 @@ impl Leftovers {
 
 /// `<own cgroup of each v1 hierarchy and the unified one>/berth/<id>`.
 pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    cgroup_dirs_under("berth", id)
+}
+
+/// `<own cgroup of each v1 hierarchy and the unified one>/<parent>/<id>`.
+pub fn cgroup_dirs_under(parent: &str, id: &str) -> Vec<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     text.lines()
         .filter_map(|l| {
@@ -304,7 +309,7 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
             };
             Some(
                 root.join(path.trim_start_matches('/'))
-                    .join("berth")
+                    .join(parent)
                     .join(id),
             )
         })
