@@ -385,6 +385,15 @@ impl RunOptions {
         }
     }
 
+    /// The directory of the container's cgroup under the daemon's own: `--cgroup-parent`
+    /// without its outer slashes, else `berth`.
+    pub fn cgroup_parent_dir(&self) -> &str {
+        match self.cgroup_parent.trim_matches('/') {
+            "" => "berth",
+            p => p,
+        }
+    }
+
     /// The stop timeout in seconds.
     pub fn stop_timeout(&self) -> i64 {
         self.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT)

@@ -336,7 +336,8 @@ pub fn build(
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
-        "cgroupsPath": format!("berth/{id}"),
+        // relative: under the daemon's own cgroup, never from a hierarchy's root
+        "cgroupsPath": format!("{}/{id}", spec.run.cgroup_parent_dir()),
     });
     if !spec.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
@@ -621,8 +622,8 @@ pub fn apply_run_options(
     }
     // sysctls, in the container's own namespaces only
     if !o.sysctls.is_empty() {
+        // (keys outside the container's namespaces were refused at create: validate)
         for k in o.sysctls.keys() {
-            berth_types::run::check_sysctl(k).map_err(|e| OciError::Run(e.to_string()))?;
             if k.starts_with("net.") && spec.network == NetworkMode::Host {
                 return Err(OciError::Run(format!(
                     "sysctl '{k}' is not allowed in the host network namespace"
@@ -638,17 +639,6 @@ pub fn apply_run_options(
     }
     if o.oom_score_adj != 0 {
         oci["process"]["oomScoreAdj"] = json!(o.oom_score_adj);
-    }
-    // --cgroup-parent: still under the daemon's own cgroup (a relative cgroupsPath), never
-    // from a hierarchy's root
-    let parent = o.cgroup_parent.trim_matches('/');
-    if !parent.is_empty()
-        && let Some(id) = oci["linux"]["cgroupsPath"]
-            .as_str()
-            .and_then(|p| p.rsplit('/').next())
-            .map(str::to_owned)
-    {
-        oci["linux"]["cgroupsPath"] = json!(format!("{parent}/{id}"));
     }
     // cgroup resources
     let r = &mut oci["linux"]["resources"];

@@ -175,11 +175,7 @@ pub async fn pull(c: &Client, a: &PullArgs) -> anyhow::Result<()> {
     if !a.all_tags && named.tag().is_none() && named.digest().is_none() && !a.quiet {
         out("Using default tag: latest\n")?;
     }
-    let tag = match (full.digest(), full.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) if !a.all_tags => t.to_owned(),
-        _ => String::new(),
-    };
+    let tag = tag_param(&full, a.all_tags);
     stream_pull(c, &full, tag, a.platform.as_deref(), Display::new(a.quiet)).await?;
     out(&format!(
         "{}\n",
@@ -189,6 +185,17 @@ pub async fn pull(c: &Client, a: &PullArgs) -> anyhow::Result<()> {
             full.to_string()
         }
     ))
+}
+
+/// The `tag` of `POST /images/create`: the digest, else the tag (`latest` when none), or
+/// nothing for every tag.
+fn tag_param(r: &Reference, all_tags: bool) -> String {
+    match (r.digest(), r.tag()) {
+        (Some(d), _) => d.to_string(),
+        _ if all_tags => String::new(),
+        (None, Some(t)) => t.to_owned(),
+        (None, None) => "latest".to_owned(),
+    }
 }
 
 /// `POST /images/create` for `full` (`tag`: a tag, a digest, or empty for every tag),
@@ -237,12 +244,14 @@ pub async fn pull_for_run(
     platform: Option<&str>,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let tag = match (image.digest(), image.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.to_owned(),
-        (None, None) => "latest".to_owned(),
-    };
-    stream_pull(c, image, tag, platform, Display::on(quiet, true)).await
+    stream_pull(
+        c,
+        image,
+        tag_param(image, false),
+        platform,
+        Display::on(quiet, true),
+    )
+    .await
 }
 
 /// `berth push`.
