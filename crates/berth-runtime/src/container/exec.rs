@@ -109,6 +109,18 @@ impl Container {
         let res = await_ready(&parent_sock, || Ok(()), &mut pid, true);
         reap(first);
         if let Err(e) = res {
+            if pid == first {
+                // The process in the container reported its error before `first` reported
+                // its pid: `first` has exited (reaped above), so the pid is in the socket
+                // by now. Unreaped, that process would be a zombie in the container's pid
+                // namespace holding the init's exit (zap_pid_ns_processes) for good.
+                while let Ok(Some(m)) = sync::recv(&parent_sock) {
+                    if let Msg::Pid { pid: p } = m {
+                        pid = p;
+                        break;
+                    }
+                }
+            }
             if pid != first {
                 guard.0 = Some(pid);
                 guard.kill_and_reap(0);
