@@ -321,8 +321,10 @@ async fn child_pull(root: &str, reference: &str, host: &str) {
     };
     let c = Client::new(cfg, Credentials::anonymous()).unwrap();
     let s = ImageStore::open(root, StoreOptions::default()).unwrap();
+    // slow enough that the parent's kill lands mid-pull (a progress report comes once per
+    // written batch of ≥256 KiB, so a 1 MiB layer sees only a few of them)
     let slow = Arc::new(Recorder {
-        delay: Some(Duration::from_millis(40)),
+        delay: Some(Duration::from_millis(250)),
         ..Default::default()
     });
     let _ = s
@@ -371,13 +373,15 @@ async fn kill_9_during_pull_then_clean_repull() {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    // Wait until the child is mid-download: a temp blob is growing.
+    // Wait until the child is mid-download: a temp blob is growing, or the layer it
+    // streams into is being unpacked (blobs are written in 1 MiB O_DIRECT blocks, so a
+    // small blob's temp file stays empty until its end: the unpack dir is the surer sign).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let tmp = tmp_files(&root);
         if tmp.iter().any(|p| {
             fs::metadata(p)
-                .map(|m| m.is_file() && m.len() > 0)
+                .map(|m| m.is_dir() || (m.is_file() && m.len() > 0))
                 .unwrap_or(false)
         }) {
             break;
